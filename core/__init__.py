@@ -1,0 +1,26 @@
+"""The Wiregrad engine, headless: documents, compiler, autodiff, training, file I/O, export.
+
+Pure Python and numpy; nothing here imports Qt. See shared/spec/interfaces.md for the API.
+"""
+
+from .document import Document, Edge, Event, Graph, Node
+from .errors import DataError, GraphError
+from .fileio import load, loads, save
+
+
+def compile(doc, dtype="float32"):  # noqa: A001 (the spec's name)
+    """Compile a document into a Program: validated, ordered, shapes inferred."""
+    from .compiler import compile_document
+
+    return compile_document(doc, dtype)
+
+
+def train(doc, epochs=None, seed=None, callback=None, stop=None):
+    """Train a document by its training section; see core.trainer.train."""
+    from .trainer import train as _train
+
+    return _train(doc, epochs=epochs, seed=seed, callback=callback, stop=stop)
+
+
+__all__ = ["DataError", "Document", "Edge", "Event", "Graph", "GraphError", "Node", "compile",
+           "load", "loads", "save", "train"]

@@ -1,0 +1,242 @@
+"""Reading and writing `.wg.json` files: parse to plain records, check, migrate, build; save atomically.
+
+Loading never runs code from the file: it is JSON read into dicts and lists, checked key by key,
+then turned into a `Document`. Every problem is a `GraphError` naming the node and saying what
+to do. Saving writes a temporary file beside the target, fsyncs it and renames it over the
+target, so a crash mid-save leaves the old file whole. A document saved without changes is
+written back byte for byte as it was read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import nodes
+
+from .document import BODY_KEYS, Document, Edge, Graph, Node, is_valid_id, node_path
+from .errors import GraphError
+from .validate import structural_errors
+
+TOP_KEYS = {"format", "version", "name", "graph", "blocks", "training", "ui"}
+NODE_KEYS = {"id", "type", "params", "label", "pos", *BODY_KEYS}
+EDGE_KEYS = {"from", "to"}
+
+# Older versions of the format, and how to bring each one up a version. None exist yet; a
+# version 2 would add `1: migrate_1_to_2` here, a function from plain dict to plain dict.
+MIGRATIONS: dict = {}
+
+
+def load(path) -> Document:
+    """Read a document from a file. Raises GraphError for anything wrong with it."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise GraphError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise GraphError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    doc = loads(raw, source=str(path))
+    doc.path = str(path)
+    return doc
+
+
+def loads(text, source: str = "document") -> Document:
+    """Read a document from JSON text or bytes."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise GraphError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GraphError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno}, "
+                         f"column {exc.colno}") from None
+    except RecursionError:
+        raise GraphError(f"{source}: nested too deeply to be a Wiregrad document") from None
+    doc = from_dict(data, source)
+    if doc.to_dict() == data:
+        # Nothing was migrated or renamed: saving unchanged gives back these very bytes.
+        doc._saved_text = text
+        doc._saved_revision = doc.revision
+    return doc
+
+
+def from_dict(data, source: str = "document") -> Document:
+    """Check a parsed document, migrate it to the current version and build the model."""
+    data = migrate(_check_header(data, source), source)
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        raise GraphError(f"{source}: unknown key {sorted(unknown)[0]!r} at the top level "
+                         f"(allowed: {', '.join(sorted(TOP_KEYS))})")
+    name = data.get("name", "")
+    if not isinstance(name, str):
+        raise GraphError(f"{source}: 'name' must be text")
+    graph = _build_graph(data.get("graph"), (), "graph")
+    blocks_data = data.get("blocks", {})
+    if not isinstance(blocks_data, dict):
+        raise GraphError(f"{source}: 'blocks' must be an object of block definitions")
+    blocks = {}
+    for block_name, body in blocks_data.items():
+        if not is_valid_id(block_name):
+            raise GraphError(f"block name {block_name!r} must be an identifier")
+        blocks[block_name] = _build_graph(body, ("@" + block_name,), f"blocks.{block_name}")
+    training = data.get("training")
+    if training is not None and not isinstance(training, dict):
+        raise GraphError(f"{source}: 'training' must be an object")
+    ui = data.get("ui", {})
+    if not isinstance(ui, dict):
+        raise GraphError(f"{source}: 'ui' must be an object")
+    doc = Document(graph, name, blocks, training, ui)
+    errors = structural_errors(doc)
+    if errors:
+        raise GraphError.collect(errors)
+    return doc
+
+
+def _check_header(data, source: str) -> dict:
+    if not isinstance(data, dict):
+        raise GraphError(f"{source}: a Wiregrad document is a JSON object")
+    if data.get("format") != Document.FORMAT:
+        raise GraphError(f"{source}: not a Wiregrad graph (format is {data.get('format')!r}, "
+                         f"expected {Document.FORMAT!r})")
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise GraphError(f"{source}: 'version' must be a whole number >= 1, got {version!r}")
+    if version > Document.VERSION:
+        raise GraphError(f"{source}: written in format version {version}, but this Wiregrad "
+                         f"reads up to version {Document.VERSION}; update Wiregrad to open it")
+    return data
+
+
+def migrate(data: dict, source: str = "document") -> dict:
+    """Bring a plain document dict up to the current version, one version at a time."""
+    while data["version"] < Document.VERSION:
+        step = MIGRATIONS.get(data["version"])
+        if step is None:
+            raise GraphError(f"{source}: no migration from format version {data['version']}")
+        data = step(data)
+    return data
+
+
+def _build_graph(data, ref: tuple, where: str) -> Graph:
+    if not isinstance(data, dict):
+        raise GraphError(f"{where} must be an object with 'nodes' and 'edges'")
+    unknown = set(data) - {"nodes", "edges"}
+    if unknown:
+        raise GraphError(f"{where}: unknown key {sorted(unknown)[0]!r} (a graph has nodes and edges)")
+    nodes_data, edges_data = data.get("nodes", []), data.get("edges", [])
+    if not isinstance(nodes_data, list) or not isinstance(edges_data, list):
+        raise GraphError(f"{where}: 'nodes' and 'edges' must be lists")
+    graph = Graph()
+    for i, item in enumerate(nodes_data):
+        graph.nodes.append(_build_node(item, ref, f"{where}.nodes[{i}]"))
+    for i, item in enumerate(edges_data):
+        graph.edges.append(_build_edge(item, ref, f"{where}.edges[{i}]"))
+    return graph
+
+
+def _build_node(data, ref: tuple, where: str) -> Node:
+    if not isinstance(data, dict):
+        raise GraphError(f"{where} must be an object")
+    node_id = data.get("id")
+    if not is_valid_id(node_id):
+        raise GraphError(f"{where}: id {node_id!r} is not an identifier (letters, digits, _; "
+                         "not starting with a digit)")
+    path = node_path(ref, node_id)
+    unknown = set(data) - NODE_KEYS
+    if unknown:
+        raise GraphError(f"{path}: unknown key {sorted(unknown)[0]!r} in a node "
+                         f"(allowed: {', '.join(sorted(NODE_KEYS))})", path)
+    type_name = data.get("type")
+    if not isinstance(type_name, str):
+        raise GraphError(f"{path}: 'type' must name a node type", path)
+    current = nodes.canonical_name(type_name)
+    if current is None:
+        raise GraphError(f"{path}: unknown node type {type_name!r}", path)
+    params = data.get("params", {})
+    if not isinstance(params, dict):
+        raise GraphError(f"{path}: 'params' must be an object", path)
+    label = data.get("label")
+    if label is not None and not isinstance(label, str):
+        raise GraphError(f"{path}: 'label' must be text", path)
+    pos = data.get("pos")
+    if pos is not None and not (isinstance(pos, list) and len(pos) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in pos)):
+        raise GraphError(f"{path}: 'pos' must be [x, y]", path)
+    node = Node(node_id, current, dict(params), label, pos)
+    node_type = nodes.get(current)
+    wanted = getattr(node_type, "bodies", ())
+    for key in BODY_KEYS:
+        if key in data:
+            if key not in wanted:
+                raise GraphError(f"{path}: a {current} node has no {key!r} body", path)
+            node.bodies[key] = _build_graph(data[key], ref + (node_id, key), f"{path}.{key}")
+    for key in wanted:
+        if key not in node.bodies:
+            raise GraphError(f"{path}: a {current} node needs a {key!r} body", path)
+    return node
+
+
+def _build_edge(data, ref: tuple, where: str) -> Edge:
+    if not isinstance(data, dict) or set(data) != EDGE_KEYS:
+        if isinstance(data, dict) and set(data) - EDGE_KEYS:
+            raise GraphError(f"{where}: unknown key {sorted(set(data) - EDGE_KEYS)[0]!r} in an "
+                             "edge (an edge has 'from' and 'to')")
+        raise GraphError(f"{where}: an edge is {{\"from\": \"node.port\", \"to\": \"node.port\"}}")
+    for key in ("from", "to"):
+        value = data[key]
+        if not isinstance(value, str) or value.count(".") != 1:
+            raise GraphError(f"{where}: {key!r} must be 'node.port', got {value!r}")
+    return Edge.parse(data["from"], data["to"])
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def dumps(doc: Document) -> str:
+    """The file text of a document: 2-space-indented JSON and a final newline."""
+    if getattr(doc, "_saved_revision", None) == doc.revision and hasattr(doc, "_saved_text"):
+        return doc._saved_text
+    return json.dumps(doc.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def save(doc: Document, path) -> None:
+    """Write a document atomically: a crash at any point leaves the old file or the new one."""
+    text = dumps(doc)
+    atomic_write(Path(path), text.encode("utf-8"))
+    doc._saved_text = text
+    doc._saved_revision = doc.revision
+    doc.path = str(path)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write bytes to a temporary file in the same folder, fsync, then rename over `path`."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
