@@ -3,7 +3,7 @@
 Only numpy is imported here: the node library knows nothing of documents, compilers or Qt.
 """
 
-from . import activations, control, layers, losses, math, sources, tensor  # noqa: F401 (register)
+from . import activations, control, conv, layers, losses, math, sources, tensor  # noqa: F401 (register)
 from .base import (
     FLOAT,
     INT,

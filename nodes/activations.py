@@ -1,14 +1,20 @@
-"""Activations: elementwise (ReLU, Tanh, ...) and along an axis (Softmax, LogSoftmax)."""
+"""Activations: elementwise (ReLU, Tanh, ...) and along an axis (Softmax, LogSoftmax).
+
+Formulas follow PyTorch's, including which side of a kink the gradient takes (ReLU's gradient
+at 0 is 0) and Softplus's switch to the identity above 20.
+"""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .base import Sample
+from .base import Param, Sample, norm_axis
 from .math import Unary
 from .registry import register
 
-_SAMPLES = (Sample({}, {"x": (4, 5)}),)
+_SAMPLES = (Sample({}, {"x": (4, 5)}), Sample({}, {"x": (2, 3, 4)}))
 
 
 class Activation(Unary):
@@ -24,7 +30,38 @@ class ReLU(Activation):
         return np.maximum(x, 0)
 
     def grad(self, p, x, y, gy):
-        return gy * (x > 0)
+        return np.where(x > 0, gy, 0)
+
+
+@register
+class LeakyReLU(Activation):
+    help = "x where x > 0, else negative_slope * x."
+    params = (Param("negative_slope", "float", 0.01, "Slope for x < 0."),)
+    summary_format = "{negative_slope:g}"
+    samples = _SAMPLES + (Sample({"negative_slope": 0.2}, {"x": (3, 4)}),)
+
+    def fn(self, p, x):
+        return np.where(x > 0, x, x * p["negative_slope"])
+
+    def grad(self, p, x, y, gy):
+        return np.where(x > 0, gy, gy * p["negative_slope"])
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x) without overflow: exp is only ever taken of -|x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+@register
+class Sigmoid(Activation):
+    help = "1 / (1 + e^-x), computed without overflow."
+
+    def fn(self, p, x):
+        return sigmoid(x)
+
+    def grad(self, p, x, y, gy):
+        return gy * y * (1 - y)
 
 
 @register
@@ -36,3 +73,115 @@ class Tanh(Activation):
 
     def grad(self, p, x, y, gy):
         return gy * (1 - y * y)
+
+
+@register
+class ELU(Activation):
+    help = "x where x > 0, else alpha * (e^x - 1)."
+    params = (Param("alpha", "float", 1.0, "Scale of the negative part."),)
+    samples = _SAMPLES + (Sample({"alpha": 0.5}, {"x": (3, 4)}),)
+
+    def fn(self, p, x):
+        # expm1 of min(x, 0): the branch not taken must not overflow for large x.
+        return np.where(x > 0, x, p["alpha"] * np.expm1(np.minimum(x, 0)))
+
+    def grad(self, p, x, y, gy):
+        return np.where(x > 0, gy, gy * (y + p["alpha"]))
+
+
+_SOFTPLUS_THRESHOLD = 20.0  # PyTorch's default: above it Softplus is the identity
+
+
+@register
+class Softplus(Activation):
+    help = "log(1 + e^x), stable; the identity above 20, as PyTorch."
+
+    def fn(self, p, x):
+        above = x > _SOFTPLUS_THRESHOLD
+        return np.where(above, x, np.log1p(np.exp(np.minimum(x, _SOFTPLUS_THRESHOLD))))
+
+    def grad(self, p, x, y, gy):
+        return np.where(x > _SOFTPLUS_THRESHOLD, gy, gy * sigmoid(x))
+
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+_GELU_A = 0.044715
+
+
+@register
+class GELU(Activation):
+    help = "Gaussian error linear unit, tanh approximation (PyTorch approximate='tanh')."
+
+    def forward(self, p, xs, ws, ctx):
+        x = xs[0]
+        t = np.tanh(_GELU_C * (x + _GELU_A * x * x * x))
+        return [0.5 * x * (1 + t)], (x, t)
+
+    def backward(self, p, saved, gys, need):
+        x, t = saved
+        inner = _GELU_C * (1 + 3 * _GELU_A * x * x)
+        return [gys[0] * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * inner)]
+
+
+@register
+class Identity(Activation):
+    help = "y = x; a named pass-through."
+    samples = (Sample({}, {"x": (3, 4)}),)
+
+    def forward(self, p, xs, ws, ctx):
+        return [xs[0]], None
+
+    def backward(self, p, saved, gys, need):
+        return [gys[0]]
+
+
+class AxisActivation(Activation):
+    """An activation that normalises along one axis."""
+
+    params = (Param("axis", "axis", -1, "The axis to normalise over."),)
+    samples = (
+        Sample({}, {"x": (3, 5)}),
+        Sample({"axis": 1}, {"x": (2, 3, 4)}),
+        Sample({"axis": 0}, {"x": (3, 2)}, note="over the batch axis"),
+    )
+
+    def summary(self, p):
+        return self.name if p["axis"] == -1 else f"{self.name} axis {p['axis']}"
+
+    def infer(self, p, ins):
+        x = super().infer(p, ins)["y"]
+        norm_axis(p["axis"], x.ndim)
+        return {"y": x}
+
+
+@register
+class Softmax(AxisActivation):
+    help = "e^x normalised to sum to 1 along an axis."
+
+    def forward(self, p, xs, ws, ctx):
+        x = xs[0]
+        e = np.exp(x - x.max(axis=p["axis"], keepdims=True))
+        y = e / e.sum(axis=p["axis"], keepdims=True)
+        return [y], y
+
+    def backward(self, p, saved, gys, need):
+        y, gy = saved, gys[0]
+        return [y * (gy - (gy * y).sum(axis=p["axis"], keepdims=True))]
+
+
+@register
+class LogSoftmax(AxisActivation):
+    help = "log(softmax(x)) along an axis, computed stably."
+
+    def forward(self, p, xs, ws, ctx):
+        y = log_softmax(xs[0], p["axis"])
+        return [y], y
+
+    def backward(self, p, saved, gys, need):
+        y, gy = saved, gys[0]
+        return [gy - np.exp(y) * gy.sum(axis=p["axis"], keepdims=True)]
+
+
+def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    z = x - x.max(axis=axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))

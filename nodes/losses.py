@@ -1,1 +1,179 @@
-"""(filled in by the node library work)."""
+"""Losses: one number out, the mean over all elements or positions (PyTorch's reduction="mean").
+
+A target of the same float type as the prediction gets a gradient too, as in PyTorch; class ids
+do not.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .activations import log_softmax, sigmoid
+from .base import FLOAT, INT, NodeType, Sample, ShapeError, TensorType, broadcast_shapes, \
+    float_input, unbroadcast
+from .registry import register
+
+_SCALAR = TensorType((), FLOAT)
+
+
+def _same_lengths(a: tuple, b: tuple) -> bool:
+    """Equal shapes, where an unknown length matches anything."""
+    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
+
+
+def _check_target(ins: dict, pred_port: str) -> None:
+    """The target must broadcast to the prediction's shape without enlarging it.
+
+    PyTorch only warns when, say, pred (N, 1) meets target (N,) and then averages over an
+    (N, N) grid; that is almost always a bug, so here it is an error.
+    """
+    pred, target = float_input(ins, pred_port), float_input(ins, "target")
+    out = broadcast_shapes(pred.shape, target.shape, port="target")
+    if not _same_lengths(out, pred.shape) or any(
+        o is None and d is not None for o, d in zip(out, pred.shape)
+    ):
+        raise ShapeError("target", f"shape {target} does not match {pred_port} {pred}")
+
+
+def _scalar(value, dtype) -> np.ndarray:
+    return np.asarray(value, dtype=dtype)
+
+
+class Loss(NodeType):
+    category = "Losses"
+    inputs = ("pred", "target")
+    samples = (
+        Sample({}, {"pred": (4, 3), "target": (4, 3)}),
+        Sample({}, {"pred": (2, 3, 2), "target": (2, 3, 2)}, note="3-D"),
+        Sample({}, {"pred": (4, 3), "target": (3,)}, note="one target for every sample"),
+    )
+
+    def infer(self, p, ins):
+        _check_target(ins, self.inputs[0])
+        return {"y": _SCALAR}
+
+
+class DifferenceLoss(Loss):
+    """mean(f(pred - target)). Subclasses give `fn(d)` and `grad(d)` elementwise."""
+
+    def forward(self, p, xs, ws, ctx):
+        pred, target = xs
+        d = pred - target
+        return [_scalar(self.fn(d).mean(), d.dtype)], (d, pred.shape, target.shape)
+
+    def backward(self, p, saved, gys, need):
+        d, sp, st = saved
+        g = self.grad(d) * (gys[0] / d.size)
+        return [
+            unbroadcast(g, sp) if need[0] else None,
+            unbroadcast(-g, st) if need[1] else None,
+        ]
+
+
+@register
+class MSELoss(DifferenceLoss):
+    help = "Mean of squared differences between pred and target."
+
+    def fn(self, d):
+        return d * d
+
+    def grad(self, d):
+        return 2 * d
+
+
+@register
+class L1Loss(DifferenceLoss):
+    help = "Mean of absolute differences between pred and target."
+
+    def fn(self, d):
+        return np.abs(d)
+
+    def grad(self, d):
+        return np.sign(d)
+
+
+@register
+class CrossEntropyLoss(NodeType):
+    category = "Losses"
+    help = "Softmax cross-entropy, classes on the last axis; target class ids or probabilities."
+    inputs = ("logits", "target")
+    samples = (
+        Sample({}, {"logits": (5, 3), "target": ((5,), "int64", 3)}),
+        Sample({}, {"logits": (2, 4, 3), "target": ((2, 4), "int64", 3)}, note="a sequence"),
+        Sample({}, {"logits": (4, 3), "target": (4, 3)}, note="probability targets"),
+        Sample({}, {"logits": (2, 3, 4), "target": (2, 3, 4)}, note="3-D probabilities"),
+    )
+
+    def infer(self, p, ins):
+        logits, target = float_input(ins, "logits"), ins["target"]
+        if logits.ndim < 1 or logits.shape[-1] is None:
+            raise ShapeError("logits", f"needs a known last axis of classes, got {logits}")
+        if target.dtype == INT:
+            expected, what = logits.shape[:-1], "class ids shaped like logits without the last axis"
+        else:
+            expected, what = logits.shape, "probabilities shaped like logits"
+        if not _same_lengths(target.shape, expected):
+            raise ShapeError("target", f"expected {what} {TensorType(expected)}, "
+                                       f"got {target} (logits {logits})")
+        return {"y": _SCALAR}
+
+    def forward(self, p, xs, ws, ctx):
+        logits, target = xs
+        logp = log_softmax(logits, -1)
+        positions = math.prod(logits.shape[:-1])
+        if target.dtype.kind in "iu":
+            n_classes = logits.shape[-1]
+            if target.size and (target.min() < 0 or target.max() >= n_classes):
+                raise ValueError(f"class ids must be in [0, {n_classes}), got ids from "
+                                 f"{target.min()} to {target.max()}")
+            picked = np.take_along_axis(logp, target[..., None], axis=-1)
+            loss = -picked.sum() / positions
+        else:
+            loss = -(target * logp).sum() / positions
+        return [_scalar(loss, logits.dtype)], (logp, target, positions)
+
+    def backward(self, p, saved, gys, need):
+        logp, target, positions = saved
+        scale = gys[0] / positions
+        g_logits = g_target = None
+        ids = target.dtype.kind in "iu"
+        if need[0]:
+            # d/dz of -sum(t * log_softmax(z)) = softmax(z) * sum(t) - t
+            g_logits = np.exp(logp)
+            if ids:
+                np.put_along_axis(g_logits, target[..., None],
+                                  np.take_along_axis(g_logits, target[..., None], -1) - 1, -1)
+            else:
+                g_logits *= target.sum(axis=-1, keepdims=True)
+                g_logits -= target
+            g_logits *= scale
+        if need[1] and not ids:
+            g_target = -logp * scale
+        return [g_logits, g_target]
+
+
+@register
+class BCEWithLogitsLoss(Loss):
+    help = "Binary cross-entropy of sigmoid(logits) against target, computed stably."
+    inputs = ("logits", "target")
+    samples = (
+        Sample({}, {"logits": (4, 3), "target": (4, 3)}),
+        Sample({}, {"logits": (3,), "target": (3,)}, note="one logit per sample"),
+        Sample({}, {"logits": (2, 3, 2), "target": (2, 3, 2)}, note="3-D"),
+    )
+
+    def forward(self, p, xs, ws, ctx):
+        x, t = xs
+        # max(x, 0) - x t + log(1 + e^-|x|): never exponentiates a positive number.
+        loss = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+        return [_scalar(loss.mean(), x.dtype)], (x, t)
+
+    def backward(self, p, saved, gys, need):
+        x, t = saved
+        n = math.prod(np.broadcast_shapes(x.shape, t.shape))
+        scale = gys[0] / n
+        g_x = unbroadcast((sigmoid(x) - t) * scale, x.shape) if need[0] else None
+        g_t = unbroadcast(-x * scale, t.shape) if need[1] else None
+        return [g_x, g_t]

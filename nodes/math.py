@@ -1,10 +1,25 @@
-"""Elementwise and linear-algebra math: binary ops with broadcasting, unary functions."""
+"""Elementwise and linear-algebra math: binary ops with broadcasting, unary functions, MatMul,
+Greater and Where.
+
+Gradients returned here may be views of the upstream gradient (Add passes it straight through);
+callers must not modify gradients in place.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import NodeType, Sample, broadcast_shapes, float_input, unbroadcast
+from .base import (
+    FLOAT,
+    NodeType,
+    Param,
+    Sample,
+    ShapeError,
+    TensorType,
+    broadcast_shapes,
+    float_input,
+    unbroadcast,
+)
 from .registry import register
 
 _BIN_SAMPLES = (
@@ -12,6 +27,10 @@ _BIN_SAMPLES = (
     Sample({}, {"a": (3, 4), "b": (4,)}, note="b broadcast over the batch"),
     Sample({}, {"a": (2, 1, 4), "b": (2, 3, 1)}, note="both broadcast"),
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# Binary elementwise
 
 
 class Binary(NodeType):
@@ -23,7 +42,7 @@ class Binary(NodeType):
 
     def infer(self, p, ins):
         a, b = float_input(ins, "a"), float_input(ins, "b")
-        return {"y": type(a)(broadcast_shapes(a.shape, b.shape), a.dtype)}
+        return {"y": TensorType(broadcast_shapes(a.shape, b.shape), FLOAT)}
 
     def forward(self, p, xs, ws, ctx):
         a, b = xs
@@ -78,10 +97,185 @@ class Mul(Binary):
         return (gy * b if need[0] else None), (gy * a if need[1] else None)
 
 
+@register
+class Div(Binary):
+    help = "a / b elementwise, broadcasting."
+
+    def fn(self, a, b):
+        return a / b
+
+    def grads(self, a, b, y, gy, need):
+        ga = gy / b if need[0] else None
+        gb = -gy * y / b if need[1] else None
+        return ga, gb
+
+
+def _split_weights(wins: np.ndarray, ties: np.ndarray, dtype) -> np.ndarray:
+    """1 where this side strictly wins, 0.5 on a tie (PyTorch splits the gradient), else 0."""
+    w = wins.astype(dtype)
+    w[ties] = 0.5
+    return w
+
+
+@register
+class Maximum(Binary):
+    help = "The larger of a and b elementwise; a tie splits the gradient equally."
+
+    def forward(self, p, xs, ws, ctx):
+        a, b = xs
+        return [np.maximum(a, b)], (a, b)
+
+    def backward(self, p, saved, gys, need):
+        a, b = saved
+        return _minmax_grads(a > b, a, b, gys[0], need)
+
+
+@register
+class Minimum(Binary):
+    help = "The smaller of a and b elementwise; a tie splits the gradient equally."
+
+    def forward(self, p, xs, ws, ctx):
+        a, b = xs
+        return [np.minimum(a, b)], (a, b)
+
+    def backward(self, p, saved, gys, need):
+        a, b = saved
+        return _minmax_grads(a < b, a, b, gys[0], need)
+
+
+def _minmax_grads(a_wins, a, b, gy, need):
+    ties = a == b
+    ga = gb = None
+    if need[0]:
+        ga = unbroadcast(gy * _split_weights(a_wins, ties, gy.dtype), a.shape)
+    if need[1]:
+        b_wins = ~(a_wins | ties)
+        gb = unbroadcast(gy * _split_weights(b_wins, ties, gy.dtype), b.shape)
+    return [ga, gb]
+
+
+# ---------------------------------------------------------------------------------------------
+# MatMul
+
+
+@register
+class MatMul(NodeType):
+    category = "Math"
+    help = "numpy matmul: matrix product over the last two axes, batched by broadcasting."
+    inputs = ("a", "b")
+    samples = (
+        Sample({}, {"a": (3, 4), "b": (4, 2)}, note="batch of rows times a matrix"),
+        Sample({}, {"a": (2, 3, 4), "b": (2, 4, 5)}, note="batched"),
+        Sample({}, {"a": (2, 1, 3, 4), "b": (3, 4, 2)}, note="batch axes broadcast"),
+        Sample({}, {"a": (2, 3, 4), "b": (4,)}, note="1-D b"),
+        Sample({}, {"a": (4,), "b": (2, 4, 3)}, note="1-D a"),
+        Sample({}, {"a": (4,), "b": (4,)}, note="dot product"),
+    )
+
+    def infer(self, p, ins):
+        a, b = float_input(ins, "a"), float_input(ins, "b")
+        if a.ndim == 0:
+            raise ShapeError("a", "MatMul needs at least 1 axis, got a single number")
+        if b.ndim == 0:
+            raise ShapeError("b", "MatMul needs at least 1 axis, got a single number")
+        sa = a.shape if a.ndim > 1 else (1,) + a.shape
+        sb = b.shape if b.ndim > 1 else b.shape + (1,)
+        ka, kb = sa[-1], sb[-2]
+        if ka is not None and kb is not None and ka != kb:
+            raise ShapeError("b", f"inner lengths differ: a {a} has {ka} columns, "
+                                  f"b {b} has {kb} rows")
+        batch = broadcast_shapes(sa[:-2], sb[:-2])
+        out = batch + (() if a.ndim == 1 else (sa[-2],)) + (() if b.ndim == 1 else (sb[-1],))
+        return {"y": TensorType(out, FLOAT)}
+
+    def forward(self, p, xs, ws, ctx):
+        a, b = xs
+        return [np.asarray(np.matmul(a, b))], (a, b)
+
+    def backward(self, p, saved, gys, need):
+        a, b = saved
+        gy = gys[0]
+        # Promote 1-D operands to matrices as matmul does, then drop the added axes again.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        gy2 = gy[..., None] if b.ndim == 1 else gy
+        gy2 = gy2[..., None, :] if a.ndim == 1 else gy2
+        ga = gb = None
+        if need[0]:
+            ga = unbroadcast(gy2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+        if need[1]:
+            gb = unbroadcast(np.swapaxes(a2, -1, -2) @ gy2, b2.shape).reshape(b.shape)
+        return [ga, gb]
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison and selection
+
+
+@register
+class Greater(NodeType):
+    category = "Math"
+    help = "1.0 where a > b, else 0.0 (no gradient)."
+    inputs = ("a", "b")
+    nondiff_inputs = ("a", "b")
+    samples = _BIN_SAMPLES
+
+    def infer(self, p, ins):
+        a, b = float_input(ins, "a"), float_input(ins, "b")
+        return {"y": TensorType(broadcast_shapes(a.shape, b.shape), FLOAT)}
+
+    def forward(self, p, xs, ws, ctx):
+        a, b = xs
+        return [(a > b).astype(np.result_type(a, b))], None
+
+    def backward(self, p, saved, gys, need):
+        return [None, None]
+
+
+@register
+class Where(NodeType):
+    category = "Math"
+    help = "a where cond > 0, else b, broadcasting all three."
+    inputs = ("cond", "a", "b")
+    nondiff_inputs = ("cond",)
+    samples = (
+        Sample({}, {"cond": (3, 4), "a": (3, 4), "b": (3, 4)}),
+        Sample({}, {"cond": (3, 1), "a": (3, 4), "b": (4,)}, note="per-row condition"),
+        Sample({}, {"cond": (2, 3, 4), "a": (1,), "b": (2, 1, 4)}, note="a and b broadcast"),
+    )
+
+    def infer(self, p, ins):
+        # The condition is only compared with 0, so int64 works as well as float.
+        cond = ins["cond"]
+        a, b = float_input(ins, "a"), float_input(ins, "b")
+        shape = broadcast_shapes(a.shape, b.shape)
+        return {"y": TensorType(broadcast_shapes(cond.shape, shape, port="cond"), FLOAT)}
+
+    def forward(self, p, xs, ws, ctx):
+        cond, a, b = xs
+        mask = cond > 0
+        return [np.where(mask, a, b)], (mask, a.shape, b.shape)
+
+    def backward(self, p, saved, gys, need):
+        mask, sa, sb = saved
+        gy = gys[0]
+        zero = gy.dtype.type(0)
+        # np.where rather than multiplying by the mask: inf * 0 would leak NaN into the side
+        # that was not taken.
+        ga = unbroadcast(np.where(mask, gy, zero), sa) if need[1] else None
+        gb = unbroadcast(np.where(mask, zero, gy), sb) if need[2] else None
+        return [None, ga, gb]
+
+
+# ---------------------------------------------------------------------------------------------
+# Unary elementwise
+
+
 class Unary(NodeType):
     """y = f(x) elementwise. Subclasses give `fn(p, x)` and `grad(p, x, y, gy)`."""
 
     category = "Math"
+    samples = (Sample({}, {"x": (3, 4)}), Sample({}, {"x": (2, 3, 4)}))
 
     def infer(self, p, ins):
         return {"y": float_input(ins, "x")}
@@ -93,13 +287,23 @@ class Unary(NodeType):
 
     def backward(self, p, saved, gys, need):
         x, y = saved
-        return [self.grad(p, x, y, gys[0])]
+        return [self.grad(p, x, y, gys[0]) if need[0] else None]
+
+
+@register
+class Neg(Unary):
+    help = "-x."
+
+    def fn(self, p, x):
+        return -x
+
+    def grad(self, p, x, y, gy):
+        return -gy
 
 
 @register
 class Exp(Unary):
     help = "e to the x."
-    samples = (Sample({}, {"x": (3, 4)}),)
 
     def fn(self, p, x):
         return np.exp(x)
@@ -109,12 +313,91 @@ class Exp(Unary):
 
 
 @register
+class Log(Unary):
+    help = "Natural logarithm (x must be > 0)."
+    samples = (Sample({}, {"x": (3, 4)}, positive=("x",)),)
+
+    def fn(self, p, x):
+        return np.log(x)
+
+    def grad(self, p, x, y, gy):
+        return gy / x
+
+
+@register
+class Sqrt(Unary):
+    help = "Square root (x must be >= 0)."
+    samples = (Sample({}, {"x": (3, 4)}, positive=("x",)),)
+
+    def fn(self, p, x):
+        return np.sqrt(x)
+
+    def grad(self, p, x, y, gy):
+        return gy * 0.5 / y
+
+
+@register
+class Square(Unary):
+    help = "x * x."
+
+    def fn(self, p, x):
+        return x * x
+
+    def grad(self, p, x, y, gy):
+        return gy * 2.0 * x
+
+
+@register
 class Abs(Unary):
     help = "|x|; the gradient at 0 is 0, as in PyTorch."
-    samples = (Sample({}, {"x": (3, 4)}),)
 
     def fn(self, p, x):
         return np.abs(x)
 
     def grad(self, p, x, y, gy):
         return gy * np.sign(x)
+
+
+@register
+class Sin(Unary):
+    help = "Sine."
+
+    def fn(self, p, x):
+        return np.sin(x)
+
+    def grad(self, p, x, y, gy):
+        return gy * np.cos(x)
+
+
+@register
+class Cos(Unary):
+    help = "Cosine."
+
+    def fn(self, p, x):
+        return np.cos(x)
+
+    def grad(self, p, x, y, gy):
+        return -gy * np.sin(x)
+
+
+@register
+class Pow(Unary):
+    help = "x to the power exponent."
+    params = (Param("exponent", "float", help="The power."),)
+    summary_format = "^{exponent:g}"
+    samples = (
+        Sample({"exponent": 3.0}, {"x": (3, 4)}),
+        Sample({"exponent": 0.5}, {"x": (3, 4)}, positive=("x",), note="fractional power"),
+        Sample({"exponent": -1.5}, {"x": (2, 3)}, positive=("x",), note="negative power"),
+        Sample({"exponent": 0.0}, {"x": (2, 3)}, note="constant one"),
+    )
+
+    def fn(self, p, x):
+        return x ** p["exponent"]
+
+    def grad(self, p, x, y, gy):
+        e = p["exponent"]
+        if e == 0.0:
+            # d/dx x**0 is 0 everywhere, also at x = 0 where the formula would give 0 * inf.
+            return np.zeros_like(gy)
+        return gy * e * x ** (e - 1.0)

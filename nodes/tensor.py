@@ -1,1 +1,349 @@
-"""(filled in by the node library work)."""
+"""Reductions and structure: Sum, Mean, Max, Concat, Slice, Transpose, Flatten, Reshape.
+
+Axis numbers count the batch axis as axis 0, as numpy does. Outputs may be views of inputs
+(Transpose, Reshape, Slice); nothing downstream modifies a value in place.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .base import (
+    FLOAT,
+    NodeType,
+    Param,
+    ParamError,
+    Sample,
+    ShapeError,
+    TensorType,
+    float_input,
+    norm_axis,
+)
+from .registry import register
+
+
+def _fmt(shape) -> str:
+    return str(TensorType(tuple(shape)))
+
+
+def _known_product(dims) -> int | None:
+    """The product of lengths, or None if any is unknown."""
+    if any(d is None for d in dims):
+        return None
+    return math.prod(dims)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reductions
+
+
+def reduce_axes(axis, ndim: int, port: str = "x") -> tuple:
+    """The sorted, non-negative axes that `axis` (null, an int or a list) names."""
+    if axis is None:
+        return tuple(range(ndim))
+    listed = [axis] if isinstance(axis, int) else list(axis)
+    axes = sorted(norm_axis(a, ndim, port) for a in listed)
+    if len(set(axes)) != len(axes):
+        raise ShapeError(port, f"axis {axis} names an axis twice")
+    return tuple(axes)
+
+
+class Reduction(NodeType):
+    category = "Math"
+    params = (
+        Param("axis", "axes", None, "Axis or list of axes to reduce; null: all axes.",
+              nullable=True),
+        Param("keepdims", "bool", False, "Keep reduced axes with length 1."),
+    )
+    samples = (
+        Sample({}, {"x": (3, 4)}, note="all axes"),
+        Sample({"axis": 1}, {"x": (3, 4)}),
+        Sample({"axis": -1, "keepdims": True}, {"x": (2, 3, 4)}),
+        Sample({"axis": [0, 2]}, {"x": (2, 3, 4)}, note="several axes"),
+        Sample({"axis": [1, 2], "keepdims": True}, {"x": (2, 3, 4)}),
+    )
+
+    def summary(self, p):
+        return self.name if p["axis"] is None else f"{self.name} axis {p['axis']}"
+
+    def infer(self, p, ins):
+        x = float_input(ins, "x")
+        axes = reduce_axes(p["axis"], x.ndim)
+        if p["keepdims"]:
+            shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+        else:
+            shape = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+        return {"y": TensorType(shape, FLOAT)}
+
+
+def _expand(gy: np.ndarray, axes: tuple, keepdims: bool) -> np.ndarray:
+    """gy with the reduced axes put back as length 1, ready to broadcast against x."""
+    return gy if keepdims else np.expand_dims(gy, axes)
+
+
+@register
+class Sum(Reduction):
+    help = "Sum over the given axes (null: all)."
+
+    def forward(self, p, xs, ws, ctx):
+        x = xs[0]
+        axes = reduce_axes(p["axis"], x.ndim)
+        return [np.asarray(x.sum(axis=axes, keepdims=p["keepdims"]))], (x.shape, axes)
+
+    def backward(self, p, saved, gys, need):
+        shape, axes = saved
+        g = _expand(gys[0], axes, p["keepdims"])
+        # A fresh, writable array rather than a read-only broadcast view.
+        return [np.broadcast_to(g, shape).copy()]
+
+
+@register
+class Mean(Reduction):
+    help = "Mean over the given axes (null: all)."
+
+    def forward(self, p, xs, ws, ctx):
+        x = xs[0]
+        axes = reduce_axes(p["axis"], x.ndim)
+        count = math.prod(x.shape[a] for a in axes)
+        return [np.asarray(x.mean(axis=axes, keepdims=p["keepdims"]))], (x.shape, axes, count)
+
+    def backward(self, p, saved, gys, need):
+        shape, axes, count = saved
+        g = _expand(gys[0], axes, p["keepdims"])
+        return [np.broadcast_to(g / count, shape).copy()]
+
+
+@register
+class Max(Reduction):
+    help = "Maximum over the given axes (null: all); the gradient goes to the first arg-max."
+
+    def forward(self, p, xs, ws, ctx):
+        x = xs[0]
+        axes = reduce_axes(p["axis"], x.ndim)
+        # Move the reduced axes to the end and flatten them, so one argmax finds the first
+        # maximum in row-major order over all of them.
+        kept = tuple(a for a in range(x.ndim) if a not in axes)
+        flat = x.transpose(kept + axes).reshape([x.shape[a] for a in kept] + [-1])
+        idx = flat.argmax(axis=-1)
+        y = np.take_along_axis(flat, idx[..., None], axis=-1)[..., 0]
+        if p["keepdims"]:
+            y = np.expand_dims(y, axes)
+        return [y], (x.shape, axes, kept, idx)
+
+    def backward(self, p, saved, gys, need):
+        shape, axes, kept, idx = saved
+        gy = gys[0]
+        if p["keepdims"]:
+            gy = np.squeeze(gy, axis=axes)
+        flat = np.zeros(idx.shape + (math.prod(shape[a] for a in axes),), dtype=gy.dtype)
+        np.put_along_axis(flat, idx[..., None], gy[..., None], axis=-1)
+        moved = flat.reshape([shape[a] for a in kept + axes])
+        return [moved.transpose(np.argsort(kept + axes))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Joining, cutting, permuting
+
+
+@register
+class Concat(NodeType):
+    category = "Tensor"
+    help = "Joins n inputs x0 ... x(n-1) along an axis; other lengths must agree."
+    params = (
+        Param("n", "int", 2, "Number of inputs.", minimum=1, maximum=64),
+        Param("axis", "axis", -1, "The axis to join along."),
+    )
+    summary_format = "axis {axis}"
+    samples = (
+        Sample({}, {"x0": (3, 2), "x1": (3, 4)}),
+        Sample({"n": 3, "axis": 1}, {"x0": (2, 1, 3), "x1": (2, 2, 3), "x2": (2, 3, 3)}),
+        Sample({"axis": 0}, {"x0": (2, 3), "x1": (1, 3)}, note="along the batch axis"),
+    )
+
+    def input_ports(self, p):
+        return tuple(f"x{i}" for i in range(p["n"]))
+
+    def infer(self, p, ins):
+        ports = self.input_ports(p)
+        first = float_input(ins, ports[0])
+        axis = norm_axis(p["axis"], first.ndim, ports[0])
+        out = list(first.shape)
+        for port in ports[1:]:
+            t = float_input(ins, port)
+            if t.ndim != first.ndim:
+                raise ShapeError(port, f"expected {first.ndim} axes like {ports[0]} {first}, "
+                                       f"got {t}")
+            for i, (d, e) in enumerate(zip(out, t.shape)):
+                if i == axis:
+                    out[i] = None if d is None or e is None else d + e
+                elif d is not None and e is not None and d != e:
+                    raise ShapeError(port, f"axis {i} has length {e}, but {ports[0]} has {d}; "
+                                           f"only axis {axis} may differ")
+                elif d is None:
+                    out[i] = e
+        return {"y": TensorType(tuple(out), FLOAT)}
+
+    def forward(self, p, xs, ws, ctx):
+        axis = p["axis"] % xs[0].ndim
+        return [np.concatenate(xs, axis=axis)], (axis, [x.shape[axis] for x in xs])
+
+    def backward(self, p, saved, gys, need):
+        axis, lengths = saved
+        parts = np.split(gys[0], np.cumsum(lengths)[:-1], axis=axis)
+        return [g if want else None for g, want in zip(parts, need)]
+
+
+@register
+class Slice(NodeType):
+    category = "Tensor"
+    help = "x[start:stop:step] along one axis, with Python slice semantics."
+    params = (
+        Param("axis", "axis", 1, "The axis to slice."),
+        Param("start", "int", None, "First index (negative counts from the end); null: 0.",
+              nullable=True),
+        Param("stop", "int", None, "Index to stop before; null: the end.", nullable=True),
+        Param("step", "int", 1, "Stride; negative walks backwards, 0 is not allowed."),
+    )
+    samples = (
+        Sample({"start": 1, "stop": 3}, {"x": (2, 5)}),
+        Sample({"axis": -1, "start": -3, "step": 2}, {"x": (2, 3, 6)}, note="negative start"),
+        Sample({"axis": 2, "step": -1}, {"x": (2, 3, 4)}, note="reversed"),
+        Sample({"axis": 0, "stop": -1}, {"x": (3, 2)}, note="along the batch axis"),
+    )
+
+    def summary(self, p):
+        def show(v):
+            return "" if v is None else str(v)
+        step = "" if p["step"] == 1 else f":{p['step']}"
+        return f"Slice [{show(p['start'])}:{show(p['stop'])}{step}] axis {p['axis']}"
+
+    def resolve_params(self, given):
+        p = super().resolve_params(given)
+        if p["step"] == 0:
+            raise ParamError("step must not be 0")
+        return p
+
+    def _index(self, p, ndim: int) -> tuple:
+        axis = p["axis"] % ndim
+        return (slice(None),) * axis + (slice(p["start"], p["stop"], p["step"]),)
+
+    def infer(self, p, ins):
+        x = float_input(ins, "x")
+        axis = norm_axis(p["axis"], x.ndim)
+        n = x.shape[axis]
+        length = None if n is None else len(range(*slice(p["start"], p["stop"],
+                                                         p["step"]).indices(n)))
+        return {"y": TensorType(x.shape[:axis] + (length,) + x.shape[axis + 1:], FLOAT)}
+
+    def forward(self, p, xs, ws, ctx):
+        x = xs[0]
+        return [x[self._index(p, x.ndim)]], x.shape
+
+    def backward(self, p, saved, gys, need):
+        gy = gys[0]
+        gx = np.zeros(saved, dtype=gy.dtype)
+        gx[self._index(p, len(saved))] = gy
+        return [gx]
+
+
+@register
+class Transpose(NodeType):
+    category = "Tensor"
+    help = "Permutes the axes (a permutation of all axes, the batch axis included)."
+    params = (Param("axes", "axes", help="The new order of the axes, such as [0, 2, 1]."),)
+    summary_format = "{axes}"
+    samples = (
+        Sample({"axes": [0, 2, 1]}, {"x": (2, 3, 4)}),
+        Sample({"axes": [1, 0]}, {"x": (3, 4)}, note="moves the batch axis"),
+        Sample({"axes": [0, -1, 1, 2]}, {"x": (2, 3, 4, 2)}, note="negative axis"),
+    )
+
+    def _perm(self, p, ndim: int) -> tuple:
+        axes = p["axes"]
+        if isinstance(axes, int):
+            axes = [axes]
+        perm = tuple(a % ndim if -ndim <= a < ndim else a for a in axes)
+        if sorted(perm) != list(range(ndim)):
+            raise ShapeError("x", f"axes {p['axes']} is not a permutation of the {ndim} axes "
+                                  f"of x (batch axis included)")
+        return perm
+
+    def infer(self, p, ins):
+        x = float_input(ins, "x")
+        perm = self._perm(p, x.ndim)
+        return {"y": TensorType(tuple(x.shape[a] for a in perm), FLOAT)}
+
+    def forward(self, p, xs, ws, ctx):
+        x = xs[0]
+        perm = self._perm(p, x.ndim)
+        return [x.transpose(perm)], perm
+
+    def backward(self, p, saved, gys, need):
+        return [gys[0].transpose(np.argsort(saved))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reshaping (shown among the layers, as in PyTorch's nn)
+
+
+@register
+class Flatten(NodeType):
+    category = "Layers"
+    help = "Joins all axes after the batch axis into one."
+    samples = (Sample({}, {"x": (2, 3, 4)}), Sample({}, {"x": (2, 3, 2, 2)}))
+
+    def infer(self, p, ins):
+        x = float_input(ins, "x")
+        if x.ndim < 1:
+            raise ShapeError("x", "expected a batch axis, got a single number")
+        return {"y": TensorType((x.shape[0], _known_product(x.shape[1:])), FLOAT)}
+
+    def forward(self, p, xs, ws, ctx):
+        x = xs[0]
+        return [x.reshape(x.shape[0], -1)], x.shape
+
+    def backward(self, p, saved, gys, need):
+        return [gys[0].reshape(saved)]
+
+
+@register
+class Reshape(NodeType):
+    category = "Layers"
+    help = "Gives the axes after the batch axis a new shape; one length may be -1."
+    params = (Param("shape", "reshape", help="New shape without the batch axis, e.g. [4, -1]."),)
+    summary_format = "{shape}"
+    samples = (
+        Sample({"shape": [3, 4]}, {"x": (2, 12)}),
+        Sample({"shape": [-1]}, {"x": (2, 3, 4)}),
+        Sample({"shape": [2, -1, 2]}, {"x": (2, 12)}),
+    )
+
+    def infer(self, p, ins):
+        x = float_input(ins, "x")
+        if x.ndim < 1:
+            raise ShapeError("x", "expected a batch axis, got a single number")
+        shape = list(p["shape"])
+        total = _known_product(x.shape[1:])
+        fixed = math.prod(d for d in shape if d != -1)
+        if -1 in shape:
+            hole = shape.index(-1)
+            if total is None:
+                shape[hole] = None
+            elif total % fixed:
+                raise ShapeError("x", f"{total} values per sample (from {x}) do not divide "
+                                      f"into {p['shape']}")
+            else:
+                shape[hole] = total // fixed
+        elif total is not None and total != fixed:
+            raise ShapeError("x", f"{total} values per sample (from {x}) cannot take shape "
+                                  f"{p['shape']} ({fixed} values)")
+        return {"y": TensorType((x.shape[0],) + tuple(shape), FLOAT)}
+
+    def forward(self, p, xs, ws, ctx):
+        x = xs[0]
+        return [x.reshape((x.shape[0],) + tuple(p["shape"]))], x.shape
+
+    def backward(self, p, saved, gys, need):
+        return [gys[0].reshape(saved)]
