@@ -1,0 +1,272 @@
+"""From a document to a Program: check, order, infer shapes, lay out slots and weights.
+
+`compile_document(doc, dtype)` returns a `Program` or raises a GraphError listing every problem
+found. `analyze(doc)` runs the same passes without raising, for the editor: every error, and
+the type of every output port it could infer.
+
+Each graph compiles to a `Function` (see execute.py). A loop body or branch side compiles once
+and is shared by every step; a block definition compiles once per instance, since each
+instance owns its weights. Node paths, used in every error and in weight names, follow
+format.md: `rnn/cell`, `gate/then/fc`, `res1/fc`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import nodes
+from nodes import FLOAT, INT, ParamError, ShapeError, TensorType
+
+from .control import BlockInstr, BranchInstr, LoopInstr
+from .document import Document, Graph
+from .errors import GraphError
+from .execute import Function, OpInstr
+from .validate import structural_errors, topo_order
+
+
+@dataclass
+class Analysis:
+    """What the editor shows: every error, and the inferred type of every output port."""
+
+    errors: list = field(default_factory=list)
+    port_types: dict = field(default_factory=dict)  # (node path, port) -> TensorType
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def analyze(doc: Document, dtype="float32") -> Analysis:
+    """Check a document and infer its shapes, collecting errors instead of raising."""
+    compiler = Compiler(doc, dtype)
+    compiler.run()
+    return Analysis(compiler.errors, compiler.port_types)
+
+
+def compile_document(doc: Document, dtype="float32"):
+    from .program import Program
+
+    compiler = Compiler(doc, dtype)
+    compiler.run()
+    if compiler.errors:
+        raise GraphError.collect(compiler.errors)
+    return Program(compiler)
+
+
+class _Failed(Exception):
+    """A node could not be compiled; its error is already recorded."""
+
+
+class Compiler:
+    def __init__(self, doc: Document, dtype="float32"):
+        self.doc = doc
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise GraphError(f"dtype must be float32 or float64, got {dtype}")
+        self.errors: list = []
+        self.port_types: dict = {}
+        self.weight_names: list = []
+        self.weight_specs: list = []
+        self.top: Function | None = None
+        self.input_types: dict = {}
+        self.output_types: dict = {}
+        self._block_stack: list = []
+
+    # -- entry --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.errors.extend(structural_errors(self.doc))
+        if self.errors:
+            return
+        args = {}
+        for node in self.doc.graph.nodes:
+            if node.type == "Input":
+                t = self._top_input_type(node)
+                if t is not None:
+                    args[node.id] = t
+        fn, outs = self.compile_graph(self.doc.graph, "", args)
+        self.top = fn
+        self.input_types = args
+        self.output_types = outs
+        if fn is not None:
+            fn.plan([False] * len(fn.arg_slots))
+        if not self.errors and not any(n.type == "Output" for n in self.doc.graph.nodes):
+            self.errors.append(GraphError("the graph has no Output node: add one to name a result"))
+
+    def _top_input_type(self, node) -> TensorType | None:
+        try:
+            p = nodes.get("Input").resolve_params(node.params)
+        except ParamError as exc:
+            self._error(node.id, f"{node.id}: {exc}")
+            return None
+        if p["shape"] is None:
+            self._error(node.id, f"{node.id}: a top-level Input needs a shape (leave out the "
+                        "batch axis; [] for one value per example)")
+            return None
+        if p["role"] != "const":
+            self._error(node.id, f"{node.id}: role {p['role']!r} only means something in a "
+                        "Loop body")
+        return TensorType((None,) + tuple(p["shape"]), INT if p["dtype"] == "int64" else FLOAT)
+
+    def _error(self, path: str | None, message: str) -> None:
+        self.errors.append(GraphError(message, path))
+
+    # -- graphs -------------------------------------------------------------------------------
+
+    def compile_graph(self, graph: Graph, prefix: str, args: dict):
+        """Compile one graph whose Input nodes take the types in `args` (by Input id).
+
+        `prefix` is the path of the graph (`""`, `rnn/`, `gate/then/`, `res1/`). Returns the
+        Function (None if any node failed) and the types of its Outputs by id.
+        """
+        slots: dict = {}  # (node id, port) -> slot
+        n_slots = 0
+        instrs, consts, arg_slots, out_slots = [], [], [], []
+        out_types: dict = {}
+        types: dict = {}  # (node id, port) -> TensorType
+        failed: set = set()
+        ok = True
+
+        def new_slot(node_id, port):
+            nonlocal n_slots
+            slots[(node_id, port)] = n_slots
+            n_slots += 1
+            return n_slots - 1
+
+        order = topo_order(graph)
+        by_id = {n.id: n for n in graph.nodes}
+        for node_id in order:
+            node = by_id[node_id]
+            path = prefix + node.id
+            try:
+                if node.type == "Input":
+                    if node.id not in args:
+                        raise _Failed
+                    t = args[node.id]
+                    types[(node.id, "y")] = t
+                    self.port_types[(path, "y")] = t
+                    arg_slots.append(new_slot(node.id, "y"))
+                    continue
+                in_types, in_slots = self._gather_inputs(graph, node, path, types, slots, failed)
+                if node.type == "Output":
+                    out_types[node.id] = in_types["x"]
+                    out_slots.append(in_slots[0])
+                    continue
+                instr, outs = self._compile_node(graph, node, path, in_types, in_slots)
+            except _Failed:
+                failed.add(node.id)
+                ok = False
+                continue
+            out_slot_ids = []
+            for port, t in outs.items():
+                types[(node.id, port)] = t
+                self.port_types[(path, port)] = t
+                out_slot_ids.append(new_slot(node.id, port))
+            if instr is None:  # a Constant: computed once, here
+                value = np.array(node.params.get("value", 0.0), dtype=self.dtype)
+                consts.append((out_slot_ids[0], value))
+                continue
+            instr.outs = tuple(out_slot_ids)
+            instrs.append(instr)
+        if len(order) < len(graph.nodes):
+            ok = False  # a cycle; reported by the structural checks
+        # Arguments and results in file order, as the enclosing node's ports are.
+        arg_slots = [slots[(n.id, "y")] for n in graph.nodes
+                     if n.type == "Input" and (n.id, "y") in slots]
+        out_ids = [n.id for n in graph.nodes if n.type == "Output" and n.id in out_types]
+        out_slots = [self._output_slot(graph, i, slots) for i in out_ids]
+        if not ok:
+            return None, out_types
+        fn = Function(prefix.rstrip("/"), n_slots, arg_slots, out_slots, instrs, consts)
+        fn.arg_names = [n.id for n in graph.nodes if n.type == "Input"]
+        fn.out_names = out_ids
+        return fn, {i: out_types[i] for i in out_ids}
+
+    def _output_slot(self, graph, out_id, slots):
+        edge = graph.edge_into(out_id, "x")
+        return slots[(edge.src, edge.src_port)]
+
+    def _gather_inputs(self, graph, node, path, types, slots, failed):
+        ins, _ = self.doc.ports(node)
+        in_types, in_slots = {}, []
+        missing = False
+        for port in ins:
+            edge = graph.edge_into(node.id, port)
+            if edge is None:
+                self._error(path, f"{path}.{port} is not connected")
+                missing = True
+                continue
+            if edge.src in failed or (edge.src, edge.src_port) not in types:
+                missing = True  # the problem upstream is reported there
+                continue
+            in_types[port] = types[(edge.src, edge.src_port)]
+            in_slots.append(slots[(edge.src, edge.src_port)])
+        if missing:
+            raise _Failed
+        return in_types, in_slots
+
+    # -- nodes --------------------------------------------------------------------------------
+
+    def _compile_node(self, graph, node, path, in_types, in_slots):
+        node_type = nodes.get(node.type)
+        try:
+            p = node_type.resolve_params(node.params)
+        except ParamError as exc:
+            self._error(path, f"{path}: {exc}")
+            raise _Failed from None
+        if node_type.control:
+            return self._compile_control(node, p, path, in_types, in_slots)
+        try:
+            outs = node_type.infer(p, in_types)
+            weights = node_type.weights(p, in_types)
+        except ShapeError as exc:
+            self._error(path, self._shape_message(graph, node, path, exc))
+            raise _Failed from None
+        if getattr(node_type, "constant", False):
+            return None, outs
+        w = [self._add_weight(f"{path}.{name}", spec) for name, spec in weights.items()]
+        return OpInstr(path, node_type, p, in_slots, (), w), outs
+
+    def _shape_message(self, graph, node, path, exc: ShapeError) -> str:
+        if exc.port is None:
+            return f"{path}: {exc.message}"
+        source = ""
+        edge = graph.edge_into(node.id, exc.port)
+        if edge is not None:
+            source = f" (from {edge.src}.{edge.src_port})"
+        return f"{path}.{exc.port}: {exc.message}{source}"
+
+    def _add_weight(self, name: str, spec) -> int:
+        self.weight_names.append(name)
+        self.weight_specs.append(spec)
+        return len(self.weight_names) - 1
+
+    # -- control flow -------------------------------------------------------------------------
+
+    def _compile_control(self, node, p, path, in_types, in_slots):
+        in_ports, out_ports = self.doc.ports(node)
+        if node.type == "Loop":
+            instr, outs = LoopInstr.build(self, node, p, path, in_ports, in_types)
+        elif node.type == "Branch":
+            instr, outs = BranchInstr.build(self, node, p, path, in_ports, in_types)
+        else:
+            name = p["block"]
+            if name in self._block_stack:
+                self._error(path, f"{path}: block {name!r} uses itself")
+                raise _Failed
+            self._block_stack.append(name)
+            try:
+                instr, outs = BlockInstr.build(self, node, p, path, in_ports, in_types)
+            finally:
+                self._block_stack.pop()
+        if instr is None:
+            raise _Failed
+        instr.path = path
+        instr.ins = tuple(in_slots)
+        return instr, outs
+
+    def compile_body(self, graph: Graph, prefix: str, args: dict):
+        """Compile the body of a control node (used by the control instructions)."""
+        return self.compile_graph(graph, prefix, args)

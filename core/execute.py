@@ -1,0 +1,208 @@
+"""Running compiled functions forward and backward: the interpreter of the static schedule.
+
+A `Function` is one compiled graph (the top level, a loop body, a branch side, a block
+instance): a list of `Instr`s in topological order over numbered value slots. `forward` walks
+the list once; every instruction on the way to a gradient records what its backward needs on
+a tape. `backward` walks the tape in reverse, accumulating gradients into slots and into the
+run's gradient buffers for weights. No recursion over the user's graph happens here: bodies of
+loops and branches are separate Functions that their instruction runs in turn.
+
+Per-instruction overhead is what decides speed on small nets, so the loops below are plain
+and everything they look up was resolved at compile time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nodes import Context
+
+from .errors import GraphError
+
+
+@dataclass
+class RunState(Context):
+    """A forward/backward run: the Context node types see, plus the weights and their gradients.
+
+    `grads[j]` accumulates the gradient of `params[j]`; `owned[j]` says whether that array
+    belongs to the run (so it may be added into in place) or is borrowed from a backward rule.
+    """
+
+    params: list = field(default_factory=list)
+    keep: bool = False  # record tapes for backward
+    grads: list = field(default_factory=list)
+    owned: list = field(default_factory=list)
+
+    def add_grad(self, j: int, g) -> None:
+        current = self.grads[j]
+        if current is None:
+            self.grads[j] = g
+        elif self.owned[j]:
+            current += g
+        else:
+            self.grads[j] = current + g
+            self.owned[j] = True
+
+
+class Instr:
+    """One step of a Function. Subclasses: OpInstr (a node type) and the control instructions.
+
+    `ins`/`outs` are slots, `w` indices of the run's params. After `plan`, `active` says whether
+    backward must visit it, `need` which of its inputs (then weights) want a gradient.
+    """
+
+    path: str = ""
+    ins: tuple = ()
+    outs: tuple = ()
+    w: tuple = ()
+    active: bool = False
+    need: list = []
+    has_weights: bool = False
+
+    def forward(self, xs: list, ws: list, state: RunState):
+        raise NotImplementedError
+
+    def backward(self, saved, gys: list, state: RunState) -> list:
+        raise NotImplementedError
+
+    def plan(self, in_req: list) -> list:
+        """Given which inputs carry gradients, decide which outputs do; set active/need."""
+        out_req = bool(self.w) or self.has_weights or any(in_req)
+        self.active = out_req
+        self.need = list(in_req) + [True] * len(self.w)
+        return [out_req] * len(self.outs)
+
+
+class OpInstr(Instr):
+    """A node of an ordinary type: its forward/backward come from the node library."""
+
+    def __init__(self, path, node_type, p, ins, outs, w):
+        self.path, self.type, self.p = path, node_type, p
+        self.ins, self.outs, self.w = tuple(ins), tuple(outs), tuple(w)
+        self.nondiff = tuple(i for i, port in enumerate(node_type.input_ports(p))
+                             if port in node_type.nondiff_inputs)
+
+    def forward(self, xs, ws, state):
+        return self.type.forward(self.p, xs, ws, state)
+
+    def backward(self, saved, gys, state):
+        return self.type.backward(self.p, saved, gys, self.need)
+
+    def plan(self, in_req):
+        in_req = [r and i not in self.nondiff for i, r in enumerate(in_req)]
+        out = super().plan(in_req)
+        if not any(self.need):
+            self.active = False
+            return [False] * len(self.outs)
+        return out
+
+
+@dataclass
+class Function:
+    """A compiled graph: its argument slots, constants, instructions and result slots."""
+
+    path: str
+    n_slots: int
+    arg_slots: list  # one per argument (body Input / top-level Input), in order
+    out_slots: list  # one per result (Output), in order
+    instrs: list
+    consts: list = field(default_factory=list)  # (slot, value) filled before the instructions
+    arg_req: list = field(default_factory=list)
+    slot_req: list = field(default_factory=list)
+    n_active: int = 0
+
+    def plan(self, arg_req: list) -> list:
+        """Propagate which slots carry gradients from the arguments and the weights.
+
+        Returns, per result, whether a gradient can flow back from it.
+        """
+        req = [False] * self.n_slots
+        for slot, r in zip(self.arg_slots, arg_req):
+            req[slot] = req[slot] or bool(r)
+        for instr in self.instrs:
+            for slot, r in zip(instr.outs, instr.plan([req[s] for s in instr.ins])):
+                req[slot] = r
+        self.arg_req = list(arg_req)
+        self.slot_req = req
+        self.n_active = sum(1 for i in self.instrs if i.active)
+        return [req[s] for s in self.out_slots]
+
+
+def forward(fn: Function, state: RunState, args: list, keep: bool):
+    """Run a function. Returns (results, tape); the tape is None unless `keep`."""
+    vals = [None] * fn.n_slots
+    for slot, value in zip(fn.arg_slots, args):
+        vals[slot] = value
+    for slot, value in fn.consts:
+        vals[slot] = value
+    params = state.params
+    tape = [] if keep else None
+    instr = None
+    try:
+        for instr in fn.instrs:
+            ys, saved = instr.forward([vals[s] for s in instr.ins], [params[j] for j in instr.w],
+                                      state)
+            for slot, y in zip(instr.outs, ys):
+                vals[slot] = y
+            if keep and instr.active:
+                tape.append(saved)
+    except (ValueError, IndexError, TypeError, FloatingPointError) as exc:
+        raise GraphError(f"{instr.path}: {exc}", instr.path) from exc
+    return [vals[s] for s in fn.out_slots], tape
+
+
+def backward(fn: Function, state: RunState, tape: list, gouts: list) -> list:
+    """Walk the tape in reverse. `gouts` has one gradient (or None) per result.
+
+    Weight gradients go into `state`; returns one gradient (or None) per argument.
+    """
+    grads = [None] * fn.n_slots
+    for slot, g in zip(fn.out_slots, gouts):
+        if g is not None:
+            grads[slot] = g if grads[slot] is None else grads[slot] + g
+    k = len(tape)
+    instr = None
+    try:
+        for instr in reversed(fn.instrs):
+            if not instr.active:
+                continue
+            k -= 1
+            gys = [grads[s] for s in instr.outs]
+            if all(g is None for g in gys):
+                continue
+            gxs = instr.backward(tape[k], gys, state)
+            n_in = len(instr.ins)
+            for slot, need, g in zip(instr.ins, instr.need, gxs):
+                if need and g is not None:
+                    current = grads[slot]
+                    grads[slot] = g if current is None else current + g
+            for j, g in zip(instr.w, gxs[n_in:]):
+                if g is not None:
+                    state.add_grad(j, g)
+    except (ValueError, IndexError, TypeError, FloatingPointError) as exc:
+        raise GraphError(f"{instr.path}: in backward: {exc}", instr.path) from exc
+    return [grads[s] for s in fn.arg_slots]
+
+
+def first_nonfinite(fn: Function, state: RunState, args: list) -> str | None:
+    """The path of the first instruction whose output is NaN or Inf, for error reports.
+
+    Only run after a run went wrong, so it may be slow: it runs the function once more and
+    checks every value.
+    """
+    vals = [None] * fn.n_slots
+    for slot, value in zip(fn.arg_slots, args):
+        vals[slot] = value
+    for slot, value in fn.consts:
+        vals[slot] = value
+    with np.errstate(all="ignore"):
+        for instr in fn.instrs:
+            ys, _ = instr.forward([vals[s] for s in instr.ins],
+                                  [state.params[j] for j in instr.w], state)
+            for slot, y in zip(instr.outs, ys):
+                vals[slot] = y
+                if isinstance(y, np.ndarray) and y.dtype.kind == "f" and not np.isfinite(y).all():
+                    return instr.path
+    return None
