@@ -42,3 +42,66 @@ def test_every_type_has_samples():
         if not node.control and name not in NO_SAMPLES_NEEDED and not node.samples
     ]
     assert not missing, f"node types without samples: {missing}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The same samples against PyTorch (float64): forward values and every gradient.
+
+
+def test_every_type_has_a_torch_reference():
+    from tests.torch_reference import REFERENCE
+
+    missing = [
+        name for name, node in nodes.all_types().items()
+        if not node.control and name not in NO_SAMPLES_NEEDED and name not in REFERENCE
+    ]
+    assert not missing, f"node types without a PyTorch reference: {missing}"
+
+
+@pytest.mark.parametrize("type_name, sample", CASES)
+def test_matches_torch(type_name, sample):
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    from nodes.base import Context
+    from tests.gradcheck import differentiable, draw_inputs, draw_weights, input_types
+    from tests.torch_reference import REFERENCE
+
+    node = nodes.get(type_name)
+    p = node.resolve_params(sample.params)
+    rng = np.random.default_rng(1)
+    inputs = draw_inputs(node, p, sample, rng)
+    types = input_types(inputs)
+    xs = [inputs[port] for port in node.input_ports(p)]
+    ws = draw_weights(node, p, types, rng)
+    names = list(node.input_ports(p)) + list(node.weights(p, types))
+
+    ys, saved = node.forward(p, xs, ws, Context(dtype=np.float64, train=False))
+    rs = [rng.standard_normal(y.shape) for y in ys]
+    grads = node.backward(p, saved, rs, [True] * len(names))
+
+    tensors = {}
+    for i, (name, v) in enumerate(zip(names, xs + ws)):
+        flows = differentiable(node, name, v) if i < len(xs) else True
+        tensors[name] = torch.tensor(v, requires_grad=flows)
+    t_in = {name: tensors[name] for name in names[: len(xs)]}
+    t_w = {name: tensors[name] for name in names[len(xs):]}
+    t_ys = REFERENCE[type_name](p, t_in, t_w)
+    for y, t_y in zip(ys, t_ys):
+        np.testing.assert_allclose(y, t_y.detach().numpy(), rtol=1e-6, atol=1e-9)
+
+    loss = sum((t_y * torch.tensor(r)).sum() for t_y, r in zip(t_ys, rs))
+    flowing = [t for t in tensors.values() if t.requires_grad]
+    if flowing and loss.requires_grad:
+        t_grads = torch.autograd.grad(loss, flowing, allow_unused=True)
+        by_tensor = dict(zip(map(id, flowing), t_grads))
+    else:
+        by_tensor = {}
+    for name, g in zip(names, grads):
+        t = tensors[name]
+        if not t.requires_grad:
+            assert g is None, f"{name}: no gradient should flow"
+            continue
+        expected = by_tensor.get(id(t))
+        expected = np.zeros(t.shape) if expected is None else expected.numpy()
+        np.testing.assert_allclose(g, expected, rtol=1e-6, atol=1e-9, err_msg=name)
