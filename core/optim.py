@@ -33,18 +33,18 @@ import numpy as np
 from core.errors import GraphError
 
 __all__ = [
-    "Optimizer",
+    "OPTIMIZERS",
+    "SCHEDULES",
     "SGD",
     "Adam",
     "AdamW",
-    "clip_grad_norm",
+    "CosineAnnealingLR",
+    "Optimizer",
     "Schedule",
     "StepLR",
-    "CosineAnnealingLR",
+    "clip_grad_norm",
     "make_optimizer",
     "make_schedule",
-    "OPTIMIZERS",
-    "SCHEDULES",
 ]
 
 
@@ -77,7 +77,7 @@ class Optimizer:
     """
 
     name = "optimizer"
-    schedule: "Schedule | None" = None   # set by make_optimizer from the spec's "schedule"
+    schedule: Schedule | None = None   # set by make_optimizer from the spec's "schedule"
 
     def __init__(self, params, lr: float):
         if isinstance(params, Mapping):
@@ -390,7 +390,7 @@ class CosineAnnealingLR(Schedule):
 
     name = "cosine"
 
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0):  # noqa: N803
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0):
         super().__init__(optimizer)
         self.T_max = _integer(self.name, "T_max", T_max, minimum=1)
         self.eta_min = _number(self.name, "eta_min", eta_min, minimum=0.0)

@@ -1,0 +1,601 @@
+"""Datasets: named numpy arrays that share their first length, from a generator or a file.
+
+A document's `training.dataset` entry says where the data comes from:
+
+    {"kind": "spiral", "n": 600, "classes": 3, "noise": 0.2, "seed": 0}     a built-in generator
+    {"kind": "csv", "path": "iris.csv", "columns": {"x": [...], "label": "species"}}
+    {"kind": "npz", "path": "data.npz"}          {"kind": "npy", "path": "x.npy", "name": "x"}
+
+`load_dataset(spec, base_dir)` turns it into a `Dataset`: a dict of arrays (`dataset["x"]`), the
+class names of text columns (`dataset.classes["label"] == ["setosa", ...]`) and a length. File
+paths are relative to `base_dir`, the directory of the document. Generators are plain functions
+too (`spiral(n=300, seed=0)` returns the dict of arrays). Float arrays are float64 here; the
+trainer casts them to the program's dtype. Class ids are int64.
+
+`split(dataset, validation, seed)` draws a seeded train/validation split, and `batches(arrays,
+batch_size, rng)` yields shuffled mini-batches as dicts; both index whole arrays at once.
+
+Anything wrong with the data raises `core.errors.DataError`, naming the file, the column or array,
+and the row.
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import math
+import os
+import zipfile
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+
+from core.errors import DataError
+
+__all__ = [
+    "FILE_KINDS",
+    "GENERATORS",
+    "KINDS",
+    "Dataset",
+    "batches",
+    "circles",
+    "copy_first",
+    "load_dataset",
+    "moons",
+    "read_csv",
+    "read_npy",
+    "read_npz",
+    "seq_parity",
+    "seq_sum",
+    "sine",
+    "spiral",
+    "split",
+    "xor",
+]
+
+
+class Dataset:
+    """Named arrays with the same first length.
+
+    `arrays`: name -> ndarray. `classes`: name -> class names, for arrays made from a text
+    column (id i stands for `classes[name][i]`). `source`: where it came from, for messages.
+    Two names may refer to one array (aliases); subsets keep them one array.
+    """
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], classes: Mapping[str, list] | None = None,
+                 source: str = "dataset"):
+        self.source = source
+        self.arrays = {name: np.asarray(a) for name, a in arrays.items()}
+        self.classes = dict(classes or {})
+        self._length = _common_length(self.arrays, source)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            return self.arrays[name]
+        except KeyError:
+            raise DataError(f"{self.source}: no array {name!r} "
+                            f"(arrays: {', '.join(self.arrays)})") from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.arrays
+
+    def names(self) -> list[str]:
+        return list(self.arrays)
+
+    def subset(self, indices: np.ndarray) -> Dataset:
+        """The rows at `indices` (an int array), as a new Dataset with the same classes."""
+        return Dataset(_take(self.arrays, indices), self.classes, self.source)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}: {a.dtype}{list(a.shape)}" for k, a in self.arrays.items())
+        return f"Dataset({self.source}, {len(self)} rows; {shapes})"
+
+
+def _common_length(arrays: Mapping[str, np.ndarray], source: str) -> int:
+    if not arrays:
+        raise DataError(f"{source}: no arrays")
+    lengths = {}
+    for name, a in arrays.items():
+        if a.ndim == 0:
+            raise DataError(f"{source}: array {name!r} is a single value, not rows of data")
+        lengths[name] = a.shape[0]
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"{name} has {n}" for name, n in lengths.items())
+        raise DataError(f"{source}: arrays have different numbers of rows ({listed})")
+    return next(iter(lengths.values()))
+
+
+def _take(arrays: Mapping[str, np.ndarray], indices) -> dict[str, np.ndarray]:
+    """Index every array once (aliases share the result)."""
+    taken: dict[int, np.ndarray] = {}
+    out = {}
+    for name, a in arrays.items():
+        if id(a) not in taken:
+            taken[id(a)] = a[indices]
+        out[name] = taken[id(a)]
+    return out
+
+
+# -- checking generator parameters -----------------------------------------------------------
+
+def _int(where: str, name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise DataError(f"{where}: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _float(where: str, name: str, value, minimum: float = 0.0, maximum: float = math.inf) -> float:
+    if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
+            or not minimum <= value <= maximum):
+        bound = f"between {minimum:g} and {maximum:g}" if maximum < math.inf else f">= {minimum:g}"
+        raise DataError(f"{where}: {name} must be a number {bound}, got {value!r}")
+    return float(value)
+
+
+def _rng(where: str, seed) -> np.random.Generator:
+    return np.random.default_rng(_int(where, "seed", seed, 0))
+
+
+def _lengths(where: str, n: int, min_len, max_len, rng) -> tuple[np.ndarray, int]:
+    """Each row's length, uniform in min_len .. max_len, and max_len (the padded length)."""
+    min_len = _int(where, "min_len", min_len, 1)
+    max_len = _int(where, "max_len", max_len, 1)
+    if min_len > max_len:
+        raise DataError(f"{where}: min_len {min_len} is more than max_len {max_len}")
+    if min_len == max_len:
+        return np.full(n, max_len, dtype=np.int64), max_len
+    return rng.integers(min_len, max_len + 1, size=n, dtype=np.int64), max_len
+
+
+def _step_mask(lengths: np.ndarray, steps: int) -> np.ndarray:
+    """(n, steps) bool: True where step t < the row's length."""
+    return np.arange(steps)[None, :] < lengths[:, None]
+
+
+# -- built-in generators ----------------------------------------------------------------------
+
+def spiral(n: int, classes: int = 3, noise: float = 0.2, seed: int = 0) -> dict:
+    """Karpathy's spiral arms (CS231n): `classes` interleaved arms around the origin.
+
+    Arm j holds n // classes points (the first n % classes arms one more), at radius r from 0 to
+    1 and angle 4 j + 4 r plus Gaussian noise of std `noise` (radians); rows are grouped by arm.
+    Returns x float64 (n, 2) = (r sin t, r cos t), y int64 (n,) the arm, 0 .. classes-1.
+    """
+    where = "dataset 'spiral'"
+    n, classes = _int(where, "n", n, 1), _int(where, "classes", classes, 2)
+    noise, rng = _float(where, "noise", noise), _rng(where, seed)
+    counts = np.full(classes, n // classes) + (np.arange(classes) < n % classes)
+    y = np.repeat(np.arange(classes, dtype=np.int64), counts)
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    r = (np.arange(n) - starts) / np.maximum(counts[y] - 1, 1)
+    t = 4.0 * y + 4.0 * r + rng.standard_normal(n) * noise
+    return {"x": np.stack([r * np.sin(t), r * np.cos(t)], axis=1), "y": y}
+
+
+def moons(n: int, noise: float = 0.1, seed: int = 0) -> dict:
+    """Two interleaving half circles, as scikit-learn's make_moons (rows grouped by moon).
+
+    Moon 0 (n - n // 2 points) is the upper half of the unit circle; moon 1 (n // 2) is the
+    lower half shifted to (1, 0.5). Gaussian noise of std `noise` is added to both coordinates.
+    Returns x float64 (n, 2), y int64 (n,) in {0, 1}.
+    """
+    where = "dataset 'moons'"
+    n, noise = _int(where, "n", n, 2), _float(where, "noise", noise)
+    rng = _rng(where, seed)
+    n_in = n // 2
+    n_out = n - n_in
+    a_out, a_in = np.linspace(0, np.pi, n_out), np.linspace(0, np.pi, n_in)
+    x = np.concatenate([np.stack([np.cos(a_out), np.sin(a_out)], axis=1),
+                        np.stack([1 - np.cos(a_in), 0.5 - np.sin(a_in)], axis=1)])
+    x += rng.standard_normal(x.shape) * noise
+    return {"x": x, "y": np.repeat(np.array([0, 1], dtype=np.int64), [n_out, n_in])}
+
+
+def circles(n: int, noise: float = 0.05, factor: float = 0.5, seed: int = 0) -> dict:
+    """A circle inside another, as scikit-learn's make_circles (rows grouped by circle).
+
+    Class 0 (n - n // 2 points) lies on the unit circle, class 1 (n // 2) on a circle of radius
+    `factor` (0 < factor < 1), evenly spaced; Gaussian noise of std `noise` is added.
+    Returns x float64 (n, 2), y int64 (n,) in {0, 1}.
+    """
+    where = "dataset 'circles'"
+    n, noise = _int(where, "n", n, 2), _float(where, "noise", noise)
+    factor = _float(where, "factor", factor, 0.0, 1.0)
+    rng = _rng(where, seed)
+    n_in = n // 2
+    n_out = n - n_in
+    a_out = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
+    a_in = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
+    x = np.concatenate([np.stack([np.cos(a_out), np.sin(a_out)], axis=1),
+                        factor * np.stack([np.cos(a_in), np.sin(a_in)], axis=1)])
+    x += rng.standard_normal(x.shape) * noise
+    return {"x": x, "y": np.repeat(np.array([0, 1], dtype=np.int64), [n_out, n_in])}
+
+
+def xor(n: int, noise: float = 0.1, seed: int = 0) -> dict:
+    """The XOR problem: points uniform in the square [-1, 1]^2, class 1 where the two
+    coordinates have different signs (quadrants II and IV), class 0 elsewhere. The label is
+    taken before Gaussian noise of std `noise` moves the points.
+    Returns x float64 (n, 2), y int64 (n,) in {0, 1}.
+    """
+    where = "dataset 'xor'"
+    n, noise = _int(where, "n", n, 1), _float(where, "noise", noise)
+    rng = _rng(where, seed)
+    x = rng.uniform(-1.0, 1.0, size=(n, 2))
+    y = ((x[:, 0] > 0) != (x[:, 1] > 0)).astype(np.int64)
+    x += rng.standard_normal(x.shape) * noise
+    return {"x": x, "y": y}
+
+
+def sine(n: int, noise: float = 0.1, seed: int = 0) -> dict:
+    """Regression of a sine wave: x uniform in [-pi, pi], y = sin(x) plus Gaussian noise of std
+    `noise`. Returns x float64 (n, 1), y float64 (n, 1)."""
+    where = "dataset 'sine'"
+    n, noise = _int(where, "n", n, 1), _float(where, "noise", noise)
+    rng = _rng(where, seed)
+    x = rng.uniform(-np.pi, np.pi, size=(n, 1))
+    return {"x": x, "y": np.sin(x) + rng.standard_normal((n, 1)) * noise}
+
+
+def _sequences(seq: np.ndarray, target: np.ndarray, lengths: np.ndarray) -> dict:
+    """The arrays of a sequence task: `seq`/`target`, with `x`/`y` naming the same arrays."""
+    return {"seq": seq, "target": target, "length": lengths, "x": seq, "y": target}
+
+
+def seq_sum(n: int, min_len: int = 10, max_len: int = 10, seed: int = 0) -> dict:
+    """Sum a sequence of numbers (a task for a `scan` Loop).
+
+    Each row is a sequence of max_len steps of one value, uniform in [-1, 1]. Its length is
+    drawn uniformly from min_len .. max_len (by default all are max_len = 10); the steps past it
+    are zeros, which leave the sum unchanged.
+    Returns seq float64 (n, max_len, 1), target float64 (n, 1) the sum, length int64 (n,);
+    x and y are the same arrays as seq and target.
+    """
+    where = "dataset 'seq_sum'"
+    n, rng = _int(where, "n", n, 1), _rng(where, seed)
+    lengths, steps = _lengths(where, n, min_len, max_len, rng)
+    seq = rng.uniform(-1.0, 1.0, size=(n, steps, 1)) * _step_mask(lengths, steps)[:, :, None]
+    return _sequences(seq, seq.sum(axis=1), lengths)
+
+
+def seq_parity(n: int, min_len: int = 16, max_len: int = 16, seed: int = 0) -> dict:
+    """The parity of a sequence of bits: is the number of ones odd? (a task for a `scan` Loop).
+
+    Each step is a bit, 0.0 or 1.0, with probability 1/2. Lengths as in `seq_sum` (default all
+    16); padding is zeros, which leave the parity unchanged. A loop needs to carry one bit of
+    state from step to step; a loop-free MLP of the same size, fed the whole sequence, has to
+    learn a function that flips with every bit, and for long sequences does no better than
+    chance on patterns it has not seen.
+    Returns seq float64 (n, max_len, 1), target int64 (n,) the class id (1: odd), length int64
+    (n,); x and y are the same arrays as seq and target.
+    """
+    where = "dataset 'seq_parity'"
+    n, rng = _int(where, "n", n, 1), _rng(where, seed)
+    lengths, steps = _lengths(where, n, min_len, max_len, rng)
+    bits = rng.integers(0, 2, size=(n, steps, 1)) * _step_mask(lengths, steps)[:, :, None]
+    target = (bits.sum(axis=(1, 2)) % 2).astype(np.int64)
+    return _sequences(bits.astype(np.float64), target, lengths)
+
+
+def copy_first(n: int, symbols: int = 4, min_len: int = 10, max_len: int = 10,
+               seed: int = 0) -> dict:
+    """Recall the first symbol of a sequence after reading all of it (a memory task).
+
+    Each step is one of `symbols` symbols, uniform, one-hot encoded; padding steps are all
+    zeros. Lengths as in `seq_sum` (default all 10).
+    Returns seq float64 (n, max_len, symbols), target int64 (n,) the id of the first symbol,
+    length int64 (n,); x and y are the same arrays as seq and target.
+    """
+    where = "dataset 'copy_first'"
+    n, rng = _int(where, "n", n, 1), _rng(where, seed)
+    symbols = _int(where, "symbols", symbols, 2)
+    lengths, steps = _lengths(where, n, min_len, max_len, rng)
+    ids = rng.integers(0, symbols, size=(n, steps))
+    seq = np.eye(symbols)[ids] * _step_mask(lengths, steps)[:, :, None]
+    return _sequences(seq, ids[:, 0].astype(np.int64), lengths)
+
+
+GENERATORS = {f.__name__: f for f in
+              (spiral, moons, circles, xor, sine, seq_sum, seq_parity, copy_first)}
+
+
+# -- files ------------------------------------------------------------------------------------
+
+def _open_error(error: OSError, shown: str, resolved: str) -> DataError:
+    if isinstance(error, FileNotFoundError):
+        return DataError(f"dataset file {shown!r} not found (looked for {resolved})")
+    return DataError(f"cannot read dataset file {shown!r}: {error.strerror or error}")
+
+
+def _parse_floats(values: list[str]) -> tuple[np.ndarray | None, int]:
+    """(the column as float64, -1), or (None, index of the first value that is not a finite
+    number). The fast path converts the whole column in one call."""
+    try:
+        column = np.array(values, dtype=np.float64)
+    except ValueError:
+        column = None
+    if column is not None:
+        bad = np.flatnonzero(~np.isfinite(column))
+        return (column, -1) if bad.size == 0 else (None, int(bad[0]))
+    for i, v in enumerate(values):
+        try:
+            if not math.isfinite(float(v)):
+                return None, i
+        except ValueError:
+            return None, i
+    return None, -1  # unreachable: numpy refused a value that float() takes
+
+
+def _looks_numeric(values: list[str]) -> bool:
+    """A column is numeric when at least half of its non-empty values are numbers, so that a
+    typo in a column of numbers is reported rather than turning the column into classes."""
+    filled = [v for v in values if v]
+    numbers = 0
+    for v in filled:
+        try:
+            float(v)
+            numbers += 1
+        except ValueError:
+            pass
+    return numbers * 2 >= len(filled)
+
+
+def _class_ids(values: list[str]) -> tuple[np.ndarray, list[str]]:
+    """int64 ids in order of first appearance, and the class names."""
+    mapping: dict[str, int] = {}
+    ids = np.fromiter((mapping.setdefault(v, len(mapping)) for v in values),
+                      dtype=np.int64, count=len(values))
+    return ids, list(mapping)
+
+
+def _csv_plan(columns, header: list[str], shown: str) -> list[tuple[str, list[str], bool]]:
+    """[(array name, column names, is_2d)] from the "columns" entry (None: every column)."""
+    if columns is None:
+        return [(h, [h], False) for h in header]
+    if not isinstance(columns, Mapping) or not columns:
+        raise DataError(f"{shown}: \"columns\" must map array names to a column or a list of "
+                        f"columns, like {{\"x\": [\"a\", \"b\"], \"label\": \"c\"}}")
+    plan = []
+    for name, cols in columns.items():
+        is_2d = isinstance(cols, list)
+        names = cols if is_2d else [cols]
+        if not names or not all(isinstance(c, str) for c in names):
+            raise DataError(f"{shown}: array {name!r} must name a column or a non-empty list of "
+                            f"columns, got {cols!r}")
+        for c in names:
+            if c not in header:
+                raise DataError(f"{shown}: array {name!r} names column {c!r}, which the header "
+                                f"does not have (columns: {', '.join(header)})")
+        plan.append((name, names, is_2d))
+    return plan
+
+
+def _csv_rows(handle, delimiter: str, shown: str) -> tuple[list[str], list[list[str]], list[int]]:
+    """The header, the rows (values stripped, blank lines skipped) and each row's line number."""
+    reader = csv.reader(handle, delimiter=delimiter)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{shown}: the file is empty; expected a header row")
+        header = [h.strip() for h in header]
+        for row in reader:
+            if not any(field.strip() for field in row):
+                continue
+            if len(row) != len(header):
+                raise DataError(f"{shown}, row {len(rows) + 1} (line {reader.line_num}): "
+                                f"{len(row)} values, but the header has {len(header)} columns")
+            rows.append([field.strip() for field in row])
+            lines.append(reader.line_num)
+    except csv.Error as error:
+        raise DataError(f"{shown}, line {reader.line_num}: {error}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{shown}: not a UTF-8 text file") from None
+    return header, rows, lines
+
+
+def read_csv(path: str, columns: Mapping | None = None, delimiter: str = ",",
+             shown: str | None = None) -> Dataset:
+    """A CSV file with a header row, as a Dataset.
+
+    `columns` maps array names to a column name (a 1-D array) or a list of column names (a 2-D
+    float64 array, columns in that order); left out, each column is an array of its own name.
+    A 1-D column of numbers is float64; a column of text becomes int64 class ids in order of
+    first appearance, the names in `dataset.classes[array]`. Values are stripped of spaces;
+    blank lines are skipped. `shown` is the path as the document wrote it, for messages.
+    """
+    shown = shown or path
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            header, rows, lines = _csv_rows(handle, delimiter, shown)
+    except OSError as error:
+        raise _open_error(error, shown, os.path.abspath(path)) from None
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise DataError(f"{shown}: the header repeats column {repeated[0]!r}")
+    if not rows:
+        raise DataError(f"{shown}: no rows of data after the header")
+
+    by_column = dict(zip(header, (list(c) for c in zip(*rows))))
+
+    def number_column(name: str, column: str) -> np.ndarray:
+        values, bad = _parse_floats(by_column[column])
+        if values is None:
+            value = by_column[column][bad]
+            if not value:
+                what = "an empty value"
+            elif _looks_numeric([value]):
+                what = f"{value!r} is not a finite number"
+            else:
+                what = f"{value!r} is not a number"
+            raise DataError(f"{shown}, row {bad + 1} (line {lines[bad]}), column {column!r} "
+                            f"(array {name!r}): {what}")
+        return values
+
+    arrays, classes = {}, {}
+    for name, cols, is_2d in _csv_plan(columns, header, shown):
+        if is_2d:
+            arrays[name] = np.stack([number_column(name, c) for c in cols], axis=1)
+            continue
+        values = by_column[cols[0]]
+        if _looks_numeric(values):
+            arrays[name] = number_column(name, cols[0])
+            continue
+        if "" in values:
+            bad = values.index("")
+            raise DataError(f"{shown}, row {bad + 1} (line {lines[bad]}), column {cols[0]!r} "
+                            f"(array {name!r}): an empty value")
+        arrays[name], classes[name] = _class_ids(values)
+    return Dataset(arrays, classes, shown)
+
+
+def _from_file_array(name: str, array: np.ndarray, shown: str, classes: dict) -> np.ndarray:
+    """Numbers pass; text becomes class ids (order of first appearance); others are refused."""
+    if array.dtype.kind in "biuf":
+        return array
+    if array.dtype.kind in "US":
+        uniques, first, inverse = np.unique(array, return_index=True, return_inverse=True)
+        order = np.argsort(first)
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        classes[name] = [str(u) for u in uniques[order]]
+        return rank[inverse].reshape(array.shape).astype(np.int64)
+    raise DataError(f"{shown}: array {name!r} has dtype {array.dtype}, expected numbers or text")
+
+
+def read_npz(path: str, shown: str | None = None) -> Dataset:
+    """A numpy .npz archive: every array keeps its name. Text arrays become class ids."""
+    shown = shown or path
+    arrays, classes = {}, {}
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except OSError as error:
+        raise _open_error(error, shown, os.path.abspath(path)) from None
+    except (ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise DataError(f"{shown}: not a readable .npz archive ({error})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{shown}: a single .npy array, not an .npz archive (use kind \"npy\")")
+    with archive:
+        for name in archive.files:
+            try:
+                array = archive[name]
+            except ValueError:
+                raise DataError(f"{shown}: array {name!r} holds Python objects, "
+                                "which are not loaded (no pickle)") from None
+            except (zipfile.BadZipFile, EOFError, OSError) as error:
+                raise DataError(f"{shown}: array {name!r} cannot be read ({error})") from None
+            arrays[name] = _from_file_array(name, array, shown, classes)
+    return Dataset(arrays, classes, shown)
+
+
+def read_npy(path: str, name: str = "x", shown: str | None = None) -> Dataset:
+    """A numpy .npy file: one array, named `name`."""
+    shown = shown or path
+    try:
+        array = np.load(path, allow_pickle=False)
+    except OSError as error:
+        raise _open_error(error, shown, os.path.abspath(path)) from None
+    except (ValueError, EOFError) as error:
+        raise DataError(f"{shown}: not a readable .npy file ({error})") from None
+    if not isinstance(array, np.ndarray):
+        raise DataError(f"{shown}: an .npz archive, not a single .npy array (use kind \"npz\")")
+    classes: dict = {}
+    return Dataset({name: _from_file_array(name, array, shown, classes)}, classes, shown)
+
+
+FILE_KINDS = {
+    "csv": (read_csv, ("path", "columns", "delimiter")),
+    "npz": (read_npz, ("path",)),
+    "npy": (read_npy, ("path", "name")),
+}
+KINDS = sorted([*GENERATORS, *FILE_KINDS])
+
+
+# -- from a document's dataset entry ----------------------------------------------------------
+
+def load_dataset(spec: Mapping, base_dir: str | os.PathLike | None = None) -> Dataset:
+    """The Dataset a `training.dataset` entry describes; file paths are relative to `base_dir`
+    (the document's directory; None: the working directory)."""
+    if not isinstance(spec, Mapping):
+        raise DataError(f"dataset must be an object with a \"kind\", got {spec!r}")
+    kind = spec.get("kind")
+    if kind is None:
+        raise DataError(f"dataset: missing \"kind\" (known: {', '.join(KINDS)})")
+    if kind not in GENERATORS and kind not in FILE_KINDS:
+        raise DataError(f"dataset: unknown kind {kind!r} (known: {', '.join(KINDS)})")
+    params = {k: v for k, v in spec.items() if k != "kind"}
+    if kind in GENERATORS:
+        generate = GENERATORS[kind]
+        signature = inspect.signature(generate).parameters
+        allowed = tuple(signature)
+        required = [p for p, info in signature.items() if info.default is inspect.Parameter.empty]
+    else:
+        generate, allowed = FILE_KINDS[kind]
+        required = ["path"]
+    unknown = [k for k in params if k not in allowed]
+    if unknown:
+        raise DataError(f"dataset {kind!r}: unknown parameter {unknown[0]!r} "
+                        f"(known: {', '.join(allowed)})")
+    missing = [k for k in required if k not in params]
+    if missing:
+        raise DataError(f"dataset {kind!r}: missing parameter {missing[0]!r}")
+    if kind in GENERATORS:
+        return Dataset(generate(**params), source=f"dataset {kind!r}")
+
+    path = params.pop("path")
+    if not isinstance(path, str) or not path:
+        raise DataError(f"dataset {kind!r}: path must be a file name, got {path!r}")
+    if kind == "npy" and not isinstance(params.get("name", "x"), str):
+        raise DataError(f"dataset 'npy': name must be text, got {params['name']!r}")
+    if kind == "csv" and not (isinstance(params.get("delimiter", ","), str)
+                              and len(params.get("delimiter", ",")) == 1):
+        raise DataError(f"dataset 'csv': delimiter must be one character, got "
+                        f"{params['delimiter']!r}")
+    resolved = os.path.join(os.fspath(base_dir) if base_dir is not None else ".", path)
+    return generate(resolved, shown=path, **params)
+
+
+# -- splitting and batching -------------------------------------------------------------------
+
+def split(dataset: Dataset | Mapping, validation: float = 0.2,
+          seed: int = 0) -> tuple[Dataset, Dataset]:
+    """A seeded random split into (train, validation). round(len * validation) rows go to
+    validation (0 <= validation < 1; zero rows for 0); the rest, at least one, to training."""
+    if not isinstance(dataset, Dataset):
+        dataset = Dataset(dataset)
+    validation = _float("split", "validation", validation, 0.0, 1.0)
+    seed = _int("split", "seed", seed, 0)
+    n = len(dataset)
+    n_val = round(n * validation)
+    if validation >= 1.0 or n_val >= n:
+        raise DataError(f"split: validation {validation:g} of {n} rows leaves no rows to train on")
+    order = np.random.default_rng(seed).permutation(n)
+    return dataset.subset(order[n_val:]), dataset.subset(order[:n_val])
+
+
+def batches(arrays: Dataset | Mapping, batch_size: int, rng,
+            shuffle: bool = True) -> Iterator[dict[str, np.ndarray]]:
+    """Mini-batches as dicts of arrays, covering every row once; the last one may be smaller.
+
+    With `shuffle`, the rows are in a fresh random order drawn from `rng` (a numpy Generator, or
+    a seed); without, in order, and each batch is a view of the arrays (rng may be None).
+    """
+    if isinstance(arrays, Dataset):
+        arrays = arrays.arrays
+    n = _common_length(arrays, "batches")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise DataError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if not shuffle:
+        for start in range(0, n, batch_size):
+            yield {name: a[start:start + batch_size] for name, a in arrays.items()}
+        return
+    if rng is None:
+        raise ValueError("batches: shuffling needs rng, a numpy Generator or a seed")
+    order = np.random.default_rng(rng).permutation(n)
+    for start in range(0, n, batch_size):
+        yield _take(arrays, order[start:start + batch_size])
