@@ -15,8 +15,17 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .base import FLOAT, NodeType, Param, Sample, ShapeError, TensorType, Weight, float_input, \
-    uniform
+from .base import (
+    FLOAT,
+    NodeType,
+    Param,
+    Sample,
+    ShapeError,
+    TensorType,
+    Weight,
+    float_input,
+    uniform,
+)
 from .registry import register
 
 

@@ -169,8 +169,8 @@ class LayerNorm(NodeType):
 @register
 class Dropout(NodeType):
     category = "Layers"
-    help = "While training, zeroes each element with probability p and scales the rest by " \
-           "1/(1-p); the identity otherwise."
+    help = ("While training, zeroes each element with probability p and scales the rest by "
+            "1/(1-p); the identity otherwise.")
     params = (Param("p", "float", 0.5, "Probability of zeroing an element.",
                     minimum=0.0, maximum=1.0),)
     summary_format = "{p:g}"

@@ -11,8 +11,17 @@ import math
 import numpy as np
 
 from .activations import log_softmax, sigmoid
-from .base import FLOAT, INT, NodeType, Sample, ShapeError, TensorType, broadcast_shapes, \
-    float_input, unbroadcast
+from .base import (
+    FLOAT,
+    INT,
+    NodeType,
+    Sample,
+    ShapeError,
+    TensorType,
+    broadcast_shapes,
+    float_input,
+    unbroadcast,
+)
 from .registry import register
 
 _SCALAR = TensorType((), FLOAT)

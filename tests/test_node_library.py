@@ -247,7 +247,7 @@ def test_max_gradient_goes_to_first_argmax():
 def test_maxpool_gradient_goes_to_one_argmax_per_window():
     x = np.zeros((1, 1, 2, 4))
     x[0, 0, 1, 3] = 1.0  # second window has one maximum, the first is all ties
-    node, p, (y,), saved = run("MaxPool2D", {"kernel_size": 2}, x)
+    node, p, _, saved = run("MaxPool2D", {"kernel_size": 2}, x)
     (g,) = node.backward(p, saved, [np.ones((1, 1, 1, 2))], [True])
     assert np.array_equal(g[0, 0], [[1, 0, 0, 0], [0, 0, 0, 1]])
 
