@@ -1,0 +1,146 @@
+"""The `wiregrad` command line: open the editor, check, train, export.
+
+Every failure a user can cause (a bad file, a wrong shape, a missing dataset) is printed as one
+readable message on stderr with a non-zero exit; a traceback only with `--debug`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import GraphError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def shape_text(t) -> str:
+    """A shape for people: `(B, 16)` with B for the batch axis, `?` for a length set by data."""
+    dims = []
+    for i, d in enumerate(t.shape):
+        dims.append(("B" if i == 0 else "?") if d is None else str(d))
+    text = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+    return text if t.dtype != "int64" else text + " int64"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wiregrad",
+        description="Build, train and export differentiable programs. With no command, opens "
+                    "the editor (on FILE, or an example).")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command")
+
+    check = sub.add_parser("check", help="validate a document and print every node's shape")
+    check.add_argument("file")
+    check.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+
+    train = sub.add_parser("train", help="train a document by its training section")
+    train.add_argument("file")
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--out", default=None, help="folder for weights.npz, history.csv, loss.png")
+    train.add_argument("--json", action="store_true", help="print one final JSON object")
+
+    export = sub.add_parser("export", help="write the graph as a standalone Python module")
+    export.add_argument("file")
+    export.add_argument("--target", required=True, choices=("numpy", "torch"))
+    export.add_argument("-o", "--output", default=None, help="the .py file to write")
+    export.add_argument("--weights", default=None, help="trained weights (.npz) to load")
+    return parser
+
+
+def main(argv: list | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"check", "train", "export", "-h", "--help"}
+    if not any(a in commands for a in argv):
+        return _open_editor([a for a in argv if a != "--debug"])
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            return cmd_check(args)
+        if args.command == "train":
+            from .train_cli import cmd_train
+
+            return cmd_train(args)
+        if args.command == "export":
+            from .export_cli import cmd_export
+
+            return cmd_export(args)
+    except GraphError as exc:
+        if args.debug:
+            raise
+        for error in exc.errors:
+            print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug of ours: still one readable line unless --debug
+        if args.debug:
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+              file=sys.stderr)
+        return EXIT_ERROR
+    _parser().print_help()
+    return EXIT_USAGE
+
+
+def cmd_check(args) -> int:
+    from .compiler import analyze
+    from .document import node_path
+    from .fileio import load
+    from .validate import walk_graphs
+
+    doc = load(args.file)
+    analysis = analyze(doc, args.dtype)
+    title = f"{args.file}" + (f": {doc.name}" if doc.name else "")
+    print(title)
+    rows = []
+    for ref, graph, _ in walk_graphs(doc):
+        if ref and ref[0].startswith("@"):
+            continue  # block definitions are shown through their instances
+        for node in graph.nodes:
+            path = node_path(ref, node.id)
+            outs = [(port, t) for (p, port), t in analysis.port_types.items() if p == path]
+            shapes = ", ".join(f"{port}: {shape_text(t)}" for port, t in outs) or "-"
+            rows.append((path, node.type, shapes))
+    _print_block_instances(doc, analysis, rows)
+    width = max((len(r[0]) for r in rows), default=4)
+    type_width = max((len(r[1]) for r in rows), default=4)
+    for path, type_name, shapes in rows:
+        print(f"  {path:<{width}}  {type_name:<{type_width}}  {shapes}")
+    if analysis.errors:
+        for error in analysis.errors:
+            print(f"error: {error}", file=sys.stderr)
+        count = len(analysis.errors)
+        print(f"{count} problem{'s' if count > 1 else ''} found", file=sys.stderr)
+        return EXIT_ERROR
+    print("OK")
+    return 0
+
+
+def _print_block_instances(doc, analysis, rows) -> None:
+    """Nodes inside block instances (`res1/fc`) have shapes of their own; list them too."""
+    known = {r[0] for r in rows}
+    extra = {}
+    for (path, port), t in analysis.port_types.items():
+        if path not in known:
+            extra.setdefault(path, []).append((port, t))
+    for path, outs in extra.items():
+        shapes = ", ".join(f"{port}: {shape_text(t)}" for port, t in outs)
+        rows.append((path, "(in block)", shapes))
+
+
+def _open_editor(argv: list) -> int:
+    try:
+        from app.main import main as app_main
+    except ImportError as exc:
+        print(f"error: the editor cannot start: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return app_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
