@@ -54,7 +54,7 @@ def _check_graph(doc: Document, ref, graph: Graph, context, errors: list) -> Non
             _error(errors, ref, node.id, f"unknown node type {node.type!r}")
         if node.type == "Block":
             name = node.params.get("block")
-            if name not in doc.blocks:
+            if not isinstance(name, str) or name not in doc.blocks:
                 known = ", ".join(sorted(doc.blocks)) or "none defined"
                 _error(errors, ref, node.id, f"block {name!r} is not defined (blocks: {known})")
 
@@ -80,7 +80,10 @@ def _edge_ok(ref, graph: Graph, ports: dict, edge, errors: list) -> bool:
     ok = True
     for end, port, side in ((edge.src, edge.src_port, 1), (edge.dst, edge.dst_port, 0)):
         if end not in ports:
-            _error(errors, ref, None, f"edge {edge} refers to a missing node {end!r}")
+            # Name the end that exists, so the editor can badge it and check can point at it.
+            other = edge.dst if side else edge.src
+            _error(errors, ref, other if other in ports else None,
+                   f"edge {edge} refers to a missing node {end!r}")
             return False
         node = graph.node(end)
         if nodes.get(node.type) is None:
@@ -169,7 +172,7 @@ def _check_roles(ref, graph: Graph, context, errors: list) -> None:
             _error(errors, ref, node.id, "a continue Output needs a Loop in while mode")
         if node.type == "Output" and role == "carry":
             target = node.params.get("carry")
-            if target not in carries:
+            if not isinstance(target, str) or target not in carries:
                 _error(errors, ref, node.id, f"carry Output names {target!r}, which is not a "
                        "carry Input of this body")
             elif target in fed:
