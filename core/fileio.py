@@ -9,7 +9,9 @@ written back byte for byte as it was read.
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -50,11 +52,16 @@ def loads(text, source: str = "document") -> Document:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise GraphError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    # Some editors start a UTF-8 file with a byte-order mark; it is not part of the JSON.
+    text = text[1:] if text.startswith("\ufeff") else text
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys,
+                          parse_constant=_no_special_numbers)
     except json.JSONDecodeError as exc:
         raise GraphError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno}, "
                          f"column {exc.colno}") from None
+    except _NotJSON as exc:
+        raise GraphError(f"{source}: not valid JSON: {exc}") from None
     except RecursionError:
         raise GraphError(f"{source}: nested too deeply to be a Wiregrad document") from None
     doc = from_dict(data, source)
@@ -63,6 +70,26 @@ def loads(text, source: str = "document") -> Document:
         doc._saved_text = text
         doc._saved_revision = doc.revision
     return doc
+
+
+class _NotJSON(ValueError):
+    """Text Python's json module takes but JSON does not (NaN), or that is ambiguous."""
+
+
+def _no_duplicate_keys(pairs: list) -> dict:
+    # json.loads keeps the last of two equal keys; a hand-edited file with two "params" would
+    # silently lose one, so say so instead.
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _NotJSON(f"the key {key!r} appears twice in one object; keep one")
+        out[key] = value
+    return out
+
+
+def _no_special_numbers(name: str):
+    # NaN and Infinity are not JSON: other tools cannot read a file that holds them.
+    raise _NotJSON(f"{name} is not a JSON number; write a finite number")
 
 
 def from_dict(data, source: str = "document") -> Document:
@@ -103,6 +130,9 @@ def _check_header(data, source: str) -> dict:
     if data.get("format") != Document.FORMAT:
         raise GraphError(f"{source}: not a Wiregrad graph (format is {data.get('format')!r}, "
                          f"expected {Document.FORMAT!r})")
+    if "version" not in data:
+        raise GraphError(f"{source}: no 'version'; add \"version\": {Document.VERSION} after "
+                         "\"format\"")
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise GraphError(f"{source}: 'version' must be a whole number >= 1, got {version!r}")
@@ -156,16 +186,27 @@ def _build_node(data, ref: tuple, where: str) -> Node:
         raise GraphError(f"{path}: 'type' must name a node type", path)
     current = nodes.canonical_name(type_name)
     if current is None:
-        raise GraphError(f"{path}: unknown node type {type_name!r}", path)
+        close = difflib.get_close_matches(type_name, sorted(nodes.all_types()), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise GraphError(f"{path}: unknown node type {type_name!r}{hint}", path)
     params = data.get("params", {})
     if not isinstance(params, dict):
         raise GraphError(f"{path}: 'params' must be an object", path)
+    # Unknown keys are errors (format.md); bad values are left to the compiler, so that the
+    # editor can open the file and show the problem on the node.
+    known = {decl.name for decl in nodes.get(current).params}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        raise GraphError(f"{path}: unknown parameter {unknown[0]!r} of a {current} node "
+                         f"(its parameters: {allowed})", path)
     label = data.get("label")
     if label is not None and not isinstance(label, str):
         raise GraphError(f"{path}: 'label' must be text", path)
     pos = data.get("pos")
     if pos is not None and not (isinstance(pos, list) and len(pos) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in pos)):
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in pos)):
         raise GraphError(f"{path}: 'pos' must be [x, y]", path)
     node = Node(node_id, current, dict(params), label, pos)
     node_type = nodes.get(current)
