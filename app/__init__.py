@@ -1,0 +1,5 @@
+"""The Wiregrad editor: a Qt canvas over the headless document of `core`.
+
+The canvas mirrors the document one way (document events -> scene items); every change a user
+makes is a QUndoCommand in `app.commands` that calls Document methods and nothing else.
+"""

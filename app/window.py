@@ -1,0 +1,467 @@
+"""The main window: canvas in the centre; palette, inspector and problems docks; menus; files.
+
+Dialogs that ask the user something go through small methods (`ask_open_path`, `ask_save_path`,
+`ask_unsaved`, `ask_restore`, `show_load_errors`) so tests can answer them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QMimeData, QPointF, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMessageBox, QUndoView,
+                               QVBoxLayout, QWidget)
+
+import core
+from core.document import Document, GraphError
+
+from . import comments, doc_ops
+from .breadcrumb import Breadcrumb
+from .controller import EditorController
+from .inspector import Inspector
+from .palette import Palette
+from .problems import ProblemsList
+from .recovery import Recovery
+from .scene import CanvasScene
+from .validation import Validator
+from .view import CanvasView
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+CLIP_MIME = "application/x-wiregrad-graph"
+FILE_FILTER = "Wiregrad graphs (*.wg.json);;JSON (*.json);;All files (*)"
+MAX_RECENT = 8
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, autosave_ms: int | None = None):
+        super().__init__()
+        self.setObjectName("wiregradMain")
+        self.controller = EditorController(Document(), self)
+        self.scene = CanvasScene(self.controller, self)
+        self.view = CanvasView(self.scene, self.controller, self)
+        self.validator = Validator(self.controller, parent=self)
+        self.breadcrumb = Breadcrumb(self.controller, self)
+        self.restored_dirty = False
+
+        centre = QWidget(self)
+        layout = QVBoxLayout(centre)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.breadcrumb)
+        layout.addWidget(self.view)
+        self.setCentralWidget(centre)
+
+        self.palette = Palette(self._add_from_palette, self)
+        self.inspector = Inspector(self.controller, self)
+        self.problems = ProblemsList(self)
+        self.history = QUndoView(self.controller.stack)
+        self.history.setEmptyLabel("<opened>")
+        self.palette_dock = self._dock("Blocks", "paletteDock", self.palette, Qt.LeftDockWidgetArea)
+        self.inspector_dock = self._dock("Inspector", "inspectorDock", self.inspector,
+                                         Qt.RightDockWidgetArea)
+        self.problems_dock = self._dock("Problems", "problemsDock", self.problems,
+                                        Qt.BottomDockWidgetArea)
+        self.history_dock = self._dock("History", "historyDock", self.history, Qt.RightDockWidgetArea)
+        self.history_dock.hide()
+
+        self.scene.selectionChanged.connect(self._selection_changed)
+        self.validator.updated.connect(self._analysis_ready)
+        self.problems.jump.connect(self.jump_to)
+        self.controller.stack.cleanChanged.connect(lambda _clean: self.update_title())
+        self.controller.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        self.controller.ref_changed.connect(lambda _ref: self._after_navigation())
+
+        self._build_actions()
+        self._build_menus()
+        self.recovery = Recovery(self, autosave_ms or 30_000)
+        self.resize(1280, 800)
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [190, 270], Qt.Horizontal)
+        self.resizeDocks([self.problems_dock], [110], Qt.Vertical)
+        self._restore_settings()
+        self.update_title()
+
+    def _dock(self, title, name, widget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    # -- actions and menus ----------------------------------------------------------------
+
+    def _action(self, text, slot, shortcut=None, tip="") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip)
+        action.triggered.connect(lambda _checked=False: slot())
+        return action
+
+    def _build_actions(self) -> None:
+        S = QKeySequence.StandardKey
+        a = self._action
+        self.act_new = a("&New", self.new_document, S.New)
+        self.act_open = a("&Open…", self.open_dialog, S.Open)
+        self.act_save = a("&Save", self.save, S.Save)
+        self.act_save_as = a("Save &As…", self.save_as, S.SaveAs)
+        self.act_export = a("&Export…", lambda: self.statusBar().showMessage("Export comes with the exporters", 4000))
+        self.act_quit = a("&Quit", self.close, S.Quit)
+        self.act_undo = self.controller.stack.createUndoAction(self, "&Undo")
+        self.act_undo.setShortcut(QKeySequence(S.Undo))
+        self.act_redo = self.controller.stack.createRedoAction(self, "&Redo")
+        self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence(S.Redo)])
+        self.act_cut = a("Cu&t", self.cut, S.Cut)
+        self.act_copy = a("&Copy", self.copy, S.Copy)
+        self.act_paste = a("&Paste", self.paste, S.Paste)
+        self.act_duplicate = a("D&uplicate", self.duplicate, "Ctrl+D")
+        self.act_delete = a("&Delete", self.delete_selection)
+        self.act_delete.setShortcuts([QKeySequence(S.Delete), QKeySequence(Qt.Key_Backspace)])
+        self.act_select_all = a("Select &All", self.select_all, S.SelectAll)
+        self.act_history = a("&History", self.show_history, "Ctrl+H")
+        self.act_frame_all = a("Frame &All", self.view.frame_all, "Home")
+        self.act_frame_sel = a("&Frame Selection", self.view.frame_selection, "F")
+        self.act_zoom_in = a("Zoom &In", lambda: self.view.zoom_by(1.25), S.ZoomIn)
+        self.act_zoom_out = a("Zoom &Out", lambda: self.view.zoom_by(0.8), S.ZoomOut)
+        self.act_up = a("Go &Up", self.go_up, "Backspace" if False else "Alt+Up")
+        self.act_group = a("&Group into Block", self.group_selection, "Ctrl+G")
+        self.act_ungroup = a("&Ungroup", self.ungroup_selection, "Ctrl+Shift+G")
+        self.act_open_body = a("&Open Body", self.open_selected, "Return")
+        self.act_note = a("Add &Note", lambda: self.add_comment("note"))
+        self.act_frame = a("Add F&rame", lambda: self.add_comment("frame"))
+        for action in (self.act_undo, self.act_redo, self.act_cut, self.act_copy, self.act_paste,
+                       self.act_duplicate, self.act_delete, self.act_select_all, self.act_frame_sel,
+                       self.act_frame_all, self.act_open_body):
+            action.setShortcutContext(Qt.WindowShortcut)
+            self.addAction(action)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addActions([self.act_new, self.act_open])
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.examples_menu = file_menu.addMenu("E&xamples")
+        for path in sorted(EXAMPLES.glob("*.wg.json")):
+            self.examples_menu.addAction(self._action(path.name.removesuffix(".wg.json"),
+                                                      lambda p=path: self.open_path(p, example=True)))
+        file_menu.addSeparator()
+        file_menu.addActions([self.act_save, self.act_save_as, self.act_export])
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_quit)
+        edit = bar.addMenu("&Edit")
+        edit.addActions([self.act_undo, self.act_redo])
+        edit.addSeparator()
+        edit.addActions([self.act_cut, self.act_copy, self.act_paste, self.act_duplicate,
+                         self.act_delete, self.act_select_all])
+        edit.addSeparator()
+        edit.addAction(self.act_history)
+        view = bar.addMenu("&View")
+        view.addActions([self.act_frame_all, self.act_frame_sel, self.act_zoom_in, self.act_zoom_out])
+        view.addSeparator()
+        for dock in (self.palette_dock, self.inspector_dock, self.problems_dock, self.history_dock):
+            view.addAction(dock.toggleViewAction())
+        graph = bar.addMenu("&Graph")
+        graph.addActions([self.act_open_body, self.act_up, self.act_group, self.act_ungroup])
+        graph.addSeparator()
+        graph.addActions([self.act_note, self.act_frame])
+        self._refresh_recent()
+
+    # -- files ----------------------------------------------------------------------------
+
+    def is_dirty(self) -> bool:
+        return self.restored_dirty or not self.controller.stack.isClean()
+
+    def update_title(self) -> None:
+        doc = self.controller.doc
+        name = Path(doc.path).name if doc.path else (doc.name or "Untitled")
+        self.setWindowTitle(f"{name}[*] — Wiregrad")
+        self.setWindowModified(self.is_dirty())
+
+    def set_document(self, doc: Document, dirty: bool = False) -> None:
+        self.controller.set_document(doc)
+        self.controller.stack.setClean()
+        self.restored_dirty = dirty
+        self.validator.run_now()
+        self.view.frame_all()
+        QTimer.singleShot(0, self.view.frame_all)  # again once the window has its final size
+        self.update_title()
+
+    def new_document(self) -> None:
+        if self.maybe_keep_changes():
+            self.set_document(Document())
+            self.recovery.clear()
+
+    def open_dialog(self) -> None:
+        if not self.maybe_keep_changes():
+            return
+        path = self.ask_open_path()
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path, example: bool = False) -> bool:
+        """Open a file; a file that fails to load shows its errors and changes nothing."""
+        try:
+            doc = core.load(path)
+        except GraphError as exc:
+            self.show_load_errors(str(path), list(exc.errors))
+            return False
+        if example:
+            doc.path = None  # an example opens as a new, unsaved copy
+            doc.name = doc.name or Path(path).name
+        self.set_document(doc)
+        if not example:
+            self._add_recent(str(path))
+        return True
+
+    def save(self) -> bool:
+        if not self.controller.doc.path:
+            return self.save_as()
+        return self._write(self.controller.doc.path)
+
+    def save_as(self, path=None) -> bool:
+        path = path or self.ask_save_path()
+        if not path:
+            return False
+        if not str(path).endswith(".json"):
+            path = f"{path}.wg.json"
+        return self._write(str(path))
+
+    def _write(self, path: str) -> bool:
+        try:
+            core.save(self.controller.doc, path)
+        except OSError as exc:
+            QMessageBox.warning(self, "Save failed", f"Could not save {path}:\n{exc}")
+            return False
+        self.controller.stack.setClean()
+        self.restored_dirty = False
+        self.recovery.clear()
+        self._add_recent(path)
+        self.update_title()
+        self.statusBar().showMessage(f"Saved {path}", 3000)
+        return True
+
+    def maybe_keep_changes(self) -> bool:
+        """Before the document goes away: True to go on (saved or discarded), False to stay."""
+        if not self.is_dirty():
+            return True
+        answer = self.ask_unsaved()
+        if answer == "save":
+            return self.save()
+        return answer == "discard"
+
+    # the questions, one method each so tests can answer them
+    def ask_open_path(self) -> str:
+        dialog = QFileDialog(self, "Open graph", str(Path.home()), FILE_FILTER)
+        dialog.setOption(QFileDialog.DontUseNativeDialog, True)
+        dialog.setFileMode(QFileDialog.ExistingFile)
+        return dialog.selectedFiles()[0] if dialog.exec() else ""
+
+    def ask_save_path(self) -> str:
+        dialog = QFileDialog(self, "Save graph", str(Path.home()), FILE_FILTER)
+        dialog.setOption(QFileDialog.DontUseNativeDialog, True)
+        dialog.setAcceptMode(QFileDialog.AcceptSave)
+        dialog.setDefaultSuffix("wg.json")
+        return dialog.selectedFiles()[0] if dialog.exec() else ""
+
+    def ask_unsaved(self) -> str:
+        box = QMessageBox(QMessageBox.Warning, "Unsaved changes",
+                          "The graph has unsaved changes. Save them?",
+                          QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, self)
+        answer = box.exec()
+        return {QMessageBox.Save: "save", QMessageBox.Discard: "discard"}.get(answer, "cancel")
+
+    def ask_restore(self, original) -> bool:
+        where = f" of {original}" if original else ""
+        answer = QMessageBox.question(self, "Restore unsaved work?",
+                                      f"Wiregrad found unsaved work{where} from a session that did not "
+                                      "end cleanly. Restore it?")
+        return answer == QMessageBox.Yes
+
+    def show_load_errors(self, path: str, errors: list) -> None:
+        lines = [f"• {getattr(e, 'message', str(e))}" for e in errors]
+        box = QMessageBox(QMessageBox.Critical, "Cannot open file",
+                          f"{path} could not be opened:", QMessageBox.Ok, self)
+        box.setInformativeText("\n".join(lines[:20]) + ("\n…" if len(lines) > 20 else ""))
+        box.exec()
+
+    def offer_recovery(self) -> bool:
+        pending = self.recovery.pending()
+        if pending is None:
+            return False
+        text, original = pending
+        if not self.ask_restore(original):
+            self.recovery.clear()
+            return False
+        try:
+            doc = core.loads(text, source="recovered work")
+        except GraphError as exc:
+            self.show_load_errors("recovered work", list(exc.errors))
+            self.recovery.clear()
+            return False
+        doc.path = original
+        self.set_document(doc, dirty=True)
+        return True
+
+    def _add_recent(self, path: str) -> None:
+        settings = QSettings()
+        recent = [p for p in (settings.value("recent", []) or []) if p != path]
+        settings.setValue("recent", ([path] + recent)[:MAX_RECENT])
+        self._refresh_recent()
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = QSettings().value("recent", []) or []
+        if isinstance(recent, str):
+            recent = [recent]
+        for path in recent:
+            self.recent_menu.addAction(self._action(path, lambda p=path: self.maybe_keep_changes()
+                                                    and self.open_path(p)))
+        self.recent_menu.setEnabled(bool(recent))
+
+    # -- window state ---------------------------------------------------------------------
+
+    def _restore_settings(self) -> None:
+        settings = QSettings()
+        geometry = settings.value("window/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        state = settings.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+
+    def closeEvent(self, event) -> None:
+        if not self.maybe_keep_changes():
+            event.ignore()
+            return
+        settings = QSettings()
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/state", self.saveState())
+        self.recovery.clear()
+        event.accept()
+
+    # -- editing --------------------------------------------------------------------------
+
+    def _add_from_palette(self, type_name: str) -> None:
+        self.view.add_node_at(type_name, self.view.mapToScene(self.view.viewport().rect().center()))
+
+    def selected_ids(self) -> list:
+        return self.scene.selected_node_ids()
+
+    def copy(self) -> None:
+        ids = self.selected_ids()
+        if not ids:
+            return
+        text = self.controller.copy_text(ids)
+        mime = QMimeData()
+        mime.setText(text)
+        mime.setData(CLIP_MIME, text.encode("utf-8"))
+        QGuiApplication.clipboard().setMimeData(mime)
+
+    def cut(self) -> None:
+        self.copy()
+        self.delete_selection()
+
+    def paste(self) -> None:
+        mime = QGuiApplication.clipboard().mimeData()
+        if mime is None:
+            return
+        text = bytes(mime.data(CLIP_MIME)).decode("utf-8") if mime.hasFormat(CLIP_MIME) else mime.text()
+        if text:
+            self.scene.select_nodes(self.controller.paste_text(text))
+
+    def duplicate(self) -> None:
+        ids = self.selected_ids()
+        if ids:
+            self.scene.select_nodes(self.controller.paste_text(self.controller.copy_text(ids)))
+
+    def delete_selection(self) -> None:
+        ids, notes = self.selected_ids(), self.scene.selected_comment_ids()
+        if ids and notes:
+            with self.controller.macro("Delete"):
+                self.controller.remove_nodes(ids)
+                self.controller.set_ui(comments.KEY, comments.without_comments(self.controller.doc, notes))
+        elif ids:
+            self.controller.remove_nodes(ids)
+        elif notes:
+            self.controller.set_ui(comments.KEY, comments.without_comments(self.controller.doc, notes),
+                                   "Delete comments")
+
+    def select_all(self) -> None:
+        for item in self.scene.items():
+            if item.flags() & item.GraphicsItemFlag.ItemIsSelectable:
+                item.setSelected(True)
+
+    def group_selection(self) -> None:
+        instance = self.controller.group(self.selected_ids())
+        if instance:
+            self.scene.select_nodes([instance])
+
+    def ungroup_selection(self) -> None:
+        new = []
+        ids = [i for i in self.selected_ids()
+               if self.controller.doc.graph_at(self.controller.ref).node(i).type == "Block"]
+        for node_id in ids:
+            new += self.controller.ungroup(node_id)
+        self.scene.select_nodes(new)
+
+    def open_selected(self) -> None:
+        ids = self.selected_ids()
+        if len(ids) == 1:
+            self.controller.open_node(ids[0])
+
+    def go_up(self) -> None:
+        crumbs = self.controller.breadcrumb()
+        if len(crumbs) > 1:
+            self.controller.open_graph(crumbs[-2][1] if len(crumbs[-2][1]) < len(self.controller.ref)
+                                       else crumbs[-3][1])
+
+    def add_comment(self, kind: str) -> str:
+        doc = self.controller.doc
+        rect = self.scene.nodes_rect(self.selected_ids()) if kind == "frame" else None
+        if rect is None or rect.isNull():
+            centre = self.view.mapToScene(self.view.viewport().rect().center())
+            w, h = (220, 90) if kind == "note" else (420, 260)
+            rect_list = [round(centre.x() - w / 2), round(centre.y() - h / 2), w, h]
+        else:
+            rect = rect.adjusted(-30, -50, 30, 30)
+            rect_list = [round(rect.x()), round(rect.y()), round(rect.width()), round(rect.height())]
+        entry = {"id": comments.new_comment_id(doc), "kind": kind, "graph": list(self.controller.ref),
+                 "text": "Note" if kind == "note" else "Frame", "rect": rect_list}
+        self.controller.set_ui(comments.KEY, comments.with_comment(doc, entry),
+                               f"Add {'note' if kind == 'note' else 'frame'}")
+        return entry["id"]
+
+    def show_history(self) -> None:
+        self.history_dock.show()
+        self.history_dock.raise_()
+
+    # -- analysis and navigation ----------------------------------------------------------
+
+    def _analysis_ready(self, result) -> None:
+        self.scene.apply_analysis(result)
+        self.problems.show_errors(result.errors)
+        count = len(result.errors)
+        self.problems_dock.setWindowTitle(f"Problems ({count})" if count else "Problems")
+
+    def _selection_changed(self) -> None:
+        self.inspector.show_nodes(self.selected_ids())
+
+    def _after_navigation(self) -> None:
+        self.view.frame_all()
+
+    def jump_to(self, path: str) -> bool:
+        """Show the node a path names (opening its body if needed), selected and centred."""
+        found = doc_ops.resolve_path(self.controller.doc, path)
+        if found is None:
+            return False
+        ref, node_id = found
+        self.controller.open_graph(ref)
+        if node_id is not None:
+            self.scene.select_nodes([node_id])
+            item = self.scene.node_items.get(node_id)
+            if item is not None:
+                self.view.centerOn(item)
+        return True
+
+    def scene_center(self) -> QPointF:
+        return self.view.mapToScene(self.view.viewport().rect().center())
