@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from core.errors import DataError
+from .errors import DataError
 
 __all__ = [
     "FILE_KINDS",

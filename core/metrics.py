@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from core.errors import GraphError
+from .errors import GraphError
 
 __all__ = ["METRICS", "accuracy", "get_metric", "mae", "mse"]
 

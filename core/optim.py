@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from core.errors import GraphError
+from .errors import GraphError
 
 __all__ = [
     "OPTIMIZERS",
