@@ -53,7 +53,7 @@ def loads(text, source: str = "document") -> Document:
         except UnicodeDecodeError as exc:
             raise GraphError(f"{source}: not UTF-8 text (byte {exc.start})") from None
     # Some editors start a UTF-8 file with a byte-order mark; it is not part of the JSON.
-    text = text[1:] if text.startswith("\ufeff") else text
+    text = text.removeprefix("\ufeff")
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicate_keys,
                           parse_constant=_no_special_numbers)
@@ -195,10 +195,10 @@ def _build_node(data, ref: tuple, where: str) -> Node:
     # Unknown keys are errors (format.md); bad values are left to the compiler, so that the
     # editor can open the file and show the problem on the node.
     known = {decl.name for decl in nodes.get(current).params}
-    unknown = sorted(set(params) - known)
+    unknown = set(params) - known
     if unknown:
         allowed = ", ".join(sorted(known)) or "none"
-        raise GraphError(f"{path}: unknown parameter {unknown[0]!r} of a {current} node "
+        raise GraphError(f"{path}: unknown parameter {min(unknown)!r} of a {current} node "
                          f"(its parameters: {allowed})", path)
     label = data.get("label")
     if label is not None and not isinstance(label, str):
