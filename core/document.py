@@ -183,6 +183,10 @@ class Document:
 
     def add_node(self, ref: GraphRef, node: Node, index: int | None = None) -> None:
         graph = self.graph_at(ref)
+        # A node the loader would refuse must not get in: the file could not be opened again.
+        check_id(node.id)
+        if nodes.get(node.type) is None:
+            raise GraphError(f"unknown node type {node.type!r}", node_path(ref, node.id))
         if graph.node(node.id) is not None:
             raise GraphError(f"a node {node.id!r} exists already", node_path(ref, node.id))
         graph.nodes.insert(len(graph.nodes) if index is None else index, node)
@@ -214,6 +218,11 @@ class Document:
         node = self.node_at(ref, node_id)
         node_type = nodes.get(node.type)
         decl = node_type.param(name) if node_type else None
+        if node_type is not None and decl is None:
+            # The loader refuses unknown parameters, so a file saved with one would not open.
+            known = ", ".join(p.name for p in node_type.params) or "none"
+            raise GraphError(f"{node_path(ref, node_id)}: a {node.type} node has no parameter "
+                             f"{name!r} (its parameters: {known})", node_path(ref, node_id))
         if decl is not None and value is not None:
             try:
                 value = decl.check(value)
@@ -238,7 +247,9 @@ class Document:
         self._emit(Event("label_changed", tuple(ref), node_id, label))
 
     def rename_node(self, ref: GraphRef, old: str, new: str) -> None:
-        """Give a node a new id; its edges follow."""
+        """Give a node a new id; its edges follow. Renaming a body's Input or Output renames
+        the port of the enclosing node(s) too, so their edges follow as well (edge events), and
+        a carry Input's carry Outputs follow it (param events)."""
         graph = self.graph_at(ref)
         node = self.node_at(ref, old)
         if old == new:
@@ -246,9 +257,53 @@ class Document:
         check_id(new, node_path(ref, old))
         if graph.node(new) is not None:
             raise GraphError(f"a node {new!r} exists already", node_path(ref, new))
+        # The id of a body's Input or Output is also a port of the node that encloses the body
+        # (of every instance, for a block definition), and a carry Output names its Input by id.
+        enclosing = self._enclosing_nodes(ref) if node.type in ("Input", "Output") else []
+        before = [node_ports(n, self.blocks) for _, n in enclosing]
         node.id = new
         graph.edges = [_rename_in_edge(e, old, new) for e in graph.edges]
         self._emit(Event("node_renamed", tuple(ref), new, old))
+        if node.type == "Input":
+            for other in graph.nodes:
+                if other.type == "Output" and other.params.get("carry") == old:
+                    self.set_param(ref, other.id, "carry", new)
+        for (outer_ref, outer), (ins, outs) in zip(enclosing, before):
+            ins_now, outs_now = node_ports(outer, self.blocks)
+            is_input = node.type == "Input"
+            was, now = (ins, ins_now) if is_input else (outs, outs_now)
+            if old in was and old not in now and new in now:
+                self._rename_port_edges(outer_ref, outer.id, is_input, old, new)
+
+    def _enclosing_nodes(self, ref: GraphRef) -> list:
+        """(GraphRef, node) of each node whose ports are read off the graph at `ref`."""
+        ref = tuple(ref)
+        if len(ref) >= 2:  # a body: its node is in the graph one level up
+            return [(ref[:-2], self.graph_at(ref[:-2]).node(ref[-2]))]
+        if len(ref) == 1:  # a block definition: every instance, wherever it is
+            name, found = ref[0][1:], []
+            stack = [((), self.graph)] + [(("@" + b,), g) for b, g in self.blocks.items()]
+            while stack:
+                where, graph = stack.pop()
+                for n in graph.nodes:
+                    if n.type == "Block" and n.params.get("block") == name:
+                        found.append((where, n))
+                    stack.extend((where + (n.id, key), body) for key, body in n.bodies.items())
+            return found
+        return []
+
+    def _rename_port_edges(self, ref: GraphRef, node_id: str, is_input: bool, old: str,
+                           new: str) -> None:
+        graph = self.graph_at(ref)
+        for index, e in enumerate(list(graph.edges)):
+            if is_input and e.dst == node_id and e.dst_port == old:
+                moved = Edge(e.src, e.src_port, e.dst, new)
+            elif not is_input and e.src == node_id and e.src_port == old:
+                moved = Edge(e.src, new, e.dst, e.dst_port)
+            else:
+                continue
+            self.remove_edge(ref, e)
+            self.add_edge(ref, moved, index)
 
     def add_edge(self, ref: GraphRef, edge: Edge, index: int | None = None) -> None:
         graph = self.graph_at(ref)
@@ -260,6 +315,8 @@ class Document:
 
     def remove_edge(self, ref: GraphRef, edge: Edge) -> int:
         graph = self.graph_at(ref)
+        if edge not in graph.edges:
+            raise GraphError(f"there is no edge {edge} to remove", node_path(ref, edge.dst))
         index = graph.edges.index(edge)
         del graph.edges[index]
         self._emit(Event("edge_removed", tuple(ref), edge.dst, edge))
@@ -268,14 +325,21 @@ class Document:
     def set_block(self, name: str, graph: Graph | None) -> Graph | None:
         """Add, replace (graph) or remove (None) a block definition; returns the old one."""
         old = self.blocks.get(name)
+        if graph is None and old is None:
+            return None  # nothing changes, so nobody is told
+        if graph is not None and graph == old:
+            self.blocks[name] = graph  # the caller's object, but the same content: no event
+            return old
         if graph is None:
-            self.blocks.pop(name, None)
+            del self.blocks[name]
         else:
             self.blocks[name] = graph
         self._emit(Event("block_changed", ("@" + name,), None, name))
         return old
 
     def set_training(self, training: dict | None) -> None:
+        if training == self.training:
+            return
         self.training = copy.deepcopy(training)
         self._emit(Event("training_changed"))
 
@@ -286,8 +350,12 @@ class Document:
 
     def set_ui(self, key: str, value: Any) -> None:
         """View state (comments, frames, view rectangle): kept in the file, ignored by the engine."""
+        if value is None and key not in self.ui:
+            return
+        if value is not None and key in self.ui and self.ui[key] == value:
+            return
         if value is None:
-            self.ui.pop(key, None)
+            del self.ui[key]
         else:
             self.ui[key] = copy.deepcopy(value)
         self._emit(Event("ui_changed", data=key))
