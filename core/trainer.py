@@ -1,0 +1,331 @@
+"""Training a document by its `training` section (format.md), headless.
+
+`train(doc, ...)` reads the section, loads and splits the dataset, compiles the graph, and runs
+mini-batch gradient descent, telling a callback about every step and every epoch. It is what
+`wiregrad train` and the editor's Train button both run.
+
+Determinism: the same document and seed give the same numbers on the same machine. The seed
+draws the initial parameters, the shuffling (its own stream) and dropout (another stream).
+
+A non-finite loss or gradient stops training at that step with a `TrainingError` naming the
+first node whose output (or parameter whose gradient) went NaN or Inf; the parameters from
+before that step are kept in `error.result`, as are the best ones seen.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import metrics as metric_fns
+from .datasets import Dataset, batches, load_dataset, split
+from .errors import GraphError
+from .optim import clip_grad_norm, make_optimizer
+
+TRAINING_KEYS = ("dataset", "feeds", "split", "loss", "metrics", "optimizer", "batch_size",
+                 "epochs", "seed", "clip_grad_norm", "dtype")
+METRICS = {"accuracy": metric_fns.accuracy, "mse": metric_fns.mse, "mae": metric_fns.mae}
+EVAL_CHUNK = 1024  # rows per forward pass when evaluating a whole set
+
+
+class TrainingError(GraphError):
+    """Training stopped on a problem; `result` holds what was learned until then."""
+
+    def __init__(self, message, node=None, result=None):
+        super().__init__(message, node)
+        self.result = result
+
+
+@dataclass
+class TrainResult:
+    """What training produced. Unpacks as `history, params = core.train(doc)`."""
+
+    history: list = field(default_factory=list)  # one dict per epoch
+    params: dict = field(default_factory=dict)  # the last parameters
+    best_params: dict = field(default_factory=dict)  # lowest validation (else training) loss
+    best_epoch: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    stopped: bool = False  # by the stop event, before the planned epochs
+    step_losses: list = field(default_factory=list)
+    classes: dict = field(default_factory=dict)  # class names of text columns, per array
+
+    def __iter__(self):
+        return iter((self.history, self.params))
+
+    def final(self) -> dict:
+        """The last epoch's figures: loss, val_loss and every metric with its val_ form."""
+        return dict(self.history[-1]) if self.history else {}
+
+
+@dataclass
+class Plan:
+    """A training section, read and checked."""
+
+    dataset: dict
+    feeds: dict
+    validation: float
+    split_seed: int
+    loss: str
+    metrics: list
+    optimizer: dict
+    batch_size: int
+    epochs: int
+    seed: int
+    clip: float | None
+    dtype: str
+
+
+def read_plan(doc, epochs=None, seed=None) -> Plan:
+    """Check a document's training section; GraphError names what is wrong or missing."""
+    section = doc.training
+    if not isinstance(section, dict):
+        raise GraphError("the document has no training section: add \"training\" with a dataset, "
+                         "a loss and an optimizer (see the format documentation)")
+    unknown = [k for k in section if k not in TRAINING_KEYS]
+    if unknown:
+        raise GraphError(f"training: unknown key {unknown[0]!r} (known: {', '.join(TRAINING_KEYS)})")
+    for key in ("dataset", "loss"):
+        if key not in section:
+            raise GraphError(f"training: missing {key!r}")
+    split_spec = section.get("split", {})
+    if not isinstance(split_spec, dict) or set(split_spec) - {"validation", "seed"}:
+        raise GraphError("training.split must be {\"validation\": fraction, \"seed\": n}")
+    feeds = section.get("feeds", {})
+    if not isinstance(feeds, dict) or not all(isinstance(v, str) for v in feeds.values()):
+        raise GraphError("training.feeds must map Input ids to dataset array names")
+    metrics = section.get("metrics", [])
+    if not isinstance(metrics, list):
+        raise GraphError("training.metrics must be a list")
+    for i, m in enumerate(metrics):
+        if not isinstance(m, dict) or m.get("type") not in METRICS or "pred" not in m \
+                or "target" not in m:
+            raise GraphError(f"training.metrics[{i}] must be {{\"type\": one of "
+                             f"{', '.join(METRICS)}, \"pred\": an Output id, \"target\": an Input id}}")
+    plan = Plan(
+        dataset=section["dataset"], feeds=dict(feeds),
+        validation=split_spec.get("validation", 0.2), split_seed=split_spec.get("seed", 0),
+        loss=section["loss"], metrics=metrics,
+        optimizer=section.get("optimizer", {"type": "adam", "lr": 1e-3}),
+        batch_size=section.get("batch_size", 32),
+        epochs=section.get("epochs", 10) if epochs is None else epochs,
+        seed=section.get("seed", 0) if seed is None else seed,
+        clip=section.get("clip_grad_norm"), dtype=section.get("dtype", "float32"))
+    for name, value, low in (("batch_size", plan.batch_size, 1), ("epochs", plan.epochs, 0),
+                             ("seed", plan.seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise GraphError(f"training.{name} must be a whole number >= {low}, got {value!r}")
+    if plan.clip is not None and (not isinstance(plan.clip, (int, float)) or plan.clip <= 0):
+        raise GraphError(f"training.clip_grad_norm must be a positive number, got {plan.clip!r}")
+    if plan.dtype not in ("float32", "float64"):
+        raise GraphError(f"training.dtype must be float32 or float64, got {plan.dtype!r}")
+    return plan
+
+
+class Session:
+    """One training run's data, program and optimizer, ready to step. The editor drives one
+    step at a time through this; `train()` runs it to the end."""
+
+    def __init__(self, doc, epochs=None, seed=None, params=None, base_dir=None):
+        from .compiler import compile_document
+
+        self.plan = plan = read_plan(doc, epochs, seed)
+        self.program = compile_document(doc, plan.dtype)
+        if plan.loss not in self.program.output_shapes:
+            raise GraphError(f"training.loss: {plan.loss!r} is not an Output of the graph "
+                             f"(outputs: {', '.join(self.program.output_shapes)})")
+        if base_dir is None:
+            base_dir = os.path.dirname(getattr(doc, "path", None) or "") or "."
+        dataset = load_dataset(plan.dataset, base_dir)
+        self.classes = dict(getattr(dataset, "classes", {}) or {})
+        self.train_set, self.val_set = split(dataset, plan.validation, plan.split_seed)
+        self.train_feeds = self._feeds(self.train_set)
+        self.val_feeds = self._feeds(self.val_set) if len(self.val_set) else None
+        start = self.program.init_params(plan.seed) if params is None else params
+        self.optimizer = make_optimizer(plan.optimizer, self.program.param_list(start)
+                                        if isinstance(start, dict) else start)
+        names = self.program.param_names
+        self.params = list(self.optimizer.params)  # views into the optimizer's flat buffer
+        self.grads = list(self.optimizer.grads)
+        self.names = names
+        self.shuffle_rng = np.random.default_rng([plan.seed, 1])
+        self.dropout_rng = np.random.default_rng([plan.seed, 2])
+        self.step_count = 0
+        self.epoch = 0
+        self.steps_per_epoch = max(1, math.ceil(len(self.train_set) / plan.batch_size))
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def _feeds(self, data: Dataset) -> dict:
+        """The top-level Inputs' arrays from a dataset, checked and cast once, up front."""
+        out = {}
+        for input_id in self.program.input_shapes:
+            array_name = self.plan.feeds.get(input_id, input_id)
+            if array_name not in data:
+                if input_id in self.plan.feeds:
+                    raise GraphError(f"training.feeds: Input {input_id!r} takes dataset array "
+                                     f"{array_name!r}, which the dataset does not have (arrays: "
+                                     f"{', '.join(data.names())})", input_id)
+                continue  # an Input the loss may not need; schedules say if it is missing
+            array = data[array_name]
+            if self.program.input_dtypes[input_id] == "int64" and array.dtype.kind == "f" \
+                    and np.array_equal(array, np.round(array)):
+                array = array.astype(np.int64)  # class ids read from a CSV of numbers
+            try:
+                out[input_id] = self.program._check_feed(input_id, array)
+            except GraphError as exc:
+                raise GraphError(f"dataset array {array_name!r} does not fit Input {input_id!r}: "
+                                 f"{exc.message}", input_id) from None
+        for fid in self.plan.feeds:
+            if fid not in self.program.input_shapes:
+                raise GraphError(f"training.feeds: {fid!r} is not an Input of the graph")
+        return out
+
+    def epoch_batches(self):
+        return batches(self.train_feeds, self.plan.batch_size, self.shuffle_rng)
+
+    # -- one step -----------------------------------------------------------------------------
+
+    def step(self, feeds: dict) -> float:
+        """One gradient step on a batch; returns the batch's loss before the update."""
+        loss, _ = self.program.loss_and_grads(self.params, feeds, self.plan.loss, True,
+                                              self.dropout_rng, self.grads)
+        flat = self.optimizer.flat_grads
+        if not math.isfinite(loss) or not math.isfinite(float(np.add.reduce(flat))):
+            if not (math.isfinite(loss) and np.isfinite(flat).all()):
+                raise self._nonfinite(loss, feeds)
+        if self.plan.clip is not None:
+            self.optimizer.clip_grad_norm(self.plan.clip)
+        self.optimizer.step()
+        self.step_count += 1
+        return loss
+
+    def _nonfinite(self, loss: float, feeds: dict) -> TrainingError:
+        params = self.param_dict()
+        if not math.isfinite(loss):
+            node = self.program.first_nonfinite(params, feeds, (self.plan.loss,), train=False)
+            what = "output"
+        else:
+            bad = next(n for n, g in zip(self.names, self.grads) if not np.isfinite(g).all())
+            node, what = bad.rsplit(".", 1)[0], f"gradient (of {bad})"
+        where = f"{node}: " if node else ""
+        return TrainingError(f"{where}the {what} became NaN or Inf at step {self.step_count + 1} "
+                             f"(epoch {self.epoch + 1}); training stopped with the last good "
+                             "parameters. A lower learning rate often helps.", node)
+
+    def param_dict(self, copy: bool = False) -> dict:
+        return {n: (p.copy() if copy else p) for n, p in zip(self.names, self.params)}
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def evaluate(self, feeds: dict | None) -> dict:
+        """Loss and metrics over a whole set, in chunks; empty for an empty set."""
+        if not feeds:
+            return {}
+        wanted = [self.plan.loss] + [m["pred"] for m in self.plan.metrics]
+        wanted = tuple(dict.fromkeys(wanted))
+        n = len(next(iter(feeds.values())))
+        params = self.param_dict()
+        total, preds = 0.0, {name: [] for name in wanted[1:]}
+        for start in range(0, n, EVAL_CHUNK):
+            chunk = {k: v[start:start + EVAL_CHUNK] for k, v in feeds.items()}
+            outs = self.program.run(params, chunk, train=False, outputs=wanted)
+            total += float(outs[self.plan.loss]) * len(next(iter(chunk.values())))
+            for name in preds:
+                preds[name].append(outs[name])
+        result = {"loss": total / n}
+        for m in self.plan.metrics:
+            pred = np.concatenate(preds[m["pred"]]) if m["pred"] in preds else None
+            target = feeds.get(m["target"])
+            if pred is None or target is None:
+                raise GraphError(f"training.metrics: {m['type']} needs Output {m['pred']!r} and "
+                                 f"Input {m['target']!r}")
+            result[m.get("name", m["type"])] = float(METRICS[m["type"]](pred, target))
+        return result
+
+
+def train(doc, epochs=None, seed=None, callback=None, stop=None, params=None,
+          base_dir=None) -> TrainResult:
+    """Train by the document's training section; see the module docstring."""
+    session = Session(doc, epochs, seed, params, base_dir)
+    return run_session(session, callback, stop)
+
+
+def run_session(session: Session, callback=None, stop=None, pause=None) -> TrainResult:
+    plan = session.plan
+    result = TrainResult(classes=session.classes)
+    emit = callback or (lambda event: None)
+    total_steps = plan.epochs * session.steps_per_epoch
+    emit({"kind": "start", "epochs": plan.epochs, "steps_per_epoch": session.steps_per_epoch,
+          "total_steps": total_steps, "params": len(session.names)})
+    best = math.inf
+    started = time.perf_counter()
+    result.best_params = session.param_dict(copy=True)
+    try:
+        for epoch in range(session.epoch, plan.epochs):
+            session.epoch = epoch
+            epoch_losses = []
+            for feeds in session.epoch_batches():
+                if pause is not None:
+                    while pause.is_set() and not (stop is not None and stop.is_set()):
+                        time.sleep(0.02)
+                if stop is not None and stop.is_set():
+                    result.stopped = True
+                    break
+                loss = session.step(feeds)
+                epoch_losses.append(loss)
+                result.step_losses.append(loss)
+                elapsed = time.perf_counter() - started
+                emit({"kind": "step", "step": session.step_count, "epoch": epoch + 1, "loss": loss,
+                      "lr": session.optimizer.lr, "elapsed": elapsed,
+                      "steps_per_s": session.step_count / elapsed if elapsed > 0 else 0.0,
+                      "total_steps": total_steps})
+            if result.stopped or not epoch_losses:
+                break
+            if session.optimizer.schedule is not None:
+                session.optimizer.schedule.step()
+            record = _epoch_record(session, epoch + 1, epoch_losses)
+            record["elapsed"] = time.perf_counter() - started
+            record["steps_per_s"] = session.step_count / record["elapsed"] if record["elapsed"] else 0.0
+            result.history.append(record)
+            score = record.get("val_loss", record["loss"])
+            if score < best:
+                best = score
+                result.best_params = session.param_dict(copy=True)
+                result.best_epoch = epoch + 1
+            emit({"kind": "epoch", **record, "total_steps": total_steps,
+                  "step": session.step_count})
+        session.epoch = len(result.history)
+    except TrainingError as exc:
+        # The failing step's update was never applied: these are the last good parameters.
+        result.params = session.param_dict(copy=True)
+        result.steps = session.step_count
+        result.seconds = time.perf_counter() - started
+        exc.result = result
+        emit({"kind": "error", "message": str(exc), "node": exc.node})
+        raise
+    result.params = session.param_dict(copy=True)
+    result.steps = session.step_count
+    result.seconds = time.perf_counter() - started
+    emit({"kind": "end", "stopped": result.stopped, "steps": result.steps,
+          "seconds": result.seconds})
+    return result
+
+
+def _epoch_record(session: Session, epoch: int, losses: list) -> dict:
+    record = {"epoch": epoch, "loss": float(np.mean(losses)), "lr": session.optimizer.lr}
+    train_eval = session.evaluate(session.train_feeds) if session.plan.metrics else {}
+    for key, value in train_eval.items():
+        if key != "loss":
+            record[key] = value
+    for key, value in session.evaluate(session.val_feeds).items():
+        record[f"val_{key}"] = value
+    return record
+
+
+__all__ = ["Plan", "Session", "TrainResult", "TrainingError", "clip_grad_norm", "read_plan",
+           "run_session", "train"]
