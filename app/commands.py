@@ -133,7 +133,7 @@ class SetParam(DocCommand):
 
     def do(self):
         node = self.doc.node_at(self.ref, self.node_id)
-        self.old = copy.deepcopy(node.params.get(self.name, _MISSING))
+        self.old = copy.deepcopy(node.params[self.name]) if self.name in node.params else _MISSING
         self.doc.set_param(self.ref, self.node_id, self.name, self.value)
 
     def undo(self):

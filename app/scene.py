@@ -52,8 +52,8 @@ class CanvasScene(QGraphicsScene):
     # -- building -------------------------------------------------------------------------
 
     def rebuild(self) -> None:
-        self.clear()
         self.node_items, self.wire_items, self.comment_items = {}, {}, {}
+        self.clear()
         try:
             graph = self.doc.graph_at(self.ref)
         except GraphError:
@@ -235,7 +235,8 @@ class CanvasScene(QGraphicsScene):
     # -- queries --------------------------------------------------------------------------
 
     def selected_node_ids(self) -> list:
-        return [i.node_id for i in self.selectedItems() if isinstance(i, NodeItem)]
+        """Selected nodes in document order."""
+        return [node_id for node_id, item in self.node_items.items() if item.isSelected()]
 
     def selected_comment_ids(self) -> list:
         return [i.comment_id for i in self.selectedItems() if isinstance(i, comments.CommentItem)]

@@ -23,6 +23,12 @@ def matches(query: str, name: str, category: str) -> bool:
     return all(word in hay for word in query.lower().split())
 
 
+def rank(query: str, name: str) -> int:
+    """0 for the exact name, 1 for a prefix, 2 for anything else that matches."""
+    q, n = query.strip().lower(), name.lower()
+    return 0 if q == n else 1 if q and n.startswith(q) else 2
+
+
 class SearchPopup(QFrame):
     chosen = Signal(str)
 
@@ -47,10 +53,14 @@ class SearchPopup(QFrame):
 
     def refilter(self, text: str) -> None:
         self.list.clear()
-        for name, node_type in sorted(nodes.all_types().items()):
+        found = []
+        for name, node_type in nodes.all_types().items():
             if self.type_filter is not None and not self.type_filter(node_type):
                 continue
             if matches(text, name, node_type.category):
+                found.append((rank(text, name), name, node_type))
+        for _, name, node_type in sorted(found, key=lambda f: (f[0], f[1])):
+            if True:
                 item = QListWidgetItem(type_icon(node_type.category), name)
                 item.setToolTip(node_type.help)
                 self.list.addItem(item)

@@ -180,6 +180,11 @@ class CanvasView(QGraphicsView):
             self.viewport().setCursor(Qt.OpenHandCursor)
             event.accept()
             return
+        if event.key() in (Qt.Key_Return, Qt.Key_Enter):
+            selected = self.scene().selected_node_ids()
+            if len(selected) == 1 and self.controller.open_node(selected[0]):
+                event.accept()
+                return
         if event.key() == Qt.Key_Tab:
             pos = self.mapFromGlobal(self.cursor().pos())
             if not self.viewport().rect().contains(pos):

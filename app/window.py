@@ -126,12 +126,12 @@ class MainWindow(QMainWindow):
         self.act_up = a("Go &Up", self.go_up, "Backspace" if False else "Alt+Up")
         self.act_group = a("&Group into Block", self.group_selection, "Ctrl+G")
         self.act_ungroup = a("&Ungroup", self.ungroup_selection, "Ctrl+Shift+G")
-        self.act_open_body = a("&Open Body", self.open_selected, "Return")
+        self.act_open_body = a("&Open Body", self.open_selected)
         self.act_note = a("Add &Note", lambda: self.add_comment("note"))
         self.act_frame = a("Add F&rame", lambda: self.add_comment("frame"))
         for action in (self.act_undo, self.act_redo, self.act_cut, self.act_copy, self.act_paste,
                        self.act_duplicate, self.act_delete, self.act_select_all, self.act_frame_sel,
-                       self.act_frame_all, self.act_open_body):
+                       self.act_frame_all):
             action.setShortcutContext(Qt.WindowShortcut)
             self.addAction(action)
 
