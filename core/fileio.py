@@ -65,7 +65,7 @@ def loads(text, source: str = "document") -> Document:
     except RecursionError:
         raise GraphError(f"{source}: nested too deeply to be a Wiregrad document") from None
     doc = from_dict(data, source)
-    if doc.to_dict() == data:
+    if doc.to_dict() == _normal_form(data):
         # Nothing was migrated or renamed: saving unchanged gives back these very bytes.
         doc._saved_text = text
         doc._saved_revision = doc.revision
@@ -90,6 +90,26 @@ def _no_duplicate_keys(pairs: list) -> dict:
 def _no_special_numbers(name: str):
     # NaN and Infinity are not JSON: other tools cannot read a file that holds them.
     raise _NotJSON(f"{name} is not a JSON number; write a finite number")
+
+
+def _normal_form(data: dict) -> dict:
+    """The document dict as Document.to_dict writes it: without the entries that only repeat
+    a default ("name": "", "params": {}, "label": null, ...). A file that spells a default out
+    is unchanged by loading, so it must still be written back byte for byte."""
+    defaults = {"name": "", "blocks": {}, "training": None, "ui": {}}
+    out = {k: v for k, v in data.items() if not (k in defaults and v == defaults[k])}
+    out = json.loads(json.dumps(out))  # a copy to trim; it holds only JSON values
+    graphs = [out["graph"], *out.get("blocks", {}).values()]
+    while graphs:
+        graph = graphs.pop()
+        graph.setdefault("nodes", [])
+        graph.setdefault("edges", [])
+        for node in graph["nodes"]:
+            for key, empty in (("params", {}), ("label", None), ("pos", None)):
+                if key in node and node[key] == empty:
+                    del node[key]
+            graphs.extend(node[key] for key in BODY_KEYS if key in node)
+    return out
 
 
 def from_dict(data, source: str = "document") -> Document:
