@@ -604,3 +604,13 @@ def test_loading_never_modifies_the_data_it_is_given():
     before = copy.deepcopy(data)
     core.fileio.from_dict(data)
     assert data == before
+
+
+def test_a_file_that_spells_defaults_out_is_still_saved_back_byte_for_byte(tmp_path):
+    text = json.dumps({"format": "wiregrad.graph", "version": 1, "name": "", "graph": {"nodes": [
+        {"id": "a", "type": "ReLU", "params": {}, "label": None, "pos": None}]},
+        "blocks": {}, "training": None, "ui": {}}, indent=1)
+    path = tmp_path / "spelled.wg.json"
+    path.write_text(text, encoding="utf-8")
+    core.save(core.load(path), path)
+    assert path.read_text(encoding="utf-8") == text

@@ -1,0 +1,214 @@
+"""Properties of reading and writing documents, over many random ones.
+
+- A random valid document (a DAG of ordinary nodes between Inputs and Outputs, with unicode
+  labels, positions and a free-form ui section) goes through dumps/loads unchanged, and the
+  text of an unchanged document is written back as it was read.
+- Whatever is done to a valid document's JSON (a key deleted, a value of the wrong JSON type,
+  an unknown key, the text truncated or sprinkled with random bytes), core.loads raises
+  nothing but GraphError.
+"""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import core
+from core.fileio import dumps, loads
+
+SETTINGS = settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+UNARY = ["ReLU", "Tanh", "Sigmoid", "Identity"]
+LABEL_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20)
+COORD = st.one_of(st.integers(-5000, 5000),
+                  st.floats(-5000, 5000, allow_nan=False, allow_infinity=False))
+JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
+                      st.floats(allow_nan=False, allow_infinity=False), LABEL_TEXT)
+JSON_VALUE = st.recursive(JSON_LEAF, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(LABEL_TEXT, inner, max_size=4)), max_leaves=12)
+
+
+@st.composite
+def valid_documents(draw, spell_defaults: bool = False) -> dict:
+    """A document dict: Inputs, then layers each fed by earlier nodes, then Outputs.
+
+    With spell_defaults, some entries say what leaving them out would mean ("name": "",
+    "params": {}, "label": null, "ui": {}), as a hand-written file may."""
+    width = draw(st.integers(1, 4))
+    nodes_: list = []
+    edges: list = []
+    sources: list = []  # output ports that can feed later nodes: all of shape (B, width)
+
+    def decorate(node: dict) -> dict:
+        if spell_defaults and draw(st.booleans()):
+            node.setdefault("params", {})
+        if spell_defaults and draw(st.booleans()):
+            node["label"] = None
+        elif draw(st.booleans()):
+            node["label"] = draw(LABEL_TEXT)
+        if draw(st.booleans()):
+            node["pos"] = [draw(COORD), draw(COORD)]
+        return node
+
+    for i in range(draw(st.integers(1, 3))):
+        nodes_.append(decorate({"id": f"in{i}", "type": "Input", "params": {"shape": [width]}}))
+        sources.append(f"in{i}.y")
+    for i in range(draw(st.integers(0, 6))):
+        node_id = f"n{i}"
+        kind = draw(st.sampled_from(["Linear", "Add", *UNARY]))
+        if kind == "Linear":
+            node = {"id": node_id, "type": "Linear", "params": {"out_features": width}}
+            if draw(st.booleans()):
+                node["params"]["bias"] = draw(st.booleans())
+            ports = ["x"]
+        elif kind == "Add":
+            node, ports = {"id": node_id, "type": "Add"}, ["a", "b"]
+        else:
+            node, ports = {"id": node_id, "type": kind}, ["x"]
+        nodes_.append(decorate(node))
+        for port in ports:
+            edges.append({"from": draw(st.sampled_from(sources)), "to": f"{node_id}.{port}"})
+        sources.append(f"{node_id}.y")
+    for i in range(draw(st.integers(1, 3))):
+        nodes_.append(decorate({"id": f"out{i}", "type": "Output"}))
+        edges.append({"from": draw(st.sampled_from(sources)), "to": f"out{i}.x"})
+    nodes_ = draw(st.permutations(nodes_))  # file order need not be execution order
+    edges = draw(st.permutations(edges))
+    doc: dict = {"format": "wiregrad.graph", "version": 1}
+    if draw(st.booleans()):
+        doc["name"] = draw(LABEL_TEXT if spell_defaults else LABEL_TEXT.filter(bool))
+    doc["graph"] = {"nodes": nodes_, "edges": edges}
+    if draw(st.booleans()):
+        min_size = 0 if spell_defaults else 1
+        doc["ui"] = draw(st.dictionaries(LABEL_TEXT, JSON_VALUE, min_size=min_size, max_size=4))
+    if spell_defaults and draw(st.booleans()):
+        doc["blocks"] = {}
+    if spell_defaults and draw(st.booleans()):
+        doc["training"] = None
+    return doc
+
+
+@SETTINGS
+@given(valid_documents())
+def test_random_valid_documents_round_trip_exactly(data):
+    doc = loads(json.dumps(data))
+    assert doc.to_dict() == data
+    again = loads(dumps(doc))
+    assert again.to_dict() == data
+    # text written afresh reads back as the same document and is written the same way again
+    doc.set_name("edited")
+    text = dumps(doc)
+    assert dumps(loads(text)) == text
+
+
+@SETTINGS
+@given(valid_documents(spell_defaults=True), st.sampled_from([None, 1, 2, 4]))
+def test_the_text_of_an_unchanged_document_is_written_back_as_it_was_read(data, indent):
+    text = json.dumps(data, indent=indent, ensure_ascii=indent is None)
+    assert dumps(loads(text)) == text
+
+
+@SETTINGS
+@given(valid_documents())
+def test_random_valid_documents_compile(data):
+    core.compile(loads(json.dumps(data)))
+
+
+# -- corruptions ---------------------------------------------------------------------------------
+
+
+def paths_in(value, prefix=()) -> list:
+    """Every place in a JSON value: the tuple of keys and indices that reaches it."""
+    out, stack = [], [(prefix, value)]
+    while stack:
+        path, item = stack.pop()
+        out.append(path)
+        if isinstance(item, dict):
+            stack.extend((path + (k,), v) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((path + (i,), v) for i, v in enumerate(item))
+    return out
+
+
+def container_at(data, path):
+    for key in path[:-1]:
+        data = data[key]
+    return data
+
+
+WRONG_VALUES = st.one_of(JSON_LEAF, st.just([]), st.just({}), st.just([1, "a"]),
+                         st.just({"x": None}), st.just("x.y"), st.just("fc.y.z"),
+                         st.just(-1), st.just(10**30), st.just(1e308), st.just(["h"]))
+
+
+@st.composite
+def corrupted_texts(draw) -> str | bytes:
+    data = draw(valid_documents())
+    how = draw(st.sampled_from(["delete", "replace", "inject", "truncate", "bytes", "several"]))
+    rounds = draw(st.integers(2, 4)) if how == "several" else 1
+    for _ in range(rounds):
+        step = how if how != "several" else draw(st.sampled_from(["delete", "replace", "inject"]))
+        places = [p for p in paths_in(data) if p]
+        if step == "delete" and places:
+            path = draw(st.sampled_from(places))
+            del container_at(data, path)[path[-1]]
+        elif step == "replace":
+            path = draw(st.sampled_from([(), *places]))
+            value = draw(WRONG_VALUES)
+            if path:
+                container_at(data, path)[path[-1]] = value
+            else:
+                data = value
+        elif step == "inject":
+            objects = [p for p in paths_in(data)
+                       if isinstance(container_at({"r": data}, ("r", *p, None)), dict)]
+            path = draw(st.sampled_from(objects)) if objects else ()
+            target = container_at({"r": data}, ("r", *path, None))
+            if isinstance(target, dict):
+                target[draw(st.sampled_from(["zzz", "id", "type", "params", "body", "then",
+                                             "else", "role", "carry", "block", "version"]))] = \
+                    draw(WRONG_VALUES)
+    text = json.dumps(data)
+    if how == "truncate":
+        return text[: draw(st.integers(0, max(len(text) - 1, 0)))]
+    if how == "bytes":
+        raw = bytearray(text.encode("utf-8"))
+        for _ in range(draw(st.integers(1, 5))):
+            raw[draw(st.integers(0, len(raw) - 1))] = draw(st.integers(0, 255))
+        return bytes(raw)
+    return text
+
+
+@settings(max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(corrupted_texts())
+def test_random_corruptions_raise_nothing_but_graph_error(text):
+    try:
+        doc = loads(text)
+    except core.GraphError as exc:
+        assert str(exc)
+        assert all(isinstance(e, core.GraphError) for e in exc.errors)
+        return
+    # what still loads is a document that saves and loads again unchanged
+    assert loads(dumps(doc)).to_dict() == doc.to_dict()
+
+
+@SETTINGS
+@given(st.binary(max_size=200))
+def test_random_bytes_raise_nothing_but_graph_error(raw):
+    try:
+        loads(raw)
+    except core.GraphError:
+        pass
+
+
+@SETTINGS
+@given(JSON_VALUE)
+def test_any_json_value_that_is_not_a_document_is_a_graph_error(value):
+    try:
+        loads(json.dumps(value))
+    except core.GraphError:
+        pass
