@@ -1,0 +1,418 @@
+"""How fast the engine trains, against PyTorch eager and hand-written numpy, in one run.
+
+    python -m bench.engine [--steps N] [--only NAME]
+
+For each net, trains a few hundred Adam steps (float32, random data) three ways: the engine
+(compiled document, flat-buffer Adam, exactly what `core.train` runs per step), PyTorch eager on
+the CPU (when installed), and a hand-written numpy version of the same net with forward,
+backward and Adam written out (its gradients are checked against the engine's first). Prints
+the median time per step of each and the ratios engine/torch and engine/hand.
+
+This is a benchmark, not a test: the numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import core
+from core.optim import Adam
+from tests.program_check import document, graph
+
+# -- the nets as documents --------------------------------------------------------------------
+
+
+def mlp_doc(sizes, act="ReLU"):
+    nodes_ = [("x", "Input", {"shape": [sizes[0]]}), ("label", "Input", {"shape": [], "dtype": "int64"})]
+    edges, prev = [], "x.y"
+    for i, width in enumerate(sizes[1:]):
+        nodes_.append((f"fc{i}", "Linear", {"out_features": width}))
+        edges.append((prev, f"fc{i}.x"))
+        prev = f"fc{i}.y"
+        if i < len(sizes) - 2:
+            nodes_.append((f"act{i}", act, {}))
+            edges.append((prev, f"act{i}.x"))
+            prev = f"act{i}.y"
+    nodes_ += [("ce", "CrossEntropyLoss", {}), ("loss", "Output", {})]
+    edges += [(prev, "ce.logits"), ("label.y", "ce.target"), ("ce.y", "loss.x")]
+    return document(nodes_, edges)
+
+
+def rnn_doc(features, hidden, classes):
+    body = graph(
+        [("xt", "Input", {"role": "sequence"}), ("h", "Input", {"role": "carry"}),
+         ("join", "Concat", {}), ("cell", "Linear", {"out_features": hidden}), ("act", "Tanh", {}),
+         ("h_next", "Output", {"role": "carry", "carry": "h"})],
+        [("xt.y", "join.x0"), ("h.y", "join.x1"), ("join.y", "cell.x"), ("cell.y", "act.x"),
+         ("act.y", "h_next.x")])
+    return document(
+        [("x", "Input", {"shape": [None, features]}), ("label", "Input", {"shape": [], "dtype": "int64"}),
+         ("h0", "Constant", {"value": [0.0] * hidden}),
+         ("rnn", "Loop", {"mode": "scan", "axis": 1}, {"body": body}),
+         ("head", "Linear", {"out_features": classes}), ("ce", "CrossEntropyLoss", {}),
+         ("loss", "Output", {})],
+        [("x.y", "rnn.xt"), ("h0.y", "rnn.h"), ("rnn.h_next", "head.x"), ("head.y", "ce.logits"),
+         ("label.y", "ce.target"), ("ce.y", "loss.x")])
+
+
+def conv_doc():
+    return document(
+        [("x", "Input", {"shape": [1, 28, 28]}), ("label", "Input", {"shape": [], "dtype": "int64"}),
+         ("c1", "Conv2D", {"out_channels": 8, "kernel_size": 3}), ("r1", "ReLU", {}),
+         ("p1", "MaxPool2D", {"kernel_size": 2}),
+         ("c2", "Conv2D", {"out_channels": 16, "kernel_size": 3}), ("r2", "ReLU", {}),
+         ("flat", "Flatten", {}), ("fc", "Linear", {"out_features": 10}),
+         ("ce", "CrossEntropyLoss", {}), ("loss", "Output", {})],
+        [("x.y", "c1.x"), ("c1.y", "r1.x"), ("r1.y", "p1.x"), ("p1.y", "c2.x"), ("c2.y", "r2.x"),
+         ("r2.y", "flat.x"), ("flat.y", "fc.x"), ("fc.y", "ce.logits"), ("label.y", "ce.target"),
+         ("ce.y", "loss.x")])
+
+
+# -- the engine, as the trainer runs it ---------------------------------------------------------
+
+
+class EngineRunner:
+    def __init__(self, doc, params):
+        self.program = core.compile(doc, "float32")
+        self.opt = Adam([params[n] for n in self.program.param_names], lr=1e-3)
+        self.params, self.grads = list(self.opt.params), list(self.opt.grads)
+        self.rng = np.random.default_rng(0)
+
+    def step(self, feeds):
+        loss, _ = self.program.loss_and_grads(self.params, feeds, "loss", True, self.rng, self.grads)
+        self.opt.step()
+        return loss
+
+
+# -- hand-written numpy -------------------------------------------------------------------------
+
+
+class HandAdam:
+    """Adam over one flat buffer, updated in place, as PyTorch computes it."""
+
+    def __init__(self, arrays, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        total = sum(a.size for a in arrays)
+        self.flat = np.empty(total, np.float32)
+        self.gflat = np.zeros(total, np.float32)
+        self.m, self.v, self.s = (np.zeros(total, np.float32) for _ in range(3))
+        self.params, self.grads, offset = [], [], 0
+        for a in arrays:
+            self.params.append(self.flat[offset:offset + a.size].reshape(a.shape))
+            self.grads.append(self.gflat[offset:offset + a.size].reshape(a.shape))
+            self.params[-1][...] = a
+            offset += a.size
+        self.lr, self.b1, self.b2, self.eps, self.t = lr, betas[0], betas[1], eps, 0
+
+    def step(self):
+        self.t += 1
+        g, m, v, s = self.gflat, self.m, self.v, self.s
+        m *= self.b1
+        np.multiply(g, 1 - self.b1, out=s)
+        m += s
+        v *= self.b2
+        np.multiply(g, g, out=s)
+        s *= 1 - self.b2
+        v += s
+        np.sqrt(v, out=s)
+        s /= (1 - self.b2 ** self.t) ** 0.5
+        s += self.eps
+        np.divide(m, s, out=s)
+        s *= self.lr / (1 - self.b1 ** self.t)
+        self.flat -= s
+
+
+def softmax_ce(logits, labels):
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    total = e.sum(axis=1, keepdims=True)
+    n = len(labels)
+    loss = float(np.log(total[:, 0]).mean() - shifted[np.arange(n), labels].mean())
+    g = e / total
+    g[np.arange(n), labels] -= 1
+    g /= n
+    return loss, g
+
+
+class HandMLP:
+    def __init__(self, params, names, act="ReLU"):
+        self.opt = HandAdam([params[n] for n in names])
+        self.tanh = act == "Tanh"
+
+    def step(self, feeds):
+        x, labels = feeds["x"], feeds["label"]
+        ps, gs = self.opt.params, self.opt.grads
+        layers = len(ps) // 2
+        inputs, acts = [], []
+        h = x
+        for i in range(layers):
+            inputs.append(h)
+            z = h @ ps[2 * i]
+            z += ps[2 * i + 1]
+            if i < layers - 1:
+                h = np.tanh(z) if self.tanh else np.maximum(z, 0)
+                acts.append(h)
+            else:
+                h = z
+        loss, g = softmax_ce(h, labels)
+        for i in range(layers - 1, -1, -1):
+            np.matmul(inputs[i].T, g, out=gs[2 * i])
+            np.sum(g, axis=0, out=gs[2 * i + 1])
+            if i:
+                g = g @ ps[2 * i].T
+                g *= (1 - acts[i - 1] ** 2) if self.tanh else (acts[i - 1] > 0)
+        self.opt.step()
+        return loss
+
+
+class HandRNN:
+    def __init__(self, params, names):
+        self.opt = HandAdam([params[n] for n in names])
+
+    def step(self, feeds):
+        x, labels = feeds["x"], feeds["label"]
+        w, b, wo, bo = self.opt.params
+        gw, gb, gwo, gbo = self.opt.grads
+        batch, steps, features = x.shape
+        hidden = w.shape[1]
+        h = np.zeros((batch, hidden), np.float32)
+        joins, hs = [], []
+        for t in range(steps):
+            join = np.concatenate([x[:, t], h], axis=1)
+            h = np.tanh(join @ w + b)
+            joins.append(join)
+            hs.append(h)
+        logits = h @ wo + bo
+        loss, g = softmax_ce(logits, labels)
+        np.matmul(h.T, g, out=gwo)
+        np.sum(g, axis=0, out=gbo)
+        gh = g @ wo.T
+        gw.fill(0)
+        gb.fill(0)
+        for t in range(steps - 1, -1, -1):
+            gz = gh * (1 - hs[t] ** 2)
+            gw += joins[t].T @ gz
+            gb += gz.sum(axis=0)
+            gh = (gz @ w.T)[:, features:]
+        self.opt.step()
+        return loss
+
+
+def _windows(x, k):
+    return np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))
+
+
+def _conv(x, w, b):
+    y = np.tensordot(_windows(x, 3), w, axes=([1, 4, 5], [1, 2, 3]))  # N, Ho, Wo, O
+    y = y.transpose(0, 3, 1, 2)
+    return y + b[:, None, None]
+
+
+def _conv_back(x, w, gy, gw, gb, need_x):
+    np.copyto(gw, np.tensordot(gy, _windows(x, 3), axes=([0, 2, 3], [0, 2, 3])))
+    np.sum(gy, axis=(0, 2, 3), out=gb)
+    if not need_x:
+        return None
+    gx = np.zeros_like(x)
+    ho, wo = gy.shape[2:]
+    for i in range(3):
+        for j in range(3):
+            gx[:, :, i:i + ho, j:j + wo] += np.einsum("nohw,oc->nchw", gy, w[:, :, i, j])
+    return gx
+
+
+class HandConv:
+    def __init__(self, params, names):
+        self.opt = HandAdam([params[n] for n in names])
+
+    def step(self, feeds):
+        x, labels = feeds["x"], feeds["label"]
+        w1, b1, w2, b2, wf, bf = self.opt.params
+        g1, gb1, g2, gb2, gwf, gbf = self.opt.grads
+        z1 = _conv(x, w1, b1)
+        a1 = np.maximum(z1, 0)
+        n, c, hh, ww = a1.shape
+        blocks = a1.reshape(n, c, hh // 2, 2, ww // 2, 2)
+        p1 = blocks.max(axis=(3, 5))
+        z2 = _conv(p1, w2, b2)
+        a2 = np.maximum(z2, 0)
+        flat = a2.reshape(n, -1)
+        logits = flat @ wf + bf
+        loss, g = softmax_ce(logits, labels)
+        np.matmul(flat.T, g, out=gwf)
+        np.sum(g, axis=0, out=gbf)
+        g = (g @ wf.T).reshape(a2.shape) * (z2 > 0)
+        gp = _conv_back(p1, w2, g, g2, gb2, True)
+        # max-pool backward: to the first arg-max of each 2x2 block
+        windows = blocks.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, hh // 2, ww // 2, 4)
+        first = windows.argmax(axis=-1)
+        mask = np.zeros(windows.shape, np.float32)
+        np.put_along_axis(mask, first[..., None], 1.0, axis=-1)
+        ga = (mask * gp[..., None]).reshape(n, c, hh // 2, ww // 2, 2, 2)
+        ga = ga.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, hh, ww) * (z1 > 0)
+        _conv_back(x, w1, ga, g1, gb1, False)
+        self.opt.step()
+        return loss
+
+
+# -- PyTorch eager --------------------------------------------------------------------------------
+
+
+def torch_runner(kind, spec, params, names):
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        return None
+
+    def linear(w, b):
+        layer = nn.Linear(w.shape[0], w.shape[1])
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(w.T.copy()))
+            layer.bias.copy_(torch.from_numpy(b))
+        return layer
+
+    p = [params[n] for n in names]
+    if kind == "mlp":
+        layers = []
+        for i in range(len(p) // 2):
+            layers.append(linear(p[2 * i], p[2 * i + 1]))
+            if i < len(p) // 2 - 1:
+                layers.append(nn.Tanh() if spec.get("act") == "Tanh" else nn.ReLU())
+        model = nn.Sequential(*layers)
+        forward = model
+    elif kind == "rnn":
+        cell, head = linear(p[0], p[1]), linear(p[2], p[3])
+        model = nn.ModuleList([cell, head])
+
+        def forward(x):
+            h = x.new_zeros(x.shape[0], p[0].shape[1])
+            for t in range(x.shape[1]):
+                h = torch.tanh(cell(torch.cat([x[:, t], h], dim=1)))
+            return head(h)
+    else:
+        c1, c2 = nn.Conv2d(1, 8, 3), nn.Conv2d(8, 16, 3)
+        with torch.no_grad():
+            for conv, w, b in ((c1, p[0], p[1]), (c2, p[2], p[3])):
+                conv.weight.copy_(torch.from_numpy(w))
+                conv.bias.copy_(torch.from_numpy(b))
+        model = nn.Sequential(c1, nn.ReLU(), nn.MaxPool2d(2), c2, nn.ReLU(), nn.Flatten(),
+                              linear(p[4], p[5]))
+        forward = model
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    class Runner:
+        def step(self, feeds):
+            x = torch.from_numpy(feeds["x"])
+            y = torch.from_numpy(feeds["label"])
+            opt.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(forward(x), y)
+            loss.backward()
+            opt.step()
+            return float(loss)
+
+    return Runner()
+
+
+# -- timing ---------------------------------------------------------------------------------------
+
+NETS = [
+    ("MLP 2-16-16-2, batch 32", "mlp", {"sizes": [2, 16, 16, 2]}, 32, 600),
+    ("MLP 64-128-10, batch 64", "mlp", {"sizes": [64, 128, 10]}, 64, 600),
+    ("MLP 784-256-128-10, batch 128", "mlp", {"sizes": [784, 256, 128, 10]}, 128, 300),
+    ("MLP 784-1024-1024-10, batch 256", "mlp", {"sizes": [784, 1024, 1024, 10]}, 256, 60),
+    ("RNN tanh 64, 50 steps, batch 32", "rnn", {"features": 8, "hidden": 64, "classes": 10}, 32, 100),
+    ("convnet on 1x28x28, batch 64", "conv", {}, 64, 60),
+]
+
+
+def make_case(kind, spec, batch, rng):
+    if kind == "mlp":
+        doc = mlp_doc(spec["sizes"], spec.get("act", "ReLU"))
+        x = rng.normal(size=(batch, spec["sizes"][0])).astype(np.float32)
+        classes = spec["sizes"][-1]
+    elif kind == "rnn":
+        doc = rnn_doc(spec["features"], spec["hidden"], spec["classes"])
+        x = rng.normal(size=(batch, 50, spec["features"])).astype(np.float32)
+        classes = spec["classes"]
+    else:
+        doc = conv_doc()
+        x = rng.normal(size=(batch, 1, 28, 28)).astype(np.float32)
+        classes = 10
+    return doc, {"x": x, "label": rng.integers(0, classes, batch)}
+
+
+def make_hand(kind, spec, params, names):
+    if kind == "mlp":
+        return HandMLP(params, names, spec.get("act", "ReLU"))
+    return HandRNN(params, names) if kind == "rnn" else HandConv(params, names)
+
+
+def check_hand_gradients(kind, spec, params, program, feeds):
+    """The hand-written gradients must equal the engine's (float32, relative 1e-3)."""
+    hand = make_hand(kind, spec, params, program.param_names)
+    hand.opt.step = lambda: None  # compute gradients only
+    loss = hand.step(feeds)
+    value, grads = program.value_and_grad(params, feeds, train=False)
+    assert abs(loss - value) <= 1e-4 * max(1.0, abs(value)), (loss, value)
+    for name, g in zip(program.param_names, hand.opt.grads):
+        scale = float(np.abs(grads[name]).max()) or 1.0
+        err = float(np.abs(g - grads[name]).max()) / scale
+        assert err < 1e-3, f"hand-written gradient of {name} differs from the engine's by {err:.2g}"
+
+
+def time_steps(runner, feeds, steps, rounds=5):
+    """Median seconds per step over `rounds` blocks, after a warm-up."""
+    for _ in range(max(3, steps // 20)):
+        runner.step(feeds)
+    per_block = max(1, steps // rounds)
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(per_block):
+            runner.step(feeds)
+        times.append((time.perf_counter() - start) / per_block)
+    return statistics.median(times)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=float, default=1.0, help="scale the step counts")
+    parser.add_argument("--only", default=None, help="run the nets whose name contains this")
+    args = parser.parse_args(argv)
+    try:
+        import torch
+
+        torch_version = torch.__version__
+        threads = torch.get_num_threads()
+    except ImportError:
+        torch_version, threads = None, 0
+    print(f"numpy {np.__version__}; torch {torch_version or 'not installed'}"
+          + (f" ({threads} threads)" if torch_version else "") + "; float32, Adam")
+    print()
+    print("| net | engine ms/step | torch ms/step | hand ms/step | engine/torch | engine/hand |")
+    print("|---|---|---|---|---|---|")
+    for name, kind, spec, batch, steps in NETS:
+        if args.only and args.only.lower() not in name.lower():
+            continue
+        steps = max(10, int(steps * args.steps))
+        rng = np.random.default_rng(0)
+        doc, feeds = make_case(kind, spec, batch, rng)
+        program = core.compile(doc, "float32")
+        params = program.init_params(0)
+        check_hand_gradients(kind, spec, params, program, feeds)
+        engine = time_steps(EngineRunner(doc, params), feeds, steps)
+        hand = time_steps(make_hand(kind, spec, params, program.param_names), feeds, steps)
+        runner = torch_runner(kind, spec, params, program.param_names)
+        torch_t = time_steps(runner, feeds, steps) if runner else None
+        torch_text = f"{torch_t * 1e3:.3f}" if torch_t else "-"
+        ratio = f"{engine / torch_t:.2f}" if torch_t else "-"
+        print(f"| {name} | {engine * 1e3:.3f} | {torch_text} | {hand * 1e3:.3f} | {ratio} | "
+              f"{engine / hand:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
