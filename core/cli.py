@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--target", required=True, choices=("numpy", "torch"))
     export.add_argument("-o", "--output", default=None, help="the .py file to write")
     export.add_argument("--weights", default=None, help="trained weights (.npz) to load")
+    # `wiregrad check FILE --debug` is how people type it; SUPPRESS keeps the top-level value
+    # when the flag is not repeated after the command.
+    for command in (check, train, export):
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show tracebacks on errors")
     return parser
 
 
@@ -104,6 +109,8 @@ def cmd_check(args) -> int:
         for node in graph.nodes:
             path = node_path(ref, node.id)
             outs = [(port, t) for (p, port), t in analysis.port_types.items() if p == path]
+            if node.type == "Output":
+                outs = _output_value(graph, ref, node, analysis)
             shapes = ", ".join(f"{port}: {shape_text(t)}" for port, t in outs) or "-"
             rows.append((path, node.type, shapes))
     _print_block_instances(doc, analysis, rows)
@@ -119,6 +126,15 @@ def cmd_check(args) -> int:
         return EXIT_ERROR
     print("OK")
     return 0
+
+
+def _output_value(graph, ref, node, analysis) -> list:
+    """An Output has no output port; what it gives is the value wired into it."""
+    from .document import node_path
+
+    edge = graph.edge_into(node.id, "x")
+    t = edge and analysis.port_types.get((node_path(ref, edge.src), edge.src_port))
+    return [("value", t)] if t else []
 
 
 def _print_block_instances(doc, analysis, rows) -> None:
