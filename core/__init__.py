@@ -15,11 +15,12 @@ def compile(doc, dtype="float32"):  # noqa: A001 (the spec's name)
     return compile_document(doc, dtype)
 
 
-def train(doc, epochs=None, seed=None, callback=None, stop=None):
-    """Train a document by its training section; see core.trainer.train."""
+def train(doc, epochs=None, seed=None, callback=None, stop=None, **options):
+    """Train a document by its training section; see core.trainer.train (which also takes
+    `params` to start from and `base_dir` for dataset paths)."""
     from .trainer import train as _train
 
-    return _train(doc, epochs=epochs, seed=seed, callback=callback, stop=stop)
+    return _train(doc, epochs=epochs, seed=seed, callback=callback, stop=stop, **options)
 
 
 __all__ = ["DataError", "Document", "Edge", "Event", "Graph", "GraphError", "Node", "compile",

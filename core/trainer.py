@@ -175,6 +175,14 @@ class Session:
             if self.program.input_dtypes[input_id] == "int64" and array.dtype.kind == "f" \
                     and np.array_equal(array, np.round(array)):
                 array = array.astype(np.int64)  # class ids read from a CSV of numbers
+            expected = self.program.input_shapes[input_id][1:]
+            rows = array.shape[1:]
+            if len(rows) != len(expected) or any(d is not None and d != r
+                                                 for d, r in zip(expected, rows)):
+                wanted = "(" + ", ".join("?" if d is None else str(d) for d in expected) + \
+                    ("," if len(expected) == 1 else "") + ")"
+                raise GraphError(f"dataset array {array_name!r} has rows of shape {rows}, but "
+                                 f"Input {input_id!r} takes {wanted} per example", input_id)
             try:
                 out[input_id] = self.program._check_feed(input_id, array)
             except GraphError as exc:
