@@ -210,25 +210,41 @@ _CHECKS = {
 
 @dataclass(frozen=True)
 class Weight:
-    """A trainable tensor: its shape (no batch axis) and how to draw its first value.
-
-    `init(rng, shape) -> float64 ndarray`; the program casts it to its float type.
-    """
+    """A trainable tensor: its shape (no batch axis) and how to draw its first value."""
 
     shape: tuple
-    init: Any
+    init: "Init"
 
 
-def uniform(k: float):
-    return lambda rng, shape: rng.uniform(-k, k, size=shape)
+@dataclass(frozen=True)
+class Init:
+    """How a weight's first value is drawn, as data, so exported code can draw it the same way.
+
+    kind: "uniform" (U(-scale, scale)), "normal" (N(0, scale^2)) or "constant" (all `scale`).
+    Calling it with (rng, shape) draws a float64 array.
+    """
+
+    kind: str
+    scale: float
+
+    def __call__(self, rng: np.random.Generator, shape: tuple) -> np.ndarray:
+        if self.kind == "uniform":
+            return rng.uniform(-self.scale, self.scale, size=shape)
+        if self.kind == "normal":
+            return rng.normal(0.0, self.scale, size=shape)
+        return np.full(shape, self.scale, dtype=np.float64)
 
 
-def normal(std: float = 1.0):
-    return lambda rng, shape: rng.normal(0.0, std, size=shape)
+def uniform(k: float) -> Init:
+    return Init("uniform", float(k))
 
 
-def constant(value: float):
-    return lambda rng, shape: np.full(shape, value, dtype=np.float64)
+def normal(std: float = 1.0) -> Init:
+    return Init("normal", float(std))
+
+
+def constant(value: float) -> Init:
+    return Init("constant", float(value))
 
 
 @dataclass

@@ -8,7 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import FLOAT, INT, NodeType, Param, Sample, ShapeError, TensorType, Weight, normal
+from .base import (
+    FLOAT,
+    INT,
+    NodeType,
+    Param,
+    Sample,
+    ShapeError,
+    TensorType,
+    Weight,
+    constant,
+    normal,
+    uniform,
+)
 from .registry import register
 
 
@@ -71,10 +83,10 @@ class Constant(NodeType):
 
 
 _INITS = {
-    "zeros": lambda scale: (lambda rng, shape: np.zeros(shape)),
-    "ones": lambda scale: (lambda rng, shape: np.ones(shape)),
+    "zeros": lambda scale: constant(0.0),
+    "ones": lambda scale: constant(1.0),
     "normal": normal,
-    "uniform": lambda scale: (lambda rng, shape: rng.uniform(-scale, scale, size=shape)),
+    "uniform": uniform,
 }
 
 
