@@ -206,53 +206,54 @@ class LoopInstr(Instr):
         keep = state.keep and self.active
         steps = self._steps(xs)
         batch = xs[self.batched_args[0]].shape[0] if self.batched_args else None
-        current = list(xs)
+        # The arguments of one step: consts stay, carries and sequence slices are replaced.
+        args = list(xs)
         for i, flag in enumerate(self.broadcast):
             if flag:
-                current[i] = np.broadcast_to(xs[i], (batch,) + xs[i].shape)
-        carries = {i: current[i] for i, k in enumerate(self.kinds) if k == "carry"}
-        stacks = {r: [] for r, kind, _ in self.results if kind == "stack"}
+                args[i] = np.broadcast_to(xs[i], (batch,) + xs[i].shape)
+        seqs = [(i, xs[i], (slice(None),) * self.seq_axes[i]) for i, k in enumerate(self.kinds)
+                if k == "sequence"]
+        carry_pairs = list(self.carry_result.items())
+        stack_ids = [r for r, kind, _ in self.results if kind == "stack"]
+        stacks = {r: [] for r in stack_ids}
         tapes = []
+        fn, cont = self.fn, self.cont
         outer_step = state.step
         t = 0
         limit = self.max_iter if steps is None else steps
         try:
             while t < limit:
                 state.step = t
-                args = [
-                    carries[i] if kind == "carry"
-                    else xs[i][(slice(None),) * self.seq_axes[i] + (t,)] if kind == "sequence"
-                    else xs[i]
-                    for i, kind in enumerate(self.kinds)
-                ]
-                outs, tape = forward(self.fn, state, args, keep)
+                for i, x, lead in seqs:
+                    args[i] = x[lead + (t,)]
+                outs, tape = forward(fn, state, args, keep)
                 if keep:
                     tapes.append(tape)
-                for a, r in self.carry_result.items():
-                    carries[a] = outs[r]
-                for r in stacks:
+                for a, r in carry_pairs:
+                    args[a] = outs[r]
+                for r in stack_ids:
                     stacks[r].append(outs[r])
                 t += 1
-                if self.cont is not None:
-                    flag = outs[self.cont]
-                    if np.size(flag) != 1:
-                        raise GraphError(f"{self.path}: the continue output must be a single "
-                                         f"value, got shape {np.shape(flag)}", self.path)
-                    if not float(np.reshape(flag, ())) > 0:
-                        break
+                if cont is not None and not self._go_on(outs[cont]):
+                    break
         finally:
             state.step = outer_step
         results = []
         for k, (r, kind, a) in enumerate(self.results):
             if kind == "carry":
-                results.append(carries[a])
+                results.append(args[a])
             elif stacks[r]:
                 pos = min(self.stack_axis, stacks[r][0].ndim)
                 results.append(np.stack(stacks[r], axis=pos))
             else:
                 results.append(self._empty_stack(self.stack_types[k], batch, state.dtype))
-        shapes = [np.shape(x) for x in xs]
-        return results, (tapes, t, shapes)
+        return results, (tapes, t, [np.shape(x) for x in xs])
+
+    def _go_on(self, flag) -> bool:
+        if np.size(flag) != 1:
+            raise GraphError(f"{self.path}: the continue output must be a single value, got "
+                             f"shape {np.shape(flag)}", self.path)
+        return float(np.reshape(flag, ())) > 0
 
     def _empty_stack(self, t: TensorType, batch, dtype) -> np.ndarray:
         shape = [batch if (i == 0 and d is None) else (d or 0) for i, d in enumerate(t.shape)]
@@ -262,46 +263,39 @@ class LoopInstr(Instr):
 
     def backward(self, saved, gys, state):
         tapes, steps, shapes = saved
-        n_out = len(self.fn.out_slots)
-        g_carry = {a: None for a in self.carry_result}
-        stack_g = {}
+        fn, kinds = self.fn, self.kinds
+        gouts = [None] * len(fn.out_slots)
+        carry_pairs = list(self.carry_result.items())
+        stacked = []  # (result index, gradient, leading slices) of each stacked output
         for (r, kind, a), g in zip(self.results, gys):
             if kind == "carry":
-                g_carry[a] = g
+                gouts[r] = g
             elif g is not None:
-                stack_g[r] = g
-        g_args = [None] * len(self.kinds)
-        seq_g = {i: [None] * steps for i, k in enumerate(self.kinds) if k == "sequence"}
+                stacked.append((r, g, (slice(None),) * min(self.stack_axis, g.ndim - 1)))
+        consts = [i for i, k in enumerate(kinds) if k == "const" and self.need[i]]
+        seq_g = {i: [None] * steps for i, k in enumerate(kinds) if k == "sequence" and self.need[i]}
+        g_args = [None] * len(kinds)
         for t in range(steps - 1, -1, -1):
-            gouts = [None] * n_out
-            for a, r in self.carry_result.items():
-                gouts[r] = g_carry[a]
-            for r, g in stack_g.items():
-                pos = min(self.stack_axis, g.ndim - 1)
-                gouts[r] = g[(slice(None),) * pos + (t,)]
-            if all(g is None for g in gouts):
-                for a in g_carry:
-                    g_carry[a] = None
-                continue
-            garg = backward(self.fn, state, tapes[t], gouts)
-            for i, kind in enumerate(self.kinds):
+            for r, g, lead in stacked:
+                gouts[r] = g[lead + (t,)]
+            if not stacked and all(gouts[r] is None for _, r in carry_pairs):
+                break  # nothing flows into this step or any before it
+            garg = backward(fn, state, tapes[t], gouts)
+            for a, r in carry_pairs:
+                gouts[r] = garg[a]
+            for i in consts:
                 g = garg[i]
-                if kind == "carry":
-                    g_carry[i] = g
-                elif kind == "sequence":
-                    seq_g[i][t] = g
-                elif g is not None:
+                if g is not None:
                     g_args[i] = g if g_args[i] is None else g_args[i] + g
-        for i, kind in enumerate(self.kinds):
-            if not self.need[i]:
-                g_args[i] = None
-            elif kind == "carry":
-                g = g_carry[i]
-                if g is not None and self.broadcast[i]:
-                    g = g.sum(axis=0)
-                g_args[i] = g
-            elif kind == "sequence":
-                g_args[i] = self._stack_grads(seq_g[i], shapes[i], self.seq_axes[i], state.dtype)
+            for i, parts in seq_g.items():
+                parts[t] = garg[i]
+        for a, r in carry_pairs:
+            g = gouts[r]  # after the last step back: the gradient of the initial value
+            if g is not None and self.broadcast[a]:
+                g = g.sum(axis=0)
+            g_args[a] = g if self.need[a] else None
+        for i, parts in seq_g.items():
+            g_args[i] = self._stack_grads(parts, shapes[i], self.seq_axes[i], state.dtype)
         return g_args
 
     @staticmethod

@@ -112,6 +112,7 @@ class Function:
     arg_req: list = field(default_factory=list)
     slot_req: list = field(default_factory=list)
     n_active: int = 0
+    backward_order: list = field(default_factory=list)  # the active instructions, last first
 
     def plan(self, arg_req: list) -> list:
         """Propagate which slots carry gradients from the arguments and the weights.
@@ -126,7 +127,8 @@ class Function:
                 req[slot] = r
         self.arg_req = list(arg_req)
         self.slot_req = req
-        self.n_active = sum(1 for i in self.instrs if i.active)
+        self.backward_order = [i for i in reversed(self.instrs) if i.active]
+        self.n_active = len(self.backward_order)
         return [req[s] for s in self.out_slots]
 
 
@@ -142,15 +144,22 @@ def forward(fn: Function, state: RunState, args: list, keep: bool):
     instr = None
     try:
         for instr in fn.instrs:
-            ys, saved = instr.forward([vals[s] for s in instr.ins], [params[j] for j in instr.w],
-                                      state)
-            for slot, y in zip(instr.outs, ys):
-                vals[slot] = y
+            ys, saved = instr.forward([vals[s] for s in instr.ins],
+                                      [params[j] for j in instr.w] if instr.w else _NONE, state)
+            outs = instr.outs
+            if len(outs) == 1:
+                vals[outs[0]] = ys[0]
+            else:
+                for slot, y in zip(outs, ys):
+                    vals[slot] = y
             if keep and instr.active:
                 tape.append(saved)
     except (ValueError, IndexError, TypeError, FloatingPointError) as exc:
         raise GraphError(f"{instr.path}: {exc}", instr.path) from exc
     return [vals[s] for s in fn.out_slots], tape
+
+
+_NONE: list = []
 
 
 def backward(fn: Function, state: RunState, tape: list, gouts: list) -> list:
@@ -165,22 +174,28 @@ def backward(fn: Function, state: RunState, tape: list, gouts: list) -> list:
     k = len(tape)
     instr = None
     try:
-        for instr in reversed(fn.instrs):
-            if not instr.active:
-                continue
+        for instr in fn.backward_order:
             k -= 1
-            gys = [grads[s] for s in instr.outs]
-            if all(g is None for g in gys):
-                continue
+            outs = instr.outs
+            if len(outs) == 1:
+                g = grads[outs[0]]
+                if g is None:
+                    continue
+                gys = [g]
+            else:
+                gys = [grads[s] for s in outs]
+                if all(g is None for g in gys):
+                    continue
             gxs = instr.backward(tape[k], gys, state)
-            n_in = len(instr.ins)
             for slot, need, g in zip(instr.ins, instr.need, gxs):
                 if need and g is not None:
                     current = grads[slot]
                     grads[slot] = g if current is None else current + g
-            for j, g in zip(instr.w, gxs[n_in:]):
-                if g is not None:
-                    state.add_grad(j, g)
+            if instr.w:
+                n_in = len(instr.ins)
+                for j, g in zip(instr.w, gxs[n_in:]):
+                    if g is not None:
+                        state.add_grad(j, g)
     except (ValueError, IndexError, TypeError, FloatingPointError) as exc:
         raise GraphError(f"{instr.path}: in backward: {exc}", instr.path) from exc
     return [grads[s] for s in fn.arg_slots]
