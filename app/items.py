@@ -7,7 +7,7 @@ so `paint()` only draws what was prepared.
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QFontMetricsF, QPainterPath, QPainterPathStroker
+from PySide6.QtGui import QPainterPath, QPainterPathStroker
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from . import theme
@@ -35,7 +35,9 @@ class NodeItem(QGraphicsItem):
         self.snap = True
         self.error = ""
         self.accepting: set = set()   # port names lit up during a wire drag
-        self.set_content("", "", "Misc", (), (), {}, False)
+        self.ins, self.outs, self.kinds = (), (), {}
+        self.rect = QRectF(0, 0, NODE_WIDTH, TITLE_H)
+        self.height = TITLE_H
 
     def set_content(self, title, summary, category, ins, outs, kinds, has_body) -> None:
         self.prepareGeometryChange()
@@ -52,15 +54,13 @@ class NodeItem(QGraphicsItem):
         title_rect.addRect(QRectF(0, 0, NODE_WIDTH, TITLE_H))
         self.title_path = self.body_path.intersected(title_rect)
         self.title_brush = st.title_brush(category)
-        metrics = QFontMetricsF(st.title_font)
-        self.title_text = metrics.elidedText(title, Qt.ElideRight, NODE_WIDTH - 30)
-        metrics = QFontMetricsF(st.body_font)
-        self.summary_text = metrics.elidedText(summary, Qt.ElideRight, NODE_WIDTH - 16)
+        self.title_text = st.title_metrics.elidedText(title, Qt.ElideRight, NODE_WIDTH - 30)
+        self.summary_text = st.body_metrics.elidedText(summary, Qt.ElideRight, NODE_WIDTH - 16)
         self.port_names = self._port_texts()
         self.update()
 
     def _port_texts(self) -> list:
-        metrics = QFontMetricsF(theme.style().port_font)
+        metrics = theme.style().port_metrics
         out = []
         for name in self.ins:
             out.append((QRectF(PORT_R + 5, self.port_y(self.ins.index(name)) - 8, NODE_WIDTH / 2, 16),
@@ -89,6 +89,11 @@ class NodeItem(QGraphicsItem):
                 if abs(p.x() - x) <= slack and abs(p.y() - self.port_y(i)) <= slack:
                     return name, output
         return None
+
+    def set_kinds(self, kinds: dict) -> None:
+        if kinds != self.kinds:
+            self.kinds = kinds
+            self.update()
 
     def set_error(self, message: str) -> None:
         if message != self.error:
@@ -201,7 +206,7 @@ class WireItem(QGraphicsItem):
     def _place_label(self) -> None:
         if self.label:
             mid = self.path.pointAtPercent(0.5)
-            width = QFontMetricsF(theme.style().label_font).horizontalAdvance(self.label) + 10
+            width = theme.style().label_metrics.horizontalAdvance(self.label) + 10
             self.label_rect = QRectF(mid.x() - width / 2, mid.y() - 17, width, 14)
         else:
             self.label_rect = QRectF()

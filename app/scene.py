@@ -31,8 +31,9 @@ class CanvasScene(QGraphicsScene):
         self.setItemIndexMethod(QGraphicsScene.BspTreeIndex)
         self._doc = None
         controller.ref_changed.connect(lambda _ref: self.rebuild())
-        controller.document_replaced.connect(self._bind)
+        controller.document_replaced.connect(self._bind)  # ref_changed follows and rebuilds
         self._bind()
+        self.rebuild()
 
     @property
     def doc(self):
@@ -47,7 +48,7 @@ class CanvasScene(QGraphicsScene):
             self._doc.unsubscribe(self.on_event)
         self._doc = self.doc
         self._doc.subscribe(self.on_event)
-        self.rebuild()
+        self.result = an.Analysis()
 
     # -- building -------------------------------------------------------------------------
 
@@ -85,16 +86,24 @@ class CanvasScene(QGraphicsScene):
         int_inputs = getattr(node_type, "int_inputs", ()) if node_type else ()
         for name in ins:
             kinds[(name, False)] = "int" if name in int_inputs else "float"
-        path = node_path(self.ref, node.id)
-        for name in outs:
-            kinds[(name, True)] = an.port_kind(self.result.port_types.get((path, name)))
         if node.type == "Input" and node.params.get("dtype") == "int64":
             kinds[("y", True)] = "int"
         title = node.label or node.id
         has_body = bool(node.bodies) or node.type == "Block"
         item.set_content(title, doc_ops.summary(node), category, ins, outs, kinds, has_body)
+        item.set_kinds(self._kinds(item))
         for wire in item.wires:
             wire.update_path()
+
+    def _kinds(self, item: NodeItem) -> dict:
+        """Output port colours from the last analysis (float, int or a single value)."""
+        kinds = dict(item.kinds)
+        path = node_path(self.ref, item.node_id)
+        for name in item.outs:
+            t = self.result.port_types.get((path, name))
+            if t is not None:
+                kinds[(name, True)] = an.port_kind(t)
+        return kinds
 
     def _add_wire(self, edge) -> None:
         src, dst = self.node_items.get(edge.src), self.node_items.get(edge.dst)
@@ -221,10 +230,8 @@ class CanvasScene(QGraphicsScene):
                 messages.setdefault(first, []).append(err.message if hasattr(err, "message") else str(err))
         for node_id, item in self.node_items.items():
             item.set_error("\n".join(messages.get(node_id, [])))
-        graph = self.doc.graph_at(self.ref) if self._ref_exists() else None
-        if result.port_types and graph is not None:
-            for node in graph.nodes:
-                self._fill(self.node_items[node.id], node)
+            if result.port_types:
+                item.set_kinds(self._kinds(item))
         for wire in self.wire_items.values():
             self._label_wire(wire)
 

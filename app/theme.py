@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QPen
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPen
 
 GRID = 20          # snap and minor grid step, scene units
 MAJOR_GRID = 100
@@ -65,6 +65,11 @@ class _Style:
         self.label_font.setPointSizeF(7.5)
         self.note_font = QFont()
         self.note_font.setPointSizeF(10)
+
+        self.title_metrics = QFontMetricsF(self.title_font)
+        self.body_metrics = QFontMetricsF(self.body_font)
+        self.port_metrics = QFontMetricsF(self.port_font)
+        self.label_metrics = QFontMetricsF(self.label_font)
 
         self.no_pen = QPen(Qt.NoPen)
         self.border_pen = QPen(NODE_BORDER, 1.0)

@@ -1,32 +1,70 @@
-"""Revalidation after edits, debounced: shapes and errors without blocking the UI.
+"""Revalidation after edits: shapes and errors, debounced and off the UI thread.
 
-Any document event restarts a short timer; when it fires, the document is analysed once and
-`updated` carries the result to the canvas and the problems dock. Analysis is fast enough for
-the GUI thread at the sizes we bench (see bench/canvas.py); it never runs per keystroke.
+Any document event restarts a short timer. When it fires, the document is copied (on the UI
+thread, a few ms) and analysed in a worker thread; the result comes back through a queued
+signal and `updated` carries it to the canvas and the problems dock. A result for a revision
+that has since changed is still shown (it is the best we have) and another run follows.
+`run_now()` does the same synchronously, for tests, file opening and the bench.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from . import analysis
 
 
-class Validator(QObject):
-    updated = Signal(object)   # analysis.Analysis
+class _Relay(QObject):
+    """Carries worker results to the UI thread. One for the process, never deleted, so a
+    worker that finishes after its window closed has somewhere safe to emit."""
 
-    def __init__(self, controller, delay_ms: int = 100, parent=None):
+    finished = Signal(object, object, object, float)   # validator key, result, revision, seconds
+
+
+_relay = None
+_validators: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
+
+
+def _get_relay() -> _Relay:
+    global _relay
+    if _relay is None:
+        _relay = _Relay()
+        _relay.finished.connect(_deliver)
+    return _relay
+
+
+def _deliver(key: int, result, revision: int, seconds: float) -> None:
+    validator = _validators.get(key)
+    if validator is not None:
+        try:
+            validator._on_finished(result, revision, seconds)
+        except RuntimeError:  # its window is gone
+            pass
+
+
+class Validator(QObject):
+    updated = Signal(object)              # analysis.Analysis
+
+    def __init__(self, controller, delay_ms: int = 100, parent=None, threaded: bool = True):
         super().__init__(parent)
         self.controller = controller
+        self.threaded = threaded
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
         self.timer.setInterval(delay_ms)
-        self.timer.timeout.connect(self.run_now)
+        self.timer.timeout.connect(self.start)
         self.last_seconds = 0.0
         self.result = analysis.Analysis()
+        self.running = False
+        self.again = False
         self._doc = None
+        self._key = id(self)
+        _validators[self._key] = self
+        _get_relay()
         controller.document_replaced.connect(self._bind)
         self._bind()
 
@@ -44,10 +82,56 @@ class Validator(QObject):
     def schedule(self) -> None:
         self.timer.start()
 
+    def start(self) -> None:
+        """Analyse a snapshot of the document in a worker thread."""
+        if self.running:
+            self.again = True
+            return
+        if not self.threaded:
+            self.run_now()
+            return
+        self.running = True
+        doc = self.controller.doc
+        snapshot, revision = doc.copy(), doc.revision
+        worker = threading.Thread(target=self._work, args=(snapshot, revision), daemon=True,
+                                  name="wiregrad-validate")
+        worker.start()
+
+    def _work(self, snapshot, revision: int) -> None:
+        start = time.perf_counter()
+        try:
+            result = analysis.analyze(snapshot)
+        except Exception as exc:  # an engine bug must not kill the editor: show it as a problem
+            result = analysis.Analysis(errors=[_EngineFailure(exc)])
+        _get_relay().finished.emit(self._key, result, revision, time.perf_counter() - start)
+
+    def _on_finished(self, result, revision: int, seconds: float) -> None:
+        self.running = False
+        self.last_seconds = seconds
+        if self.controller.doc.revision == revision or not self.again:
+            self._publish(result)
+        if self.again or self.controller.doc.revision != revision:
+            self.again = False
+            self.schedule()
+
     def run_now(self) -> analysis.Analysis:
         self.timer.stop()
         start = time.perf_counter()
-        self.result = analysis.analyze(self.controller.doc)
+        result = analysis.analyze(self.controller.doc)
         self.last_seconds = time.perf_counter() - start
-        self.updated.emit(self.result)
-        return self.result
+        self._publish(result)
+        return result
+
+    def _publish(self, result) -> None:
+        self.result = result
+        self.updated.emit(result)
+
+
+class _EngineFailure:
+    node = None
+
+    def __init__(self, exc: Exception):
+        self.message = f"internal error in shape inference: {type(exc).__name__}: {exc}"
+
+    def __str__(self) -> str:
+        return self.message

@@ -181,7 +181,7 @@ class MainWindow(QMainWindow):
         self.controller.set_document(doc)
         self.controller.stack.setClean()
         self.restored_dirty = dirty
-        self.validator.run_now()
+        self.validator.start()  # shapes and errors arrive from a worker a moment later
         self.view.frame_all()
         QTimer.singleShot(0, self.view.frame_all)  # again once the window has its final size
         self.update_title()
