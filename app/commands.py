@@ -7,6 +7,7 @@ the undo stack (see `app.controller`), so each shows as one step in Edit > Histo
 from __future__ import annotations
 
 import copy
+from typing import ClassVar
 
 from PySide6.QtGui import QUndoCommand
 
@@ -23,7 +24,7 @@ class DocCommand(QUndoCommand):
     itself obsolete, so QUndoStack.push drops it instead of recording a step that never happened,
     and the error waits in `DocCommand.failures` for the controller to report."""
 
-    failures: list = []
+    failures: ClassVar[list] = []
 
     def __init__(self, doc, text: str, parent=None):
         super().__init__(text, parent)

@@ -28,8 +28,10 @@ def comments_of(doc, ref) -> list:
 
 def with_comment(doc, entry: dict) -> list:
     """The comments list with one entry added or replaced (matched by id)."""
-    out = [copy.deepcopy(c) for c in doc.ui.get(KEY, []) if c.get("id") != entry["id"]]
-    out.append(copy.deepcopy(entry))
+    out = [copy.deepcopy(entry) if c.get("id") == entry["id"] else copy.deepcopy(c)
+           for c in doc.ui.get(KEY, [])]
+    if not any(c.get("id") == entry["id"] for c in out):
+        out.append(copy.deepcopy(entry))
     return out
 
 

@@ -18,7 +18,6 @@ from core.document import Document, Edge, GraphError, ref_name
 from . import commands as cmd
 from . import doc_ops
 
-
 _UNSET = object()
 
 
@@ -93,7 +92,7 @@ class EditorController(QObject):
                     self.doc.graph_at(ref)
                     break
                 except GraphError:
-                    ref = ref[:-2] if not (len(ref) == 1) else ()
+                    ref = () if len(ref) == 1 else ref[:-2]
             if ref != self.ref:
                 self.ref = ref
                 self.ref_changed.emit(ref)

@@ -11,7 +11,16 @@ import copy
 from dataclasses import dataclass, field
 
 import nodes
-from core.document import BODY_KEYS, Document, Edge, Event, Graph, Node, is_valid_id, unique_id
+from core.document import (
+    BODY_KEYS,
+    Document,
+    Edge,
+    Event,
+    Graph,
+    Node,
+    is_valid_id,
+    unique_id,
+)
 from core.errors import GraphError
 
 CLIP_FORMAT = "wiregrad.graph"
@@ -62,7 +71,7 @@ def summary(node: Node) -> str:
         return f"{node.type} (unknown)"
     try:
         return node_type.summary(node_type.resolve_params(node.params))
-    except Exception:  # a bad or missing param: the canvas still draws the node
+    except (nodes.ParamError, KeyError, ValueError, TypeError, IndexError):  # still draw it
         return node.type
 
 

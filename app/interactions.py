@@ -109,7 +109,7 @@ class WireDrag(Interaction):
         hit = self.scene.port_near(scene_pos, 12.0)
         if hit is None:
             return None
-        item, port, is_output = hit
+        item, _port, is_output = hit
         if item is self.item or is_output == self.from_output:
             return None
         return hit

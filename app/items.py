@@ -11,7 +11,7 @@ from PySide6.QtGui import QPainterPath, QPainterPathStroker
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from . import theme
-from .theme import NODE_WIDTH, PORT_ROW, PORT_R, RADIUS, SUMMARY_H, TITLE_H
+from .theme import NODE_WIDTH, PORT_R, PORT_ROW, RADIUS, SUMMARY_H, TITLE_H
 
 LOD_PLAIN = 0.4    # below this zoom a node is a plain box
 LOD_LABELS = 0.6   # below this zoom wires drop their shape labels
@@ -34,6 +34,7 @@ class NodeItem(QGraphicsItem):
         self.syncing = False          # set while the scene mirrors a document position
         self.snap = True
         self.error = ""
+        self.about = ""
         self.accepting: set = set()   # port names lit up during a wire drag
         self.ins, self.outs, self.kinds = (), (), {}
         self.rect = QRectF(0, 0, NODE_WIDTH, TITLE_H)
@@ -45,6 +46,11 @@ class NodeItem(QGraphicsItem):
         self.title, self.summary, self.category = title, summary, category
         self.ins, self.outs, self.kinds = tuple(ins), tuple(outs), dict(kinds)
         self.has_body = has_body
+        self.about = f"{self.node_id}: {summary}" + (f"\n{title}" if title != self.node_id else "")
+        if has_body:
+            self.about += "\nDouble-click to open"
+        if not self.error:
+            self.setToolTip(self.about)
         rows = max(len(self.ins), len(self.outs), 1)
         self.height = TITLE_H + SUMMARY_H + rows * PORT_ROW + 6
         self.rect = QRectF(0, 0, NODE_WIDTH, self.height)
@@ -98,7 +104,7 @@ class NodeItem(QGraphicsItem):
     def set_error(self, message: str) -> None:
         if message != self.error:
             self.error = message
-            self.setToolTip(message)
+            self.setToolTip(message or self.about)
             self.update()
 
     # -- QGraphicsItem --------------------------------------------------------------------

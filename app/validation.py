@@ -26,7 +26,7 @@ class _Relay(QObject):
 
 
 _relay = None
-_validators: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
+_validators: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 def _get_relay() -> _Relay:
@@ -101,7 +101,7 @@ class Validator(QObject):
         start = time.perf_counter()
         try:
             result = analysis.analyze(snapshot)
-        except Exception as exc:  # an engine bug must not kill the editor: show it as a problem
+        except Exception as exc:  # noqa: BLE001 (an engine bug must not kill the editor: show it as a problem)
             result = analysis.Analysis(errors=[_EngineFailure(exc)])
         _get_relay().finished.emit(self._key, result, revision, time.perf_counter() - start)
 

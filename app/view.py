@@ -13,6 +13,7 @@ from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QGraphicsView
 
 from . import theme
+from .comments import CommentItem
 from .interactions import MoveDrag, PanDrag, WireDrag
 from .items import NodeItem
 from .search_popup import SearchPopup
@@ -23,6 +24,7 @@ MIN_ZOOM, MAX_ZOOM = 0.08, 3.0
 
 class CanvasView(QGraphicsView):
     node_double_clicked = Signal(str)
+    comment_double_clicked = Signal(str)
 
     def __init__(self, scene, controller, parent=None):
         super().__init__(scene, parent)
@@ -166,7 +168,12 @@ class CanvasView(QGraphicsView):
             self.controller.open_node(item.node_id)
             event.accept()
             return
-        if self.scene().itemAt(scene_pos, self.transform()) is None:
+        under = self.scene().itemAt(scene_pos, self.transform())
+        if isinstance(under, CommentItem):
+            self.comment_double_clicked.emit(under.comment_id)
+            event.accept()
+            return
+        if under is None:
             self.open_search(scene_pos)
             event.accept()
             return
@@ -212,8 +219,10 @@ class CanvasView(QGraphicsView):
         popup = SearchPopup(self, type_filter)
         popup.scene_pos = QPointF(scene_pos)
         if on_chosen is None:
-            def on_chosen(name, pos=QPointF(scene_pos)):
-                self.add_node_at(name, pos)
+            at = QPointF(scene_pos)
+
+            def on_chosen(name):
+                self.add_node_at(name, at)
         popup.chosen.connect(on_chosen)
         self.popup = popup
         popup.popup_at(self.viewport().mapToGlobal(self.mapFromScene(scene_pos)))
@@ -238,7 +247,7 @@ class CanvasView(QGraphicsView):
             params = {p.name: p.default for p in node_type.params}
             try:
                 ports = node_type.input_ports(params) if from_output else node_type.output_ports(params)
-            except Exception:
+            except (registry.ParamError, KeyError, TypeError, ValueError):
                 return False
             return bool(ports)
 
@@ -254,7 +263,6 @@ class CanvasView(QGraphicsView):
                 elif not from_output and outs:
                     self.controller.connect(new_id, outs[0], node_id, port)
 
-        del registry
         return self.open_search(scene_pos, chosen, fits)
 
     # -- drag and drop from the palette ---------------------------------------------------

@@ -10,8 +10,16 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QMimeData, QPointF, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMessageBox, QUndoView,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QInputDialog,
+    QMainWindow,
+    QMessageBox,
+    QUndoView,
+    QVBoxLayout,
+    QWidget,
+)
 
 import core
 from core.document import Document, GraphError
@@ -71,6 +79,7 @@ class MainWindow(QMainWindow):
         self.controller.stack.cleanChanged.connect(lambda _clean: self.update_title())
         self.controller.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
         self.controller.ref_changed.connect(lambda _ref: self._after_navigation())
+        self.view.comment_double_clicked.connect(self.edit_comment)
 
         self._build_actions()
         self._build_menus()
@@ -430,6 +439,22 @@ class MainWindow(QMainWindow):
         self.controller.set_ui(comments.KEY, comments.with_comment(doc, entry),
                                f"Add {'note' if kind == 'note' else 'frame'}")
         return entry["id"]
+
+    def edit_comment(self, comment_id: str) -> None:
+        entry = next((c for c in self.controller.doc.ui.get(comments.KEY, [])
+                      if c.get("id") == comment_id), None)
+        if entry is None:
+            return
+        text, ok = QInputDialog.getMultiLineText(self, "Comment", "Text:", entry.get("text", ""))
+        if ok:
+            self.set_comment_text(comment_id, text)
+
+    def set_comment_text(self, comment_id: str, text: str) -> None:
+        doc = self.controller.doc
+        for entry in doc.ui.get(comments.KEY, []):
+            if entry.get("id") == comment_id and entry.get("text") != text:
+                changed = dict(entry, text=text)
+                self.controller.set_ui(comments.KEY, comments.with_comment(doc, changed), "Edit comment")
 
     def show_history(self) -> None:
         self.history_dock.show()

@@ -14,11 +14,10 @@ import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QPoint, QSettings  # noqa: E402
-from PySide6.QtGui import QImage, QPainter  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QPoint, QSettings
+from PySide6.QtGui import QImage, QPainter
 
-from core.document import Document, Edge, Graph, Node  # noqa: E402
+from core.document import Document, Edge, Graph, Node
 
 
 def build(n_nodes: int = 1000) -> Document:
@@ -48,7 +47,7 @@ def build(n_nodes: int = 1000) -> Document:
 
 def percentile(values, q):
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
 def main() -> int:
