@@ -14,6 +14,7 @@ from PySide6.QtGui import QUndoStack
 
 import nodes
 from core.document import Document, Edge, GraphError, ref_name
+from core.validate import walk_graphs
 
 from . import commands as cmd
 from . import doc_ops
@@ -198,11 +199,37 @@ class EditorController(QObject):
             for node in graph.nodes:
                 if node.type == "Output" and node.params.get("carry") == old:
                     self.push(cmd.SetParam(self.doc, self.ref, node.id, "carry", new))
+            self._follow_port_rename(old, new)
             if self.ref == () and self.doc.training:
                 training = _rename_in_training(self.doc.training, old, new)
                 if training != self.doc.training:
                     self.push(cmd.SetTraining(self.doc, training))
         return True
+
+    def _follow_port_rename(self, old: str, new: str) -> None:
+        """A body's Input/Output id is a port of the enclosing node (of every instance, for a
+        block definition): move the wires on that port to its new name."""
+        node = self.doc.graph_at(self.ref).node(new)
+        if node is None or node.type not in ("Input", "Output") or not self.ref:
+            return
+        if self.ref[0].startswith("@"):
+            name = self.ref[0][1:]
+            holders = [(ref, n.id) for ref, graph, _ in walk_graphs(self.doc) for n in graph.nodes
+                       if n.type == "Block" and n.params.get("block") == name]
+        else:
+            holders = [(self.ref[:-2], self.ref[-2])]
+        for ref, holder_id in holders:
+            graph = self.doc.graph_at(ref)
+            ins, outs = self.doc.ports(graph.node(holder_id))
+            for edge in list(graph.edges):
+                if edge.dst == holder_id and edge.dst_port == old and old not in ins:
+                    moved = Edge(edge.src, edge.src_port, holder_id, new)
+                elif edge.src == holder_id and edge.src_port == old and old not in outs:
+                    moved = Edge(holder_id, new, edge.dst, edge.dst_port)
+                else:
+                    continue
+                self.push(cmd.Disconnect(self.doc, ref, edge))
+                self.push(cmd.Connect(self.doc, ref, moved))
 
     # -- clipboard ------------------------------------------------------------------------
 

@@ -319,3 +319,32 @@ def test_every_example_loads_into_the_canvas(window):
         window.validator.run_now()
         assert window.validator.result.errors == [], (name, window.validator.result.errors)
         assert core.loads(json.dumps(doc.to_dict())).to_dict() == doc.to_dict()
+
+
+def test_renaming_a_body_input_moves_the_wire_on_the_enclosing_port(window):
+    win = window
+    assert win.open_path(os.path.join(EXAMPLES, "sequence-rnn.wg.json"))
+    c = win.controller
+    original = c.doc.to_dict()
+    c.open_graph(("rnn", "body"))
+    assert c.rename("step", "x_t")
+    assert any(e.to_dict() == {"from": "seq.y", "to": "rnn.x_t"} for e in c.doc.graph.edges)
+    win.validator.run_now()
+    assert win.validator.result.errors == []
+    c.stack.undo()
+    assert c.doc.to_dict() == original
+
+
+def test_renaming_a_block_input_rewires_every_instance(window):
+    win = window
+    assert win.open_path(os.path.join(EXAMPLES, "blocks-and-gate.wg.json"))
+    c = win.controller
+    definition = c.doc.blocks["Residual"]
+    old = next(n.id for n in definition.nodes if n.type == "Input")
+    c.open_graph(("@Residual",))
+    assert win.breadcrumb.text() == "main › @Residual"
+    assert c.rename(old, "features")
+    for inst in ("res1", "res2"):
+        assert c.doc.graph.edge_into(inst, "features") is not None
+    win.validator.run_now()
+    assert win.validator.result.errors == []
