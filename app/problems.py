@@ -15,9 +15,17 @@ class ProblemsList(QListWidget):
         self.setAlternatingRowColors(True)
         self.itemClicked.connect(self._clicked)
         self.itemActivated.connect(self._clicked)
+        self.error_count = 0
 
     def show_errors(self, errors: list) -> None:
         self.clear()
+        if not errors:
+            placeholder = QListWidgetItem("✓  No problems: every node checks out.")
+            placeholder.setFlags(Qt.NoItemFlags)
+            self.addItem(placeholder)
+            self.error_count = 0
+            return
+        self.error_count = len(errors)
         for err in errors:
             text = getattr(err, "message", None) or str(err)
             item = QListWidgetItem(f"⚠  {text}")

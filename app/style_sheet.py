@@ -18,6 +18,10 @@ QLineEdit:focus, QSpinBox:focus, QDoubleSpinBox:focus { border-color: #3f74c9; }
 #breadcrumb QToolButton:disabled { color: #ffffff; }
 #searchPopup { background: #23262b; border: 1px solid #3b3f47; border-radius: 6px; }
 QStatusBar { background: #1b1d21; color: #9aa1ab; }
+QMenuBar { background: #1b1d21; }
+QMenuBar::item:selected, QMenu::item:selected { background: #3f74c9; }
+QMenu { background: #23262b; border: 1px solid #3b3f47; }
+QToolTip { background: #2a2d33; color: #e6e8eb; border: 1px solid #3b3f47; padding: 4px; }
 """
 
 

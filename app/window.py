@@ -65,7 +65,7 @@ class MainWindow(QMainWindow):
         self.problems = ProblemsList(self)
         self.history = QUndoView(self.controller.stack)
         self.history.setEmptyLabel("<opened>")
-        self.palette_dock = self._dock("Blocks", "paletteDock", self.palette, Qt.LeftDockWidgetArea)
+        self.palette_dock = self._dock("Palette", "paletteDock", self.palette, Qt.LeftDockWidgetArea)
         self.inspector_dock = self._dock("Inspector", "inspectorDock", self.inspector,
                                          Qt.RightDockWidgetArea)
         self.problems_dock = self._dock("Problems", "problemsDock", self.problems,

@@ -246,7 +246,7 @@ def test_problems_list_jumps_into_a_body(window):
     win.validator.run_now()
     errors = win.validator.result.errors
     assert errors, "a node without its input must be reported"
-    assert win.problems.count() == len(errors)
+    assert win.problems.count() == win.problems.error_count == len(errors)
     paths = [e.node for e in errors if e.node]
     if any(p.startswith("rnn/") for p in paths):
         assert win.scene.node_items["rnn"].error  # badge on the enclosing loop
