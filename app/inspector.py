@@ -187,7 +187,19 @@ class Inspector(QWidget):
         edit = QLineEdit(self.form_host)
         edit.setPlaceholderText("null" if decl.nullable or decl.default is None else "")
         edit.editingFinished.connect(lambda d=decl, e=edit: self.apply_text(d, e.text()))
+        edit.textEdited.connect(lambda text, d=decl, e=edit: self._mark(e, d, text))
         return edit
+
+    @staticmethod
+    def _mark(edit, decl, text: str) -> None:
+        """Outline a line edit in red while its text is not a value the parameter takes."""
+        try:
+            parse_text(decl, text)
+            ok = True
+        except nodes.ParamError:
+            ok = False
+        edit.setProperty("invalid", not ok)
+        edit.setStyleSheet("" if ok else "border: 1px solid #e5484d;")
 
     def load_values(self) -> None:
         if not self.ids:
