@@ -83,7 +83,9 @@ class EngineRunner:
         self.rng = np.random.default_rng(0)
 
     def step(self, feeds):
-        loss, _ = self.program.loss_and_grads(self.params, feeds, "loss", True, self.rng, self.grads)
+        # Feeds are checked and cast once per dataset by the trainer; here, they already fit.
+        loss, _ = self.program.loss_and_grads(self.params, feeds, "loss", True, self.rng, self.grads,
+                                              checked=True)
         self.opt.step()
         return loss
 

@@ -14,6 +14,7 @@ and everything they look up was resolved at compile time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -34,11 +35,18 @@ class RunState(Context):
     keep: bool = False  # record tapes for backward
     grads: list = field(default_factory=list)
     owned: list = field(default_factory=list)
+    targets: list | None = None  # arrays the gradients are to end up in, when given
 
     def add_grad(self, j: int, g) -> None:
         current = self.grads[j]
         if current is None:
-            self.grads[j] = g
+            target = self.targets[j] if self.targets is not None else None
+            if target is None:
+                self.grads[j] = g
+            else:  # the first contribution goes straight into its final place
+                np.copyto(target, g)
+                self.grads[j] = target
+                self.owned[j] = True
         elif self.owned[j]:
             current += g
         else:
@@ -54,6 +62,7 @@ class Instr:
     """
 
     path: str = ""
+    takes_state: bool = True  # backward(saved, gys, state); ops take (saved, gys)
     ins: tuple = ()
     outs: tuple = ()
     w: tuple = ()
@@ -76,19 +85,20 @@ class Instr:
 
 
 class OpInstr(Instr):
-    """A node of an ordinary type: its forward/backward come from the node library."""
+    """A node of an ordinary type: its forward/backward come from the node library.
+
+    Both are bound to the node's params once (functools.partial), so running one costs a single
+    Python call: on small nets that call overhead is a good part of a step.
+    """
+
+    takes_state = False
 
     def __init__(self, path, node_type, p, ins, outs, w):
         self.path, self.type, self.p = path, node_type, p
         self.ins, self.outs, self.w = tuple(ins), tuple(outs), tuple(w)
         self.nondiff = tuple(i for i, port in enumerate(node_type.input_ports(p))
                              if port in node_type.nondiff_inputs)
-
-    def forward(self, xs, ws, state):
-        return self.type.forward(self.p, xs, ws, state)
-
-    def backward(self, saved, gys, state):
-        return self.type.backward(self.p, saved, gys, self.need)
+        self.forward = partial(node_type.forward, p)
 
     def plan(self, in_req):
         in_req = [r and i not in self.nondiff for i, r in enumerate(in_req)]
@@ -96,6 +106,8 @@ class OpInstr(Instr):
         if not any(self.need):
             self.active = False
             return [False] * len(self.outs)
+        # Called as backward(saved, gys): what is needed is fixed from here on.
+        self.backward = partial(self.type.backward, self.p, need=self.need)
         return out
 
 
@@ -112,7 +124,7 @@ class Function:
     arg_req: list = field(default_factory=list)
     slot_req: list = field(default_factory=list)
     n_active: int = 0
-    backward_order: list = field(default_factory=list)  # the active instructions, last first
+    code: tuple | None = None  # generated (forward, backward); see codegen.py
 
     def plan(self, arg_req: list) -> list:
         """Propagate which slots carry gradients from the arguments and the weights.
@@ -127,39 +139,22 @@ class Function:
                 req[slot] = r
         self.arg_req = list(arg_req)
         self.slot_req = req
-        self.backward_order = [i for i in reversed(self.instrs) if i.active]
-        self.n_active = len(self.backward_order)
+        self.n_active = sum(1 for i in self.instrs if i.active)
+        self.code = None  # generated again on the next run, for this plan
+
         return [req[s] for s in self.out_slots]
+
+    def generate(self) -> tuple:
+        from .codegen import build
+
+        self.code = build(self)
+        return self.code
 
 
 def forward(fn: Function, state: RunState, args: list, keep: bool):
     """Run a function. Returns (results, tape); the tape is None unless `keep`."""
-    vals = [None] * fn.n_slots
-    for slot, value in zip(fn.arg_slots, args):
-        vals[slot] = value
-    for slot, value in fn.consts:
-        vals[slot] = value
-    params = state.params
-    tape = [] if keep else None
-    instr = None
-    try:
-        for instr in fn.instrs:
-            ys, saved = instr.forward([vals[s] for s in instr.ins],
-                                      [params[j] for j in instr.w] if instr.w else _NONE, state)
-            outs = instr.outs
-            if len(outs) == 1:
-                vals[outs[0]] = ys[0]
-            else:
-                for slot, y in zip(outs, ys):
-                    vals[slot] = y
-            if keep and instr.active:
-                tape.append(saved)
-    except (ValueError, IndexError, TypeError, FloatingPointError) as exc:
-        raise GraphError(f"{instr.path}: {exc}", instr.path) from exc
-    return [vals[s] for s in fn.out_slots], tape
-
-
-_NONE: list = []
+    code = fn.code or fn.generate()
+    return code[0](args, state, keep)
 
 
 def backward(fn: Function, state: RunState, tape: list, gouts: list) -> list:
@@ -167,38 +162,8 @@ def backward(fn: Function, state: RunState, tape: list, gouts: list) -> list:
 
     Weight gradients go into `state`; returns one gradient (or None) per argument.
     """
-    grads = [None] * fn.n_slots
-    for slot, g in zip(fn.out_slots, gouts):
-        if g is not None:
-            grads[slot] = g if grads[slot] is None else grads[slot] + g
-    k = len(tape)
-    instr = None
-    try:
-        for instr in fn.backward_order:
-            k -= 1
-            outs = instr.outs
-            if len(outs) == 1:
-                g = grads[outs[0]]
-                if g is None:
-                    continue
-                gys = [g]
-            else:
-                gys = [grads[s] for s in outs]
-                if all(g is None for g in gys):
-                    continue
-            gxs = instr.backward(tape[k], gys, state)
-            for slot, need, g in zip(instr.ins, instr.need, gxs):
-                if need and g is not None:
-                    current = grads[slot]
-                    grads[slot] = g if current is None else current + g
-            if instr.w:
-                n_in = len(instr.ins)
-                for j, g in zip(instr.w, gxs[n_in:]):
-                    if g is not None:
-                        state.add_grad(j, g)
-    except (ValueError, IndexError, TypeError, FloatingPointError) as exc:
-        raise GraphError(f"{instr.path}: in backward: {exc}", instr.path) from exc
-    return [grads[s] for s in fn.arg_slots]
+    code = fn.code or fn.generate()
+    return code[1](tape, gouts, state)
 
 
 def first_nonfinite(fn: Function, state: RunState, args: list) -> str | None:

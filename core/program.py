@@ -34,6 +34,7 @@ class Program:
         self.input_dtypes = {k: ("int64" if t.dtype == INT else str(self.dtype))
                              for k, t in self._input_types.items()}
         self._pruned: dict = {}
+        self._losses: dict = {}
 
     # -- parameters ---------------------------------------------------------------------------
 
@@ -93,32 +94,44 @@ class Program:
         return value, dict(zip(self.param_names, glist))
 
     def loss_and_grads(self, plist: list, feeds: dict, loss: str = "loss", train: bool = True,
-                       seed=0, grads: list | None = None):
+                       seed=0, grads: list | None = None, checked: bool = False):
         """The trainer's entry: params as a checked list in program order, gradients written into
-        `grads` (arrays of the params' shapes) when given. Returns (loss, gradient list)."""
-        fn = self.schedule((loss,))
-        if self.output_shapes[loss] and int(np.prod([d or 2 for d in self.output_shapes[loss]])) != 1:
-            raise GraphError(f"{loss}: the loss must be a single number, but it has shape "
-                             f"{self.output_shapes[loss]}", loss)
+        `grads` (arrays of the params' shapes) when given. Returns (loss, gradient list).
+
+        `checked` says the feeds were already checked and cast (the trainer does it once for a
+        whole dataset), so that a step spends nothing on it.
+        """
+        fn = self.loss_schedule(loss)
         state = self._state(plist, train, seed, keep=True)
-        args = self.feed_list(fn, feeds)
+        state.targets = grads
+        args = [feeds[name] for name in fn.arg_names] if checked else self.feed_list(fn, feeds)
         with np.errstate(all="ignore"):
             (value,), tape = forward(fn, state, args, True)
-            if np.size(value) != 1:
+            if value.size != 1:
                 raise GraphError(f"{loss}: the loss must be a single number, got shape "
                                  f"{np.shape(value)}", loss)
-            backward(fn, state, tape, [np.ones(np.shape(value), dtype=self.dtype)])
+            backward(fn, state, tape, [np.ones(value.shape, dtype=self.dtype)])
         if grads is None:
-            grads = [None] * len(plist)
-        for j, g in enumerate(state.grads):
-            if grads[j] is None:
-                grads[j] = (np.zeros(self.param_shapes[self.param_names[j]], self.dtype) if g is None
-                            else np.asarray(g, dtype=self.dtype).reshape(plist[j].shape))
-            elif g is None:
-                grads[j].fill(0)
-            else:
-                np.copyto(grads[j], np.reshape(g, grads[j].shape))
-        return float(np.reshape(value, ())), grads
+            grads = [np.zeros(p.shape, self.dtype) if g is None else np.asarray(g, self.dtype)
+                     for p, g in zip(plist, state.grads)]
+        elif any(g is None for g in state.grads):  # parameters the loss does not reach
+            for target, g in zip(grads, state.grads):
+                if g is None:
+                    target.fill(0)
+        return float(value.reshape(())), grads
+
+    def loss_schedule(self, loss: str) -> Function:
+        """The schedule for a loss Output, checked once to give a single number."""
+        fn = self._losses.get(loss)
+        if fn is None:
+            fn = self.schedule((loss,))
+            shape = self.output_shapes[loss]
+            if any(d is None for d in shape) or int(np.prod(shape)) != 1:
+                shown = "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+                raise GraphError(f"{loss}: the loss must be a single number, but it has shape "
+                                 f"{shown}; reduce it with Mean or Sum", loss)
+            self._losses[loss] = fn
+        return fn
 
     def first_nonfinite(self, params: dict, feeds: dict, outputs=None, train=False, seed=0):
         """The path of the first node whose output is NaN or Inf on these feeds, or None."""

@@ -144,6 +144,11 @@ class Session:
         self.classes = dict(getattr(dataset, "classes", {}) or {})
         self.train_set, self.val_set = split(dataset, plan.validation, plan.split_seed)
         self.train_feeds = self._feeds(self.train_set)
+        for name in self.program.loss_schedule(plan.loss).arg_names:
+            if name not in self.train_feeds:
+                raise GraphError(f"Input {name!r} has no data: the dataset has no array {name!r}; "
+                                 f"map it in training.feeds (arrays: "
+                                 f"{', '.join(self.train_set.names())})", name)
         self.val_feeds = self._feeds(self.val_set) if len(self.val_set) else None
         start = self.program.init_params(plan.seed) if params is None else params
         self.optimizer = make_optimizer(plan.optimizer, self.program.param_list(start)
@@ -201,7 +206,7 @@ class Session:
     def step(self, feeds: dict) -> float:
         """One gradient step on a batch; returns the batch's loss before the update."""
         loss, _ = self.program.loss_and_grads(self.params, feeds, self.plan.loss, True,
-                                              self.dropout_rng, self.grads)
+                                              self.dropout_rng, self.grads, checked=True)
         flat = self.optimizer.flat_grads
         if not math.isfinite(loss) or not math.isfinite(float(np.add.reduce(flat))):
             if not (math.isfinite(loss) and np.isfinite(flat).all()):

@@ -457,3 +457,14 @@ def test_nan_sources_are_found_by_node():
     program = core.compile(doc)
     assert program.first_nonfinite({}, {"x": -np.ones((1, 2))}) == "log"
     assert program.first_nonfinite({}, {"x": np.ones((1, 2))}) is None
+
+
+def test_an_error_while_running_names_the_node():
+    doc = document([("ids", "Input", {"shape": [], "dtype": "int64"}),
+                    ("emb", "Embedding", {"num_embeddings": 3, "embedding_dim": 2}),
+                    ("out", "Output", {})],
+                   [("ids.y", "emb.x"), ("emb.y", "out.x")])
+    program = core.compile(doc)
+    with pytest.raises(core.GraphError) as info:
+        program.run(program.init_params(0), {"ids": np.array([0, 7])})
+    assert info.value.node == "emb" and str(info.value).startswith("emb: ")
