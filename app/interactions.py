@@ -49,6 +49,11 @@ class MoveDrag(Interaction):
     def __init__(self, view):
         super().__init__(view)
         self.start = {}
+        for frame in [i for i in self.scene.selectedItems() if isinstance(i, CommentItem) and i.is_frame]:
+            area = frame.sceneBoundingRect()   # a frame carries the nodes inside it
+            for node in self.scene.node_items.values():
+                if area.contains(node.sceneBoundingRect()):
+                    node.setSelected(True)
         for item in self.scene.selectedItems():
             if isinstance(item, (NodeItem, CommentItem)):
                 self.start[item] = QPointF(item.pos())

@@ -94,3 +94,26 @@ def test_comment_text_edit_is_undoable(window):
     assert window.scene.comment_items[note].entry["text"] == "explain the network"
     window.controller.stack.undo()
     assert window.scene.comment_items[note].entry["text"] == "Note"
+
+
+def test_dragging_a_frame_carries_its_nodes_in_one_step(window):
+    c = window.controller
+    c.add_node("ReLU", (0, 0))
+    c.add_node("Tanh", (600, 0))
+    window.scene.select_nodes(["relu"])
+    frame_id = window.add_comment("frame")
+    frame = window.scene.comment_items[frame_id]
+    view = window.view
+    view.resetTransform()
+    view.centerOn(frame.sceneBoundingRect().center())
+    window.scene.clearSelection()
+    count = c.stack.count()
+    grip = frame.sceneBoundingRect().topLeft() + QPointF(15, 10)
+    drag(view, grip, grip + QPointF(100, 60), steps=6)
+    assert c.stack.count() == count + 1
+    assert c.doc.graph.node("relu").pos == [100, 60]
+    assert c.doc.graph.node("tanh").pos == [600, 0]
+    entry = c.doc.ui["comments"][0]
+    c.stack.undo()
+    assert c.doc.graph.node("relu").pos == [0, 0]
+    assert c.doc.ui["comments"][0]["rect"] != entry["rect"]
