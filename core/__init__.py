@@ -8,7 +8,7 @@ from .errors import DataError, GraphError
 from .fileio import load, loads, save
 
 
-def compile(doc, dtype="float32"):  # noqa: A001 (the spec's name)
+def compile(doc, dtype="float32"):
     """Compile a document into a Program: validated, ordered, shapes inferred."""
     from .compiler import compile_document
 

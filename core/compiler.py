@@ -246,7 +246,7 @@ class Compiler:
     # -- control flow -------------------------------------------------------------------------
 
     def _compile_control(self, node, p, path, in_types, in_slots):
-        in_ports, out_ports = self.doc.ports(node)
+        in_ports, _ = self.doc.ports(node)
         if node.type == "Loop":
             instr, outs = LoopInstr.build(self, node, p, path, in_ports, in_types)
         elif node.type == "Branch":

@@ -13,8 +13,9 @@ the definition of block `Residual` (`@` cannot start a node id, so there is no c
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import nodes
 
@@ -34,7 +35,7 @@ class Edge:
     dst_port: str
 
     @classmethod
-    def parse(cls, src: str, dst: str) -> "Edge":
+    def parse(cls, src: str, dst: str) -> Edge:
         a, _, b = src.partition(".")
         c, _, d = dst.partition(".")
         return cls(a, b, c, d)
@@ -102,7 +103,7 @@ class Graph:
     def to_dict(self) -> dict:
         return {"nodes": [n.to_dict() for n in self.nodes], "edges": [e.to_dict() for e in self.edges]}
 
-    def copy(self) -> "Graph":
+    def copy(self) -> Graph:
         return copy.deepcopy(self)
 
 
@@ -360,7 +361,7 @@ class Document:
             self.ui[key] = copy.deepcopy(value)
         self._emit(Event("ui_changed", data=key))
 
-    def replace_with(self, other: "Document") -> None:
+    def replace_with(self, other: Document) -> None:
         """Take over another document's content (File > Open, recovery) and tell the listeners."""
         self.name, self.graph, self.blocks = other.name, other.graph, other.blocks
         self.training, self.ui = other.training, other.ui
@@ -381,7 +382,7 @@ class Document:
             out["ui"] = copy.deepcopy(self.ui)
         return out
 
-    def copy(self) -> "Document":
+    def copy(self) -> Document:
         """A deep copy with no listeners."""
         return Document(self.graph.copy(), self.name, copy.deepcopy(self.blocks),
                         copy.deepcopy(self.training), copy.deepcopy(self.ui))

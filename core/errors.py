@@ -21,7 +21,7 @@ class GraphError(Exception):
         return self.message
 
     @classmethod
-    def collect(cls, errors: list) -> "GraphError":
+    def collect(cls, errors: list) -> GraphError:
         """One error standing for several: the first one's message, and how many follow."""
         first = errors[0]
         if len(errors) == 1:

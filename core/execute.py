@@ -20,8 +20,6 @@ import numpy as np
 
 from nodes import Context
 
-from .errors import GraphError
-
 
 @dataclass
 class RunState(Context):
@@ -67,7 +65,7 @@ class Instr:
     outs: tuple = ()
     w: tuple = ()
     active: bool = False
-    need: list = []
+    need: tuple = ()
     has_weights: bool = False
 
     def forward(self, xs: list, ws: list, state: RunState):

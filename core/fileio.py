@@ -117,7 +117,7 @@ def from_dict(data, source: str = "document") -> Document:
     data = migrate(_check_header(data, source), source)
     unknown = set(data) - TOP_KEYS
     if unknown:
-        raise GraphError(f"{source}: unknown key {sorted(unknown)[0]!r} at the top level "
+        raise GraphError(f"{source}: unknown key {min(unknown)!r} at the top level "
                          f"(allowed: {', '.join(sorted(TOP_KEYS))})")
     name = data.get("name", "")
     if not isinstance(name, str):
@@ -177,7 +177,7 @@ def _build_graph(data, ref: tuple, where: str) -> Graph:
         raise GraphError(f"{where} must be an object with 'nodes' and 'edges'")
     unknown = set(data) - {"nodes", "edges"}
     if unknown:
-        raise GraphError(f"{where}: unknown key {sorted(unknown)[0]!r} (a graph has nodes and edges)")
+        raise GraphError(f"{where}: unknown key {min(unknown)!r} (a graph has nodes and edges)")
     nodes_data, edges_data = data.get("nodes", []), data.get("edges", [])
     if not isinstance(nodes_data, list) or not isinstance(edges_data, list):
         raise GraphError(f"{where}: 'nodes' and 'edges' must be lists")
@@ -199,7 +199,7 @@ def _build_node(data, ref: tuple, where: str) -> Node:
     path = node_path(ref, node_id)
     unknown = set(data) - NODE_KEYS
     if unknown:
-        raise GraphError(f"{path}: unknown key {sorted(unknown)[0]!r} in a node "
+        raise GraphError(f"{path}: unknown key {min(unknown)!r} in a node "
                          f"(allowed: {', '.join(sorted(NODE_KEYS))})", path)
     type_name = data.get("type")
     if not isinstance(type_name, str):
@@ -245,7 +245,7 @@ def _build_node(data, ref: tuple, where: str) -> Node:
 def _build_edge(data, ref: tuple, where: str) -> Edge:
     if not isinstance(data, dict) or set(data) != EDGE_KEYS:
         if isinstance(data, dict) and set(data) - EDGE_KEYS:
-            raise GraphError(f"{where}: unknown key {sorted(set(data) - EDGE_KEYS)[0]!r} in an "
+            raise GraphError(f"{where}: unknown key {min(set(data) - EDGE_KEYS)!r} in an "
                              "edge (an edge has 'from' and 'to')")
         raise GraphError(f"{where}: an edge is {{\"from\": \"node.port\", \"to\": \"node.port\"}}")
     for key in ("from", "to"):

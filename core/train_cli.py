@@ -204,4 +204,4 @@ class Progress:
             self.drawn = False
 
 
-__all__ = ["cmd_train", "history_csv", "summary", "write_outputs", "GraphError"]
+__all__ = ["GraphError", "cmd_train", "history_csv", "summary", "write_outputs"]

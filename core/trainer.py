@@ -208,9 +208,11 @@ class Session:
         loss, _ = self.program.loss_and_grads(self.params, feeds, self.plan.loss, True,
                                               self.dropout_rng, self.grads, checked=True)
         flat = self.optimizer.flat_grads
-        if not math.isfinite(loss) or not math.isfinite(float(np.add.reduce(flat))):
-            if not (math.isfinite(loss) and np.isfinite(flat).all()):
-                raise self._nonfinite(loss, feeds)
+        # One reduction tells whether anything is non-finite (a huge but finite sum may say so
+        # wrongly, hence the exact check before stopping).
+        suspect = not math.isfinite(loss) or not math.isfinite(float(np.add.reduce(flat)))
+        if suspect and not (math.isfinite(loss) and np.isfinite(flat).all()):
+            raise self._nonfinite(loss, feeds)
         if self.plan.clip is not None:
             self.optimizer.clip_grad_norm(self.plan.clip)
         self.optimizer.step()
@@ -248,8 +250,8 @@ class Session:
             chunk = {k: v[start:start + EVAL_CHUNK] for k, v in feeds.items()}
             outs = self.program.run(params, chunk, train=False, outputs=wanted)
             total += float(outs[self.plan.loss]) * len(next(iter(chunk.values())))
-            for name in preds:
-                preds[name].append(outs[name])
+            for name, parts in preds.items():
+                parts.append(outs[name])
         result = {"loss": total / n}
         for m in self.plan.metrics:
             pred = np.concatenate(preds[m["pred"]]) if m["pred"] in preds else None

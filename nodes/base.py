@@ -213,7 +213,7 @@ class Weight:
     """A trainable tensor: its shape (no batch axis) and how to draw its first value."""
 
     shape: tuple
-    init: "Init"
+    init: Init
 
 
 @dataclass(frozen=True)

@@ -136,4 +136,4 @@ class LoopIndex(NodeType):
         return []
 
 
-__all__ = ["Input", "Output", "Constant", "Parameter", "LoopIndex", "INT"]
+__all__ = ["INT", "Constant", "Input", "LoopIndex", "Output", "Parameter"]
