@@ -13,7 +13,7 @@ import difflib
 import json
 import math
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import nodes
@@ -275,10 +275,18 @@ def save(doc: Document, path) -> None:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write bytes to a temporary file in the same folder, fsync, then rename over `path`."""
+    """Write to a temporary file beside `path`, fsync it, rename it over `path`, fsync the
+    folder: a crash leaves the old file or the new one, never half of one. The file gets the
+    usual permissions (0666 less the umask), as an ordinary write would."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    folder = path.parent
+    while True:
+        tmp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

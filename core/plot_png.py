@@ -20,13 +20,13 @@ line there; a point with no drawable neighbour is drawn as a dot. Files are writ
 from __future__ import annotations
 
 import math
-import os
-import secrets
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from .fileio import atomic_write
 
 __all__ = [
     "PALETTE",
@@ -533,39 +533,4 @@ def encode_png(image) -> bytes:
 
 def write_png(path, image) -> None:
     """Encode `image` and write it to `path` atomically."""
-    _atomic_write(Path(path), encode_png(image))
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync it, rename it over `path`, fsync the
-    folder: a crash leaves the old file or the new one, never half of one."""
-    folder = path.parent
-    while True:
-        tmp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    atomic_write(Path(path), encode_png(image))

@@ -270,7 +270,7 @@ def test_a_failed_write_keeps_the_old_file_and_cleans_up(tmp_path, monkeypatch):
     def refuse(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(plot_png.os, "replace", refuse)
+    monkeypatch.setattr(os, "replace", refuse)
     with pytest.raises(OSError, match="disk full"):
         line_chart_png(path, [("a", [1, 2], [2.0, 1.0], BLUE)])
     assert path.read_bytes() == b"old"
