@@ -7,6 +7,7 @@ readable message on stderr with a non-zero exit; a traceback only with `--debug`
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .errors import GraphError
@@ -150,6 +151,13 @@ def _print_block_instances(doc, analysis, rows) -> None:
 
 
 def _open_editor(argv: list) -> int:
+    if sys.platform.startswith("linux") and not any(
+            os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+        # Without this check Qt aborts the process with a message about plugins.
+        print("error: the editor needs a display, and none was found (DISPLAY is not set). "
+              "Headless, use `wiregrad check FILE` or `wiregrad train FILE`; or run the editor "
+              "under Xvfb: xvfb-run wiregrad", file=sys.stderr)
+        return EXIT_ERROR
     try:
         from app.main import main as app_main
     except ImportError as exc:
