@@ -14,8 +14,6 @@ from PySide6.QtGui import QUndoCommand
 from core.document import Edge, Node
 from core.errors import GraphError
 
-from . import doc_ops
-
 _MISSING = object()
 
 
@@ -139,7 +137,7 @@ class SetParam(DocCommand):
 
     def undo(self):
         if self.old is _MISSING:
-            doc_ops.unset_param(self.doc, self.ref, self.node_id, self.name)
+            self.doc.unset_param(self.ref, self.node_id, self.name)
         else:
             self.doc.set_param(self.ref, self.node_id, self.name, self.old)
 

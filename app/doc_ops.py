@@ -15,7 +15,6 @@ from core.document import (
     BODY_KEYS,
     Document,
     Edge,
-    Event,
     Graph,
     Node,
     is_valid_id,
@@ -31,24 +30,6 @@ STARTING_VALUES = {"out_features": 16, "out_channels": 8, "kernel_size": 3,
 
 
 # -- parameters ---------------------------------------------------------------------------------
-
-
-def unset_param(doc: Document, ref, node_id: str, name: str) -> None:
-    """Remove a parameter from a node so its default applies again.
-
-    `Document.set_param(..., None)` does this, except for a nullable parameter with a non-null
-    default, where None means "set to null". core has no public call for that case, so this
-    removes the key and emits the same event set_param would (reported as a core gap).
-    """
-    node = doc.node_at(ref, node_id)
-    node_type = nodes.get(node.type)
-    decl = node_type.param(name) if node_type else None
-    if not (decl is not None and decl.nullable and decl.default is not None):
-        doc.set_param(ref, node_id, name, None)
-        return
-    if name in node.params:
-        del node.params[name]
-        doc._emit(Event("param_changed", tuple(ref), node_id, name))
 
 
 def resolved_params(node: Node) -> dict:

@@ -240,6 +240,14 @@ class Document:
             node.params[name] = copy.deepcopy(value)
         self._emit(Event("param_changed", tuple(ref), node_id, name))
 
+    def unset_param(self, ref: GraphRef, node_id: str, name: str) -> None:
+        """Remove a parameter from the node, so that its default applies (undo of a set)."""
+        node = self.node_at(ref, node_id)
+        if name not in node.params:
+            return
+        del node.params[name]
+        self._emit(Event("param_changed", tuple(ref), node_id, name))
+
     def set_label(self, ref: GraphRef, node_id: str, label: str | None) -> None:
         node = self.node_at(ref, node_id)
         if node.label == label:
@@ -450,7 +458,10 @@ def unique_id(graph: Graph, base: str) -> str:
     taken = {n.id for n in graph.nodes}
     if base not in taken:
         return base
-    stem = base.rstrip("0123456789").rstrip("_") or base
+    # hidden1 -> hidden1_2; hidden1_2 -> hidden1_3: only a suffix we added is counted up.
+    stem, sep, number = base.rpartition("_")
+    if not (sep and number.isdigit() and stem):
+        stem = base
     i = 2
     while f"{stem}_{i}" in taken:
         i += 1
