@@ -195,5 +195,16 @@ class LogSoftmax(AxisActivation):
 
 
 def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    z = x - x.max(axis=axis, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+    n = x.shape[axis]
+    if 2 <= n <= 4 and axis in (-1, x.ndim - 1):
+        # A few classes: numpy reduces a short last axis row by row (2.3 us for 32x2); the
+        # maximum of its columns is the same number in 0.9 us.
+        top = np.maximum(x[..., 0], x[..., 1])
+        for j in range(2, n):
+            np.maximum(top, x[..., j], out=top)
+        z = x - top[..., None]
+    else:
+        z = x - x.max(axis=axis, keepdims=True)
+    total = np.exp(z).sum(axis=axis, keepdims=True)
+    z -= np.log(total, out=total)
+    return z

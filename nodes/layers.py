@@ -70,15 +70,13 @@ class Linear(NodeType):
     def backward(self, p, saved, gys, need):
         x, w = saved
         gy = gys[0]
-        grads = [gy @ w.T if need[0] else None, None, None][: len(need)]
-        if any(need[1:]):
-            # Every axis before the last is a batch of rows.
-            gy2 = gy.reshape(-1, gy.shape[-1])
-            if need[1]:
-                grads[1] = x.reshape(-1, x.shape[-1]).T @ gy2
-            if len(need) > 2 and need[2]:
-                grads[2] = gy2.sum(axis=0)
-        return grads
+        gx = gy @ w.T if need[0] else None
+        if x.ndim != 2:  # every axis before the last is a batch of rows
+            x, gy = x.reshape(-1, x.shape[-1]), gy.reshape(-1, gy.shape[-1])
+        gw = x.T @ gy if need[1] else None
+        if len(need) == 2:
+            return [gx, gw]
+        return [gx, gw, np.add.reduce(gy, axis=0) if need[2] else None]
 
 
 @register
