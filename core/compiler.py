@@ -137,6 +137,9 @@ class Compiler:
 
         order = topo_order(graph)
         by_id = {n.id: n for n in graph.nodes}
+        into = {}  # (node id, input port) -> its edge; the first one, as Graph.edge_into
+        for edge in graph.edges:
+            into.setdefault((edge.dst, edge.dst_port), edge)
         for node_id in order:
             node = by_id[node_id]
             path = prefix + node.id
@@ -149,12 +152,12 @@ class Compiler:
                     self.port_types[(path, "y")] = t
                     arg_slots.append(new_slot(node.id, "y"))
                     continue
-                in_types, in_slots = self._gather_inputs(graph, node, path, types, slots, failed)
+                in_types, in_slots = self._gather_inputs(into, node, path, types, slots, failed)
                 if node.type == "Output":
                     out_types[node.id] = in_types["x"]
                     out_slots.append(in_slots[0])
                     continue
-                instr, outs = self._compile_node(graph, node, path, in_types, in_slots)
+                instr, outs = self._compile_node(into, node, path, in_types, in_slots)
             except _Failed:
                 failed.add(node.id)
                 ok = False
@@ -176,7 +179,7 @@ class Compiler:
         arg_slots = [slots[(n.id, "y")] for n in graph.nodes
                      if n.type == "Input" and (n.id, "y") in slots]
         out_ids = [n.id for n in graph.nodes if n.type == "Output" and n.id in out_types]
-        out_slots = [self._output_slot(graph, i, slots) for i in out_ids]
+        out_slots = [slots[_source(into[(i, 'x')])] for i in out_ids]
         if not ok:
             return None, out_types
         fn = Function(prefix.rstrip("/"), n_slots, arg_slots, out_slots, instrs, consts)
@@ -184,16 +187,12 @@ class Compiler:
         fn.out_names = out_ids
         return fn, {i: out_types[i] for i in out_ids}
 
-    def _output_slot(self, graph, out_id, slots):
-        edge = graph.edge_into(out_id, "x")
-        return slots[(edge.src, edge.src_port)]
-
-    def _gather_inputs(self, graph, node, path, types, slots, failed):
+    def _gather_inputs(self, into, node, path, types, slots, failed):
         ins, _ = self.doc.ports(node)
         in_types, in_slots = {}, []
         missing = False
         for port in ins:
-            edge = graph.edge_into(node.id, port)
+            edge = into.get((node.id, port))
             if edge is None:
                 self._error(path, f"{path}.{port} is not connected")
                 missing = True
@@ -209,7 +208,7 @@ class Compiler:
 
     # -- nodes --------------------------------------------------------------------------------
 
-    def _compile_node(self, graph, node, path, in_types, in_slots):
+    def _compile_node(self, into, node, path, in_types, in_slots):
         node_type = nodes.get(node.type)
         try:
             p = node_type.resolve_params(node.params)
@@ -222,18 +221,18 @@ class Compiler:
             outs = node_type.infer(p, in_types)
             weights = node_type.weights(p, in_types)
         except ShapeError as exc:
-            self._error(path, self._shape_message(graph, node, path, exc))
+            self._error(path, self._shape_message(into, node, path, exc))
             raise _Failed from None
         if getattr(node_type, "constant", False):
             return None, outs
         w = [self._add_weight(f"{path}.{name}", spec) for name, spec in weights.items()]
         return OpInstr(path, node_type, p, in_slots, (), w), outs
 
-    def _shape_message(self, graph, node, path, exc: ShapeError) -> str:
+    def _shape_message(self, into, node, path, exc: ShapeError) -> str:
         if exc.port is None:
             return f"{path}: {exc.message}"
         source = ""
-        edge = graph.edge_into(node.id, exc.port)
+        edge = into.get((node.id, exc.port))
         if edge is not None:
             source = f" (from {edge.src}.{edge.src_port})"
         return f"{path}.{exc.port}: {exc.message}{source}"
@@ -270,3 +269,7 @@ class Compiler:
     def compile_body(self, graph: Graph, prefix: str, args: dict):
         """Compile the body of a control node (used by the control instructions)."""
         return self.compile_graph(graph, prefix, args)
+
+
+def _source(edge) -> tuple:
+    return (edge.src, edge.src_port)

@@ -59,9 +59,10 @@ def _check_graph(doc: Document, ref, graph: Graph, context, errors: list) -> Non
                 _error(errors, ref, node.id, f"block {name!r} is not defined (blocks: {known})")
 
     ports = {n.id: node_ports(n, doc.blocks) for n in graph.nodes}
+    by_id = {n.id: n for n in graph.nodes}
     filled: dict = {}
     for edge in graph.edges:
-        if not _edge_ok(ref, graph, ports, edge, errors):
+        if not _edge_ok(ref, by_id, ports, edge, errors):
             continue
         key = (edge.dst, edge.dst_port)
         if key in filled:
@@ -76,7 +77,7 @@ def _check_graph(doc: Document, ref, graph: Graph, context, errors: list) -> Non
     _check_roles(ref, graph, context, errors)
 
 
-def _edge_ok(ref, graph: Graph, ports: dict, edge, errors: list) -> bool:
+def _edge_ok(ref, by_id: dict, ports: dict, edge, errors: list) -> bool:
     ok = True
     for end, port, side in ((edge.src, edge.src_port, 1), (edge.dst, edge.dst_port, 0)):
         if end not in ports:
@@ -85,8 +86,7 @@ def _edge_ok(ref, graph: Graph, ports: dict, edge, errors: list) -> bool:
             _error(errors, ref, other if other in ports else None,
                    f"edge {edge} refers to a missing node {end!r}")
             return False
-        node = graph.node(end)
-        if nodes.get(node.type) is None:
+        if nodes.get(by_id[end].type) is None:
             return False
         names = ports[end][side]
         if port not in names:
