@@ -314,7 +314,7 @@ def torch_runner(kind, spec, params, names):
             loss = nn.functional.cross_entropy(forward(x), y)
             loss.backward()
             opt.step()
-            return float(loss)
+            return loss.detach().item()
 
     return Runner()
 
