@@ -34,11 +34,19 @@ _BIN_SAMPLES = (
 
 
 class Binary(NodeType):
-    """a (op) b with numpy broadcasting. Subclasses give `fn` and `grads`."""
+    """a (op) b with numpy broadcasting. Subclasses give `fn` and `grads`.
+
+    Export: `np_forward`/`torch_forward` templates, and `np_grads`, each port's gradient
+    before it is summed back to the port's shape (`np_backward` does that for the family).
+    """
 
     category = "Math"
     inputs = ("a", "b")
     samples = _BIN_SAMPLES
+    np_grads: dict = {}
+
+    def np_backward(self, p, e):
+        return {port: e.ub(e.fmt(t), port) for port, t in self.np_grads.items() if e.need(port)}
 
     def infer(self, p, ins):
         a, b = float_input(ins, "a"), float_input(ins, "b")
@@ -61,6 +69,9 @@ class Binary(NodeType):
 @register
 class Add(Binary):
     help = "a + b, broadcasting."
+    np_forward = "{a} + {b}"
+    np_grads = {"a": "{gy}", "b": "{gy}"}
+    torch_forward = "{a} + {b}"
 
     def forward(self, p, xs, ws, ctx):
         a, b = xs
@@ -75,6 +86,9 @@ class Add(Binary):
 @register
 class Sub(Binary):
     help = "a - b, broadcasting."
+    np_forward = "{a} - {b}"
+    np_grads = {"a": "{gy}", "b": "-{gy}"}
+    torch_forward = "{a} - {b}"
 
     def forward(self, p, xs, ws, ctx):
         a, b = xs
@@ -89,6 +103,9 @@ class Sub(Binary):
 @register
 class Mul(Binary):
     help = "a * b elementwise, broadcasting."
+    np_forward = "{a} * {b}"
+    np_grads = {"a": "{gy} * {b}", "b": "{gy} * {a}"}
+    torch_forward = "{a} * {b}"
 
     def fn(self, a, b):
         return a * b
@@ -100,6 +117,9 @@ class Mul(Binary):
 @register
 class Div(Binary):
     help = "a / b elementwise, broadcasting."
+    np_forward = "{a} / {b}"
+    np_grads = {"a": "{gy} / {b}", "b": "-{gy} * {y} / {b}"}
+    torch_forward = "{a} / {b}"
 
     def fn(self, a, b):
         return a / b
@@ -120,6 +140,10 @@ def _split_weights(wins: np.ndarray, ties: np.ndarray, dtype) -> np.ndarray:
 @register
 class Maximum(Binary):
     help = "The larger of a and b elementwise; a tie splits the gradient equally."
+    np_forward = "np.maximum({a}, {b})"
+    np_grads = {"a": "{gy} * np.where({a} == {b}, 0.5, {a} > {b}).astype({gy}.dtype)",
+                "b": "{gy} * np.where({a} == {b}, 0.5, {a} < {b}).astype({gy}.dtype)"}
+    torch_forward = "torch.maximum({a}, {b})"
 
     def forward(self, p, xs, ws, ctx):
         a, b = xs
@@ -133,6 +157,10 @@ class Maximum(Binary):
 @register
 class Minimum(Binary):
     help = "The smaller of a and b elementwise; a tie splits the gradient equally."
+    np_forward = "np.minimum({a}, {b})"
+    np_grads = {"a": "{gy} * np.where({a} == {b}, 0.5, {a} < {b}).astype({gy}.dtype)",
+                "b": "{gy} * np.where({a} == {b}, 0.5, {a} > {b}).astype({gy}.dtype)"}
+    torch_forward = "torch.minimum({a}, {b})"
 
     def forward(self, p, xs, ws, ctx):
         a, b = xs
@@ -171,6 +199,20 @@ class MatMul(NodeType):
         Sample({}, {"a": (4,), "b": (2, 4, 3)}, note="1-D a"),
         Sample({}, {"a": (4,), "b": (4,)}, note="dot product"),
     )
+    np_forward = "np.asarray(np.matmul({a}, {b}))"
+    torch_forward = "torch.matmul({a}, {b})"
+
+    @property
+    def np_helpers(self):
+        return (matmul_backward,)
+
+    def np_backward(self, p, e):
+        if e.ndim("a") == 2 and e.ndim("b") == 2:
+            return {"a": e.fmt("{gy} @ {b}.T"), "b": e.fmt("{a}.T @ {gy}")}
+        name = e.helper(matmul_backward)
+        ga, gb = e.tmp("ga"), e.tmp("gb")
+        e.emit(e.fmt(f"{ga}, {gb} = {name}({{a}}, {{b}}, {{gy}})"))
+        return {"a": ga, "b": gb}
 
     def infer(self, p, ins):
         a, b = float_input(ins, "a"), float_input(ins, "b")
@@ -219,6 +261,9 @@ class Greater(NodeType):
     inputs = ("a", "b")
     nondiff_inputs = ("a", "b")
     samples = _BIN_SAMPLES
+    np_forward = "({a} > {b}).astype(np.result_type({a}, {b}))"
+    np_backward: dict = {}
+    torch_forward = "({a} > {b}).to(torch.result_type({a}, {b}))"
 
     def infer(self, p, ins):
         a, b = float_input(ins, "a"), float_input(ins, "b")
@@ -243,6 +288,12 @@ class Where(NodeType):
         Sample({}, {"cond": (3, 1), "a": (3, 4), "b": (4,)}, note="per-row condition"),
         Sample({}, {"cond": (2, 3, 4), "a": (1,), "b": (2, 1, 4)}, note="a and b broadcast"),
     )
+    np_forward = "np.where({cond} > 0, {a}, {b})"
+    torch_forward = "torch.where({cond} > 0, {a}, {b})"
+
+    def np_backward(self, p, e):
+        grads = {"a": "np.where({cond} > 0, {gy}, 0)", "b": "np.where({cond} > 0, 0, {gy})"}
+        return {port: e.ub(e.fmt(t), port) for port, t in grads.items() if e.need(port)}
 
     def infer(self, p, ins):
         # The condition is only compared with 0, so int64 works as well as float.
@@ -293,6 +344,9 @@ class Unary(NodeType):
 @register
 class Neg(Unary):
     help = "-x."
+    np_forward = "-{x}"
+    np_backward = {"x": "-{gy}"}
+    torch_forward = "-{x}"
 
     def fn(self, p, x):
         return -x
@@ -304,6 +358,9 @@ class Neg(Unary):
 @register
 class Exp(Unary):
     help = "e to the x."
+    np_forward = "np.exp({x})"
+    np_backward = {"x": "{gy} * {y}"}
+    torch_forward = "torch.exp({x})"
 
     def fn(self, p, x):
         return np.exp(x)
@@ -315,6 +372,9 @@ class Exp(Unary):
 @register
 class Log(Unary):
     help = "Natural logarithm (x must be > 0)."
+    np_forward = "np.log({x})"
+    np_backward = {"x": "{gy} / {x}"}
+    torch_forward = "torch.log({x})"
     samples = (Sample({}, {"x": (3, 4)}, positive=("x",)),)
 
     def fn(self, p, x):
@@ -327,6 +387,9 @@ class Log(Unary):
 @register
 class Sqrt(Unary):
     help = "Square root (x must be >= 0)."
+    np_forward = "np.sqrt({x})"
+    np_backward = {"x": "{gy} * 0.5 / {y}"}
+    torch_forward = "torch.sqrt({x})"
     samples = (Sample({}, {"x": (3, 4)}, positive=("x",)),)
 
     def fn(self, p, x):
@@ -339,6 +402,9 @@ class Sqrt(Unary):
 @register
 class Square(Unary):
     help = "x * x."
+    np_forward = "{x} * {x}"
+    np_backward = {"x": "{gy} * 2.0 * {x}"}
+    torch_forward = "{x} * {x}"
 
     def fn(self, p, x):
         return x * x
@@ -350,6 +416,9 @@ class Square(Unary):
 @register
 class Abs(Unary):
     help = "|x|; the gradient at 0 is 0, as in PyTorch."
+    np_forward = "np.abs({x})"
+    np_backward = {"x": "{gy} * np.sign({x})"}
+    torch_forward = "torch.abs({x})"
 
     def fn(self, p, x):
         return np.abs(x)
@@ -361,6 +430,9 @@ class Abs(Unary):
 @register
 class Sin(Unary):
     help = "Sine."
+    np_forward = "np.sin({x})"
+    np_backward = {"x": "{gy} * np.cos({x})"}
+    torch_forward = "torch.sin({x})"
 
     def fn(self, p, x):
         return np.sin(x)
@@ -372,6 +444,9 @@ class Sin(Unary):
 @register
 class Cos(Unary):
     help = "Cosine."
+    np_forward = "np.cos({x})"
+    np_backward = {"x": "-{gy} * np.sin({x})"}
+    torch_forward = "torch.cos({x})"
 
     def fn(self, p, x):
         return np.cos(x)
@@ -391,6 +466,13 @@ class Pow(Unary):
         Sample({"exponent": -1.5}, {"x": (2, 3)}, positive=("x",), note="negative power"),
         Sample({"exponent": 0.0}, {"x": (2, 3)}, note="constant one"),
     )
+    np_forward = "{x} ** {exponent}"
+    torch_forward = "torch.pow({x}, {exponent})"
+
+    def np_backward(self, p, e):
+        if p["exponent"] == 0.0:
+            return {"x": e.fmt("np.zeros_like({gy})")}
+        return {"x": e.fmt("{gy} * {exponent} * {x} ** ") + e.lit(p["exponent"] - 1.0)}
 
     def fn(self, p, x):
         return x ** p["exponent"]
@@ -401,3 +483,25 @@ class Pow(Unary):
             # d/dx x**0 is 0 everywhere, also at x = 0 where the formula would give 0 * inf.
             return np.zeros_like(gy)
         return gy * e * x ** (e - 1.0)
+
+
+def matmul_backward(a, b, gy):
+    """Gradients of np.matmul(a, b) for any ranks: 1-D operands promoted as matmul does,
+    broadcast batch axes summed back."""
+
+    def unbroadcast(g, shape):
+        extra = g.ndim - len(shape)
+        if extra:
+            g = g.sum(axis=tuple(range(extra)))
+        axes = tuple(i for i, d in enumerate(shape) if d == 1 and g.shape[i] != 1)
+        if axes:
+            g = g.sum(axis=axes, keepdims=True)
+        return g.reshape(shape)
+
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    gy2 = gy[..., None] if b.ndim == 1 else gy
+    gy2 = gy2[..., None, :] if a.ndim == 1 else gy2
+    ga = unbroadcast(gy2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+    gb = unbroadcast(np.swapaxes(a2, -1, -2) @ gy2, b2.shape).reshape(b.shape)
+    return ga, gb

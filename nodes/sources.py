@@ -104,6 +104,9 @@ class Parameter(NodeType):
     )
     summary_format = "{shape}"
     samples = (Sample({"shape": [3, 2]}, {}),)
+    # Export: the weight itself; in torch an nn.Parameter attribute named after the node.
+    np_forward = "{value}"
+    np_backward = {"value": "{gy}"}
 
     def infer(self, p, ins):
         if any(d is None for d in p["shape"]):

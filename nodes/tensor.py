@@ -68,6 +68,22 @@ class Reduction(NodeType):
     def summary(self, p):
         return self.name if p["axis"] is None else f"{self.name} axis {p['axis']}"
 
+    # -- export: the reduced axes are known when the code is written --------------------------
+
+    def axes_text(self, p, e) -> str:
+        return e.lit(reduce_axes(p["axis"], e.ndim("x")))
+
+    def expand_text(self, p, e, g: str) -> str:
+        """The gradient with the reduced axes put back as length 1."""
+        return g if p["keepdims"] else f"np.expand_dims({g}, {self.axes_text(p, e)})"
+
+    def np_forward(self, p, e):
+        return e.fmt(f"np.asarray({{x}}.{self.np_method}(axis={self.axes_text(p, e)}, "
+                     f"keepdims={{keepdims}}))")
+
+    def torch_forward(self, p, e):
+        return e.fmt(f"{{x}}.{self.torch_method}(dim={self.axes_text(p, e)}, keepdim={{keepdims}})")
+
     def infer(self, p, ins):
         x = float_input(ins, "x")
         axes = reduce_axes(p["axis"], x.ndim)
@@ -86,6 +102,11 @@ def _expand(gy: np.ndarray, axes: tuple, keepdims: bool) -> np.ndarray:
 @register
 class Sum(Reduction):
     help = "Sum over the given axes (null: all)."
+    np_method = "sum"
+    torch_method = "sum"
+
+    def np_backward(self, p, e):
+        return {"x": e.fmt(f"np.broadcast_to({self.expand_text(p, e, '{gy}')}, {{x}}.shape)")}
 
     def forward(self, p, xs, ws, ctx):
         x = xs[0]
@@ -102,6 +123,18 @@ class Sum(Reduction):
 @register
 class Mean(Reduction):
     help = "Mean over the given axes (null: all)."
+    np_method = "mean"
+    torch_method = "mean"
+
+    def np_backward(self, p, e):
+        axes = reduce_axes(p["axis"], e.ndim("x"))
+        dims = [e.t("x").shape[a] for a in axes]
+        if all(d is not None for d in dims):
+            count = str(math.prod(dims))
+        else:
+            count = "(" + " * ".join(e.fmt(f"{{x}}.shape[{a}]") for a in axes) + ")"
+        g = self.expand_text(p, e, "{gy}")
+        return {"x": e.fmt(f"np.broadcast_to({g} / {count}, {{x}}.shape)")}
 
     def forward(self, p, xs, ws, ctx):
         x = xs[0]
@@ -118,6 +151,16 @@ class Mean(Reduction):
 @register
 class Max(Reduction):
     help = "Maximum over the given axes (null: all); the gradient goes to the first arg-max."
+    np_method = "max"
+    torch_method = "amax"  # on ties PyTorch shares the gradient; the engine gives it to the first
+
+    @property
+    def np_helpers(self):
+        return (max_backward,)
+
+    def np_backward(self, p, e):
+        name = e.helper(max_backward)
+        return {"x": e.fmt(f"{name}({{x}}, {{gy}}, {self.axes_text(p, e)}, {{keepdims}})")}
 
     def forward(self, p, xs, ws, ctx):
         x = xs[0]
@@ -161,6 +204,28 @@ class Concat(NodeType):
         Sample({"n": 3, "axis": 1}, {"x0": (2, 1, 3), "x1": (2, 2, 3), "x2": (2, 3, 3)}),
         Sample({"axis": 0}, {"x0": (2, 3), "x1": (1, 3)}, note="along the batch axis"),
     )
+
+    def _axis(self, p, e) -> int:
+        return p["axis"] % e.ndim("x0")
+
+    def np_forward(self, p, e):
+        parts = ", ".join(e.ins[port] for port in self.input_ports(p))
+        return f"np.concatenate([{parts}], axis={self._axis(p, e)})"
+
+    def torch_forward(self, p, e):
+        parts = ", ".join(e.ins[port] for port in self.input_ports(p))
+        return f"torch.cat([{parts}], dim={self._axis(p, e)})"
+
+    def np_backward(self, p, e):
+        axis = self._axis(p, e)
+        out, start = {}, "0"
+        for port in self.input_ports(p):
+            length = e.t(port).shape[axis]
+            length = str(length) if length is not None else f"{e.ins[port]}.shape[{axis}]"
+            stop = _plus(start, length)
+            out[port] = e.fmt(f"{{gy}}[{':, ' * axis}{'' if start == '0' else start}:{stop}]")
+            start = stop
+        return {port: g for port, g in out.items() if e.need(port)}
 
     def input_ports(self, p):
         return tuple(f"x{i}" for i in range(p["n"]))
@@ -233,6 +298,34 @@ class Slice(NodeType):
         axis = p["axis"] % ndim
         return (slice(None),) * axis + (slice(p["start"], p["stop"], p["step"]),)
 
+    def index_text(self, p, e) -> str:
+        """The subscript as code, like `:, 1:3` or `:, :, ::-1`."""
+        axis = p["axis"] % e.ndim("x")
+        start = "" if p["start"] is None else str(p["start"])
+        stop = "" if p["stop"] is None else str(p["stop"])
+        step = "" if p["step"] == 1 else f":{p['step']}"
+        return ":, " * axis + f"{start}:{stop}{step}"
+
+    def np_forward(self, p, e):
+        return e.fmt("{x}[") + self.index_text(p, e) + "]"
+
+    def np_backward(self, p, e):
+        gx = e.tmp("gx")
+        e.emit(e.fmt(f"{gx} = np.zeros({{x}}.shape, dtype={{gy}}.dtype)"))
+        e.emit(e.fmt(f"{gx}[{self.index_text(p, e)}] = {{gy}}"))
+        return {"x": gx}
+
+    @property
+    def torch_helpers(self):
+        return (slice_backwards,)
+
+    def torch_forward(self, p, e):
+        if p["step"] > 0:
+            return e.fmt("{x}[") + self.index_text(p, e) + "]"
+        name = e.helper(slice_backwards)
+        axis = p["axis"] % e.ndim("x")
+        return e.fmt(f"{name}({{x}}, {axis}, {{start}}, {{stop}}, {{step}})")
+
     def infer(self, p, ins):
         x = float_input(ins, "x")
         axis = norm_axis(p["axis"], x.ndim)
@@ -274,6 +367,16 @@ class Transpose(NodeType):
                                   f"of x (batch axis included)")
         return perm
 
+    def np_forward(self, p, e):
+        return e.fmt("{x}.transpose") + e.lit(self._perm(p, e.ndim("x")))
+
+    def np_backward(self, p, e):
+        back = tuple(int(i) for i in np.argsort(self._perm(p, e.ndim("x"))))
+        return {"x": e.fmt("{gy}.transpose") + e.lit(back)}
+
+    def torch_forward(self, p, e):
+        return e.fmt("{x}.permute") + e.lit(self._perm(p, e.ndim("x")))
+
     def infer(self, p, ins):
         x = float_input(ins, "x")
         perm = self._perm(p, x.ndim)
@@ -297,6 +400,9 @@ class Flatten(NodeType):
     category = "Layers"
     help = "Joins all axes after the batch axis into one."
     samples = (Sample({}, {"x": (2, 3, 4)}), Sample({}, {"x": (2, 3, 2, 2)}))
+    np_forward = "{x}.reshape({x}.shape[0], -1)"
+    np_backward = {"x": "{gy}.reshape({x}.shape)"}
+    torch_forward = "{x}.reshape({x}.shape[0], -1)"
 
     def infer(self, p, ins):
         x = float_input(ins, "x")
@@ -323,6 +429,13 @@ class Reshape(NodeType):
         Sample({"shape": [-1]}, {"x": (2, 3, 4)}),
         Sample({"shape": [2, -1, 2]}, {"x": (2, 12)}),
     )
+    np_backward = {"x": "{gy}.reshape({x}.shape)"}
+
+    def np_forward(self, p, e):
+        dims = "".join(f", {d}" for d in p["shape"])
+        return e.fmt("{x}.reshape({x}.shape[0]") + dims + ")"
+
+    torch_forward = np_forward
 
     def infer(self, p, ins):
         x = float_input(ins, "x")
@@ -351,3 +464,31 @@ class Reshape(NodeType):
 
     def backward(self, p, saved, gys, need):
         return [gys[0].reshape(saved)]
+
+
+def _plus(a: str, b: str) -> str:
+    """a + b as code, folded when both are numbers."""
+    if a.isdigit() and b.isdigit():
+        return str(int(a) + int(b))
+    return b if a == "0" else f"{a} + {b}"
+
+
+def max_backward(x, gy, axes, keepdims):
+    """The gradient of x.max(axis=axes), all of it to the first maximum in row-major order."""
+    if keepdims:
+        gy = np.squeeze(gy, axis=axes)
+    kept = tuple(a for a in range(x.ndim) if a not in axes)
+    flat = x.transpose(kept + axes).reshape([x.shape[a] for a in kept] + [-1])
+    idx = flat.argmax(axis=-1)
+    g = np.zeros(flat.shape, dtype=gy.dtype)
+    np.put_along_axis(g, idx[..., None], np.asarray(gy)[..., None], axis=-1)
+    moved = g.reshape([x.shape[a] for a in kept + axes])
+    return moved.transpose(np.argsort(kept + axes))
+
+
+def slice_backwards(x, axis, start, stop, step):
+    """x[start:stop:step] along `axis` for a negative step, which torch indexing lacks."""
+    import torch
+
+    index = list(range(x.shape[axis]))[start:stop:step]
+    return x.index_select(axis, torch.tensor(index, dtype=torch.long, device=x.device))

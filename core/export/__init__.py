@@ -1,0 +1,35 @@
+"""Export a document as a standalone Python module: numpy or PyTorch code that computes what
+the engine computes. `export_source(doc, target)` returns the module's text.
+"""
+
+from __future__ import annotations
+
+from .graphs import Program
+
+TARGETS = ("numpy", "torch")
+
+
+def export_source(doc, target: str = "numpy", dtype: str | None = None,
+                  weights_file: str | None = None) -> str:
+    """The text of the exported module. `dtype` defaults to the training section's (else
+    float32); `weights_file`, a file name the module loads its weights from, beside itself."""
+    if target not in TARGETS:
+        from ..errors import GraphError
+
+        raise GraphError(f"unknown export target {target!r} (targets: {', '.join(TARGETS)})")
+    if dtype is None:
+        training = doc.training if isinstance(doc.training, dict) else {}
+        dtype = training.get("dtype", "float32")
+        if dtype not in ("float32", "float64"):
+            dtype = "float32"
+    program = Program(doc, dtype)
+    if target == "numpy":
+        from .numpy_target import NumpyExporter
+
+        return NumpyExporter(program, weights_file).export()
+    from .torch_target import TorchExporter
+
+    return TorchExporter(program, weights_file).export()
+
+
+__all__ = ["TARGETS", "export_source"]

@@ -1,0 +1,106 @@
+"""Writing Python source: indented lines, comments and literals that cannot carry code.
+
+Document text (labels, names, block names) only ever reaches generated code through
+`comment()` (one line, control characters and line breaks of every kind removed) or
+`string()` (a Python string literal written by `repr`, with non-ASCII escaped), so no text in a
+document can end a comment or a literal and become code.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+INDENT = "    "
+
+
+def comment_text(text, limit: int = 90) -> str:
+    """Text made safe and short for a `#` comment: one line of printable ASCII."""
+    text = str(text)
+    out = []
+    for ch in text:
+        if ch.isprintable() and ord(ch) < 128:
+            out.append(ch)
+        elif ch.isspace() or not ch.isprintable():
+            out.append(" ")
+        else:
+            out.append(ch.encode("ascii", "backslashreplace").decode("ascii"))
+    flat = " ".join("".join(out).split())
+    if len(flat) > limit:
+        flat = flat[: limit - 3].rstrip() + "..."
+    return flat
+
+
+def string(text) -> str:
+    """A Python string literal for `text`, ASCII only (repr escapes quotes and line breaks)."""
+    return ascii(str(text))
+
+
+def number(value) -> str:
+    """A finite int or float as a literal; anything else is refused."""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, int):
+        return repr(int(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"cannot write {value!r} as a literal")
+        return repr(float(value))
+    raise TypeError(f"not a number: {value!r}")
+
+
+def literal(value) -> str:
+    """None, bools, numbers and (nested) lists or tuples of them, as Python source."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return "None" if value is None else number(value)
+    if isinstance(value, tuple):
+        inner = ", ".join(literal(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, list):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as a literal")
+
+
+def float_literal(value) -> str:
+    """A number or nested list of numbers with every entry written as a float."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(float_literal(v) for v in value) + "]"
+    return number(float(value))
+
+
+class Writer:
+    """Lines of source with an indentation level."""
+
+    def __init__(self, level: int = 0):
+        self.lines: list[str] = []
+        self.level = level
+
+    def line(self, text: str = "") -> None:
+        self.lines.append(INDENT * self.level + text if text else "")
+
+    def extend(self, lines) -> None:
+        for text in lines:
+            self.line(text)
+
+    def comment(self, text) -> None:
+        safe = comment_text(text)
+        if safe:
+            self.line("# " + safe)
+
+    def block(self, lines: list[str]) -> None:
+        """Lines already indented relative to this writer's level."""
+        for text in lines:
+            self.lines.append(INDENT * self.level + text if text else "")
+
+    @contextmanager
+    def indent(self, header: str | None = None):
+        if header is not None:
+            self.line(header)
+        self.level += 1
+        try:
+            yield self
+        finally:
+            self.level -= 1
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
