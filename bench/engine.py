@@ -203,26 +203,38 @@ class HandRNN:
         return loss
 
 
-def _windows(x, k):
-    return np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))
+def _im2col(x, k):
+    """The k x k windows of NCHW x as contiguous columns (N, C*k*k, Ho*Wo)."""
+    n, c, h, w = x.shape
+    ho, wo = h - k + 1, w - k + 1
+    cols = np.empty((n, c, k, k, ho, wo), x.dtype)
+    for i in range(k):
+        for j in range(k):
+            cols[:, :, i, j] = x[:, :, i:i + ho, j:j + wo]
+    return cols.reshape(n, c * k * k, ho * wo)
 
 
 def _conv(x, w, b):
-    y = np.tensordot(_windows(x, 3), w, axes=([1, 4, 5], [1, 2, 3]))  # N, Ho, Wo, O
-    y = y.transpose(0, 3, 1, 2)
-    return y + b[:, None, None]
+    """3x3 convolution by im2col + one batched matmul; returns y and the columns."""
+    cols = _im2col(x, 3)
+    y = np.matmul(w.reshape(len(w), -1), cols)
+    y += b[:, None]
+    n, _, h, ww = x.shape
+    return y.reshape(n, len(w), h - 2, ww - 2), cols
 
 
-def _conv_back(x, w, gy, gw, gb, need_x):
-    np.copyto(gw, np.tensordot(gy, _windows(x, 3), axes=([0, 2, 3], [0, 2, 3])))
-    np.sum(gy, axis=(0, 2, 3), out=gb)
+def _conv_back(x, cols, w, gy, gw, gb, need_x):
+    n, o, ho, wo = gy.shape
+    gy3 = gy.reshape(n, o, ho * wo)
+    np.copyto(gw, np.matmul(gy3, cols.transpose(0, 2, 1)).sum(axis=0).reshape(gw.shape))
+    np.sum(gy3, axis=(0, 2), out=gb)
     if not need_x:
         return None
+    g_cols = np.matmul(w.reshape(o, -1).T, gy3).reshape(n, x.shape[1], 3, 3, ho, wo)
     gx = np.zeros_like(x)
-    ho, wo = gy.shape[2:]
     for i in range(3):
         for j in range(3):
-            gx[:, :, i:i + ho, j:j + wo] += np.einsum("nohw,oc->nchw", gy, w[:, :, i, j])
+            gx[:, :, i:i + ho, j:j + wo] += g_cols[:, :, i, j]
     return gx
 
 
@@ -234,28 +246,29 @@ class HandConv:
         x, labels = feeds["x"], feeds["label"]
         w1, b1, w2, b2, wf, bf = self.opt.params
         g1, gb1, g2, gb2, gwf, gbf = self.opt.grads
-        z1 = _conv(x, w1, b1)
+        z1, cols1 = _conv(x, w1, b1)
         a1 = np.maximum(z1, 0)
-        n, c, hh, ww = a1.shape
-        blocks = a1.reshape(n, c, hh // 2, 2, ww // 2, 2)
-        p1 = blocks.max(axis=(3, 5))
-        z2 = _conv(p1, w2, b2)
+        corners = [a1[:, :, i::2, j::2] for i in (0, 1) for j in (0, 1)]  # 2x2 max-pool
+        p1 = np.maximum(np.maximum(corners[0], corners[1]), np.maximum(corners[2], corners[3]))
+        z2, cols2 = _conv(p1, w2, b2)
         a2 = np.maximum(z2, 0)
+        n = len(x)
         flat = a2.reshape(n, -1)
         logits = flat @ wf + bf
         loss, g = softmax_ce(logits, labels)
         np.matmul(flat.T, g, out=gwf)
         np.sum(g, axis=0, out=gbf)
         g = (g @ wf.T).reshape(a2.shape) * (z2 > 0)
-        gp = _conv_back(p1, w2, g, g2, gb2, True)
+        gp = _conv_back(p1, cols2, w2, g, g2, gb2, True)
         # max-pool backward: to the first arg-max of each 2x2 block
-        windows = blocks.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, hh // 2, ww // 2, 4)
-        first = windows.argmax(axis=-1)
-        mask = np.zeros(windows.shape, np.float32)
-        np.put_along_axis(mask, first[..., None], 1.0, axis=-1)
-        ga = (mask * gp[..., None]).reshape(n, c, hh // 2, ww // 2, 2, 2)
-        ga = ga.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, hh, ww) * (z1 > 0)
-        _conv_back(x, w1, ga, g1, gb1, False)
+        ga = np.empty_like(a1)
+        free = np.ones(p1.shape, bool)
+        for (i, j), corner in zip(((0, 0), (0, 1), (1, 0), (1, 1)), corners):
+            hit = (corner == p1) & free
+            free &= ~hit
+            ga[:, :, i::2, j::2] = gp * hit
+        ga *= z1 > 0
+        _conv_back(x, cols1, w1, ga, g1, gb1, False)
         self.opt.step()
         return loss
 
