@@ -2,22 +2,25 @@
 
 Conv2D copies the kh x kw windows into one contiguous im2col buffer (N, C*k*k, Ho*Wo), a strided
 slice copy per kernel offset, and contracts it with the weight by one batched BLAS matmul whose
-result is already NCHW and contiguous. The buffer is kept for backward: the weight gradient is
-the same matmul against it, the input gradient a matmul with the transposed weight and then a
-scatter-add ("col2im") over the k*k offsets; the first layer (need[0] False) skips it.
+result is already NCHW and contiguous. A bias rides in that matmul as one more column of the
+weight against a row of ones. The buffer is kept for backward: the weight and bias gradients
+are one matmul against it, the input gradient a matmul with the transposed weight and then a
+scatter-add ("col2im") over the k*k offsets, on whole rows for stride 1 (see
+_input_grad_rows); the first layer (need[0] False) skips it.
 
 Measured per call with timeit (min of 7, float32, 1 BLAS thread, the convnet of bench.engine:
 batch 64, 1x28x28 -> 8 channels and 8x13x13 -> 16, 3x3 kernels), layer 1 / layer 2:
-- forward: 0.24 / 0.50 ms, against 5.8 / 1.2 ms for np.tensordot over the strided window view
-  (it copies the windows anyway, into a layout BLAS takes badly) and 1.2 / 0.36 ms for einsum
-  on the columns; a single GEMM over (k*k*C, N*Ho*Wo) columns needs a transposed copy of the
-  output (0.65 / 0.19 ms);
-- weight gradient: 0.08 / 0.24 ms (batched matmul against the kept columns, summed over the
-  batch), against 1.1 / 1.3 ms for tensordot over the window view, 0.57 / 0.62 ms for tensordot
-  over the columns and 0.48 / 0.75 ms for one GEMM over transposed columns;
-- input gradient (layer 2 only): 0.98 ms (matmul 0.21 + col2im 0.83), against 2.9 ms for the
-  tensordot + window scatter before and 0.99 ms for a full convolution of the zero-padded
-  output gradient with the flipped kernel.
+- forward: 0.20 / 0.47 ms (0.24 / 0.49 with the bias added apart), against 5.8 / 1.2 ms for
+  np.tensordot over the strided window view (it copies the windows anyway, into a layout BLAS
+  takes badly) and 1.2 / 0.36 ms for einsum on the columns; one GEMM over (k*k*C, N*Ho*Wo)
+  columns needs a transposed copy of the output (0.65 / 0.19 ms);
+- weight and bias gradients: 0.08 / 0.24 ms (one batched matmul against the kept columns,
+  summed over the batch; 0.15 / 0.28 with the bias summed apart), against 1.1 / 1.3 ms for
+  tensordot over the window view, 0.57 / 0.62 ms for tensordot over the columns and
+  0.48 / 0.75 ms for one GEMM over transposed columns;
+- input gradient (layer 2 only): 0.62 ms on whole rows, against 0.98 ms for matmul + col2im
+  by (N, C, Ho, Wo) blocks, 2.9 ms for the tensordot + window scatter before and 0.99 ms for a
+  full convolution of the zero-padded output gradient with the flipped kernel.
 
 MaxPool2D and AvgPool2D with stride == kernel (the common case) read the input as tiles
 (N, C, Ho, k, Wo, k) by a reshape, and work on the k*k tile offsets as (N, C, Ho, Wo) views:
@@ -95,19 +98,25 @@ def _scatter_windows(g_win: np.ndarray, shape: tuple, k: int, stride: int) -> np
     return gx
 
 
-def im2col(x: np.ndarray, k: int, stride: int, ho: int, wo: int) -> np.ndarray:
-    """The k x k windows of NCHW x copied into a contiguous (N, C, k, k, Ho, Wo) array.
+def im2col(x: np.ndarray, k: int, stride: int, ho: int, wo: int, ones: bool = False) -> np.ndarray:
+    """The k x k windows of NCHW x copied into contiguous columns (N, C*k*k, Ho*Wo), rows in
+    (c, i, j) order; with `ones`, one more row of ones (for a bias folded into the weight).
 
     One strided slice copy per kernel offset: each moves a whole (N, C, Ho, Wo) block, so the
     Python loop runs k*k times whatever the batch.
     """
     n, c = x.shape[:2]
-    cols = np.empty((n, c, k, k, ho, wo), dtype=x.dtype)
+    ckk = c * k * k
+    buf = np.empty((n, ckk + ones, ho * wo), dtype=x.dtype)
+    cols = buf[:, :ckk]
+    cols.shape = (n, c, k, k, ho, wo)  # a view of buf (assigning .shape never copies)
     for i in range(k):
         rows = _window_slice(i, stride, ho)
         for j in range(k):
             cols[:, :, i, j] = x[:, :, rows, _window_slice(j, stride, wo)]
-    return cols
+    if ones:
+        buf[:, ckk] = 1
+    return buf
 
 
 def col2im(g_cols: np.ndarray, shape: tuple, k: int, stride: int) -> np.ndarray:
@@ -188,20 +197,25 @@ class Conv2D(NodeType):
             xp[:, :, pad:-pad, pad:-pad] = x
             x = xp
         n, c, h, wd = x.shape
-        o = w.shape[0]
+        o, ckk = w.shape[0], c * k * k
         ho, wo = (h - k) // stride + 1, (wd - k) // stride + 1
-        cols = im2col(x, k, stride, ho, wo).reshape(n, c * k * k, ho * wo)
-        y = np.matmul(w.reshape(o, c * k * k), cols)  # (N, O, Ho*Wo): already NCHW
-        if len(ws) > 1:
-            y += ws[1][:, None]
+        bias = len(ws) > 1
+        cols = im2col(x, k, stride, ho, wo, ones=bias)
+        if bias:  # [w | b] @ [cols; 1]: the bias rides in the matmul, and its gradient too
+            wb = np.empty((o, ckk + 1), dtype=w.dtype)
+            wb[:, :ckk] = w.reshape(o, ckk)
+            wb[:, ckk] = ws[1]
+        else:
+            wb = w.reshape(o, ckk)
+        y = np.matmul(wb, cols)  # (N, O, Ho*Wo): already NCHW
         return [y.reshape(n, o, ho, wo)], (cols, w, x.shape)
 
     def backward(self, p, saved, gys, need):
-        cols, w, shape = saved  # shape: the padded input's
+        cols, w, shape = saved  # cols: with a row of ones when there is a bias; shape: padded
         k, stride, pad = p["kernel_size"], p["stride"], p["padding"]
         gy = gys[0]
         n, o = gy.shape[:2]
-        gy3 = gy.reshape(n, o, -1)
+        gy3 = gy.reshape(n, o, gy.shape[2] * gy.shape[3])
         gx = gw = gb = None
         if need[0]:
             if stride == 1:
@@ -211,10 +225,12 @@ class Conv2D(NodeType):
                 gx = col2im(g_cols.reshape((n, shape[1], k, k) + gy.shape[2:]), shape, k, stride)
             if pad:
                 gx = gx[:, :, pad:-pad, pad:-pad]
-        if need[1]:
-            gw = np.matmul(gy3, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
-        if len(need) > 2 and need[2]:
-            gb = gy3.sum(axis=(0, 2))
+        if any(need[1:]):
+            g = np.matmul(gy3, cols.transpose(0, 2, 1)).sum(axis=0)  # (O, C*k*k [+ 1])
+            if need[1]:
+                gw = g[:, : w[0].size].reshape(w.shape)
+            if len(need) > 2 and need[2]:
+                gb = g[:, -1]
         return [gx, gw, gb][: len(need)]
 
 
