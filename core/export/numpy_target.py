@@ -706,7 +706,7 @@ class NumpyExporter:
         arg_grads = fwd.backward(body, g_params)
         inputs = [i.id for i in body.inputs() if i.id in arg_grads]
         if inputs:
-            back_w.line("return " + ", ".join(arg_grads[i] for i in inputs))
+            back_w.line("return " + pack([arg_grads[i] for i in inputs]))
         back_lines = back_w.lines
         saved = tape_names(_dedent(fwd_lines), _dedent(back_lines),
                            extra_stored=list(args.values()),
