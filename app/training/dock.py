@@ -1,0 +1,661 @@
+"""The training dock: press Train and watch it learn.
+
+Buttons (Train, Pause/Resume, Step, Stop, Reset weights), a progress bar, the current figures
+in large type, and three tabs: Live (plots and the data view), Inside (the clicked node's
+statistics and histograms, gradient flow on the wires, one example through the graph) and
+Settings (the training section's form).
+
+Threads: `TrainingWorker` trains a copy of the document in a thread and delivers batches of
+events here, in the UI thread, about 20 times a second. They only update the run history and
+mark things stale; two timers redraw: the plots at most 20 times a second, the data view and
+the probes (which run the graph in this thread) a few times a second, slower if they turn out
+to be expensive. A graph edit during a run stops it, with a message that says why.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+import core
+from core.datasets import FILE_KINDS
+from core.errors import GraphError
+
+from . import probe as pr
+from .dataview import DataView
+from .form import TrainingForm
+from .history import History
+from .inspect import NodeInspector
+from .overlay import CanvasOverlay
+from .plots import TrainingPlots
+from .weights import load_weights, matching, save_weights
+from .worker import TrainingWorker
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
+PLOT_MS = 50          # plots redraw at most 20 times a second
+VIEW_MS = 250         # data view and probes: 4 times a second, slower when they are costly
+VIEW_BUDGET = 0.06    # fraction of UI-thread time the data view and probes may take
+PROBE_ROWS = 64
+GRAPH_EVENTS = {"node_added", "node_removed", "param_changed", "node_renamed", "edge_added",
+                "edge_removed", "block_changed", "reset"}
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _figure_text(key: str, value: float) -> str:
+    if "accuracy" in key:
+        return f"{100 * value:.1f}%"
+    return f"{value:.4g}" if 1e-3 <= abs(value) < 1e4 or value == 0 else f"{value:.2e}"
+
+
+def base_dir_for(doc) -> str:
+    """Where relative data paths start: the document's folder; for an unsaved copy of an
+    example, the examples folder when the file is found there."""
+    if doc.path:
+        return os.path.dirname(os.path.abspath(doc.path))
+    spec = (doc.training or {}).get("dataset") if isinstance(doc.training, dict) else None
+    if isinstance(spec, dict) and spec.get("kind") in FILE_KINDS and isinstance(spec.get("path"), str):
+        for folder in (os.getcwd(), str(EXAMPLES)):
+            if os.path.exists(os.path.join(folder, spec["path"])):
+                return folder
+    return os.getcwd()
+
+
+class TrainingDock(QWidget):
+    message = Signal(str)             # for the status bar
+    state_changed = Signal(str)       # idle / running / paused
+
+    def __init__(self, controller, scene=None, parent=None):
+        super().__init__(parent)
+        self.setObjectName("trainingDock")
+        self.controller = controller
+        self.scene = scene
+        self.history = History()
+        self.worker = TrainingWorker(self)
+        self.worker.events.connect(self._on_events)
+        self.state = "idle"
+        self.params: dict | None = None      # the trained weights, kept with the document
+        self.params_doc_revision = None
+        self.weights_dirty = False
+        self.snapshot: dict | None = None    # the latest parameters seen (during a run too)
+        self.info = None                     # SessionInfo of the last run
+        self.run_doc = None                  # the document copy the last run trained
+        self.probe: pr.Probe | None = None
+        self.probe_feeds: dict | None = None
+        self.selected: str | None = None
+        self.error_text = ""
+        self._plots_stale = self._views_stale = False
+        self._view_cost = 0.0
+        self._doc = None
+        self._build()
+        self.overlay = CanvasOverlay(scene) if scene is not None else None
+        if scene is not None:
+            scene.selectionChanged.connect(self._selection_changed)
+        self.plot_timer = QTimer(self)
+        self.plot_timer.setInterval(PLOT_MS)
+        self.plot_timer.timeout.connect(self._redraw_plots)
+        self.plot_timer.start()
+        self.view_timer = QTimer(self)
+        self.view_timer.setInterval(VIEW_MS)
+        self.view_timer.timeout.connect(self._redraw_views)
+        self.view_timer.start()
+        controller.document_replaced.connect(self._bind)
+        self._bind()
+
+    # -- building -----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.train_button = QPushButton("▶  Train", self)
+        self.train_button.setToolTip("Train by the Settings tab, from the current weights "
+                                     "(Reset weights to start afresh)")
+        self.pause_button = QPushButton("❚❚  Pause", self)
+        self.pause_button.setToolTip("Pause the run; Resume goes on where it stopped")
+        self.step_button = QPushButton("Step", self)
+        self.step_button.setToolTip("Train on one batch, then wait")
+        self.stop_button = QPushButton("■  Stop", self)
+        self.stop_button.setToolTip("End the run after the current batch; the weights stay")
+        self.reset_button = QPushButton("Reset weights", self)
+        self.reset_button.setToolTip("Forget the trained weights: the next run starts from the "
+                                     "initial weights drawn by the seed")
+        self.train_button.clicked.connect(self.train)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.step_button.clicked.connect(self.step)
+        self.stop_button.clicked.connect(self.stop)
+        self.reset_button.clicked.connect(self.reset_weights)
+        self.train_button.setStyleSheet("QPushButton { background: #2f6f3e; font-weight: 600; "
+                                        "padding: 4px 14px; } QPushButton:disabled "
+                                        "{ background: #2a2d33; }")
+        self.progress = QProgressBar(self)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("not started")
+        self.progress.setMinimumWidth(160)
+        self.speed = QLabel("", self)
+        self.speed.setStyleSheet("color: #9aa1ab;")
+        bar = QHBoxLayout()
+        for button in (self.train_button, self.pause_button, self.step_button, self.stop_button,
+                       self.reset_button):
+            bar.addWidget(button)
+        bar.addSpacing(8)
+        bar.addWidget(self.progress, 1)
+        bar.addWidget(self.speed)
+
+        self.figures_host = QWidget(self)
+        self.figures = QGridLayout(self.figures_host)
+        self.figures.setContentsMargins(4, 0, 4, 0)
+        self.figures.setHorizontalSpacing(22)
+        self.figures.setVerticalSpacing(0)
+        self.figure_labels: dict = {}
+        self.note = QLabel("", self)
+        self.note.setWordWrap(True)
+        self.note.setTextFormat(Qt.RichText)
+
+        self.plots = TrainingPlots(self)
+        self.plots.set_history(self.history)
+        self.dataview = DataView(self)
+        live = QSplitter(Qt.Horizontal, self)
+        live.addWidget(self.plots)
+        live.addWidget(self.dataview)
+        live.setStretchFactor(0, 3)
+        live.setStretchFactor(1, 2)
+
+        inside = QWidget(self)
+        self.inspector = NodeInspector(inside)
+        self.flow_box = QCheckBox("Show gradient flow on the wires", inside)
+        self.flow_box.setToolTip("Colour and thicken each wire by the size of the gradient "
+                                 "flowing back through it")
+        self.flow_box.toggled.connect(self.show_gradient_flow)
+        self.flow_key = QLabel(
+            "<span style='color:#4dabf7'>■ thin blue: tiny (vanishing)</span> &nbsp; "
+            "<span style='color:#51cf66'>■ green: healthy</span> &nbsp; "
+            "<span style='color:#ff4d4f'>■ thick red: huge (exploding)</span> &nbsp; "
+            "<span style='color:#9aa1ab'>— gradient per example</span>", inside)
+        self.flow_key.setTextFormat(Qt.RichText)
+        self.example_row = QSpinBox(inside)
+        self.example_row.setRange(0, 0)
+        self.example_row.setPrefix("row ")
+        self.example_row.setToolTip("Which training example to run")
+        self.example_button = QPushButton("Run one example", inside)
+        self.example_button.setToolTip("Run one example through the graph and show each node's "
+                                       "output shape and values on the canvas")
+        self.example_button.clicked.connect(self.run_example)
+        self.example_clear = QPushButton("Hide values", inside)
+        self.example_clear.clicked.connect(self.clear_example)
+        self.example_text = QLabel("", inside)
+        self.example_text.setTextFormat(Qt.RichText)
+        self.example_text.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.example_text.setWordWrap(True)
+        tools = QHBoxLayout()
+        tools.addWidget(self.flow_box)
+        tools.addWidget(self.flow_key, 1)
+        tools.addWidget(self.example_row)
+        tools.addWidget(self.example_button)
+        tools.addWidget(self.example_clear)
+        inside_layout = QVBoxLayout(inside)
+        inside_layout.addLayout(tools)
+        inside_layout.addWidget(self.inspector, 1)
+        inside_layout.addWidget(self.example_text)
+
+        self.form = TrainingForm(self.controller, self)
+        form_scroll = QScrollArea(self)
+        form_scroll.setWidgetResizable(True)
+        form_scroll.setWidget(self.form)
+
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(live, "Live")
+        self.tabs.addTab(inside, "Inside the network")
+        self.tabs.addTab(form_scroll, "Settings")
+        self.tabs.currentChanged.connect(lambda _i: self._mark_views())
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.setSpacing(4)
+        layout.addLayout(bar)
+        top = QHBoxLayout()
+        top.addWidget(self.figures_host)
+        top.addWidget(self.note, 1)
+        layout.addLayout(top)
+        layout.addWidget(self.tabs, 1)
+        self._set_state("idle")
+        self._show_figures({})
+
+    # -- the document -------------------------------------------------------------------------
+
+    @property
+    def doc(self):
+        return self.controller.doc
+
+    def _bind(self) -> None:
+        """A new document: stop, forget the runs, take the weights saved beside it."""
+        if self.worker.is_running():
+            self.worker.shutdown(5.0)
+            self.worker.alive = True
+        if self._doc is not None:
+            self._doc.unsubscribe(self._on_doc_event)
+        self._doc = self.doc
+        self._doc.subscribe(self._on_doc_event)
+        self.history.clear()
+        self.plots.set_history(self.history)
+        self.params = load_weights(self.doc.path)
+        self.weights_dirty = False
+        self.snapshot = self.params
+        self.info = self.run_doc = self.probe = self.probe_feeds = None
+        self.dataview.clear("Train to see the data and what the model makes of it.")
+        self.error_text = ""
+        if self.overlay is not None:
+            self.overlay.set_nan(None)
+            self.overlay.set_example({})
+            self.overlay.set_gradients({})
+        self._set_state("idle")
+        self._show_figures({})
+        note = "Loaded the trained weights saved beside the file." if self.params else ""
+        self._say(note or "Press <b>Train</b> to train this graph by its Settings.")
+
+    def _on_doc_event(self, event) -> None:
+        if event.kind in GRAPH_EVENTS or event.kind == "training_changed":
+            if self.overlay is not None and self.overlay.nan is not None:
+                self.overlay.set_nan(None)
+            if self.state != "idle":
+                what = "the training settings" if event.kind == "training_changed" else "the graph"
+                self.worker.stop()
+                self._say(f"<b>Training stopped:</b> {what} changed while it ran. Press Train "
+                          "to go on with the edited version.", error=True)
+                self.message.emit(f"Training stopped: {what} changed")
+
+    # -- controls -----------------------------------------------------------------------------
+
+    def train(self) -> bool:
+        return self._start()
+
+    def step(self) -> bool:
+        if self.state == "paused":
+            self.worker.step(1)
+            return True
+        if self.state == "idle":
+            return self._start(steps=1)
+        return False
+
+    def toggle_pause(self) -> None:
+        if self.state == "running":
+            self.pause()
+        elif self.state == "paused":
+            self.resume()
+
+    def pause(self) -> None:
+        if self.state == "running":
+            self.worker.pause()
+            self._set_state("paused")
+
+    def resume(self) -> None:
+        if self.state == "paused":
+            self.worker.resume()
+            self._set_state("running")
+
+    def stop(self) -> None:
+        if self.state != "idle":
+            self.worker.stop()
+            self.stop_button.setEnabled(False)
+            self._say("Stopping after this batch…")
+
+    def reset_weights(self) -> None:
+        if self.state != "idle":
+            return
+        self.params = None
+        self.weights_dirty = True
+        self.snapshot = self._initial_params()
+        self._views_stale = True
+        self._say("Weights reset: the next run starts from the initial weights "
+                  f"(seed {self._seed()}).")
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """Stop a run and wait for its thread (window close)."""
+        self.plot_timer.stop()
+        self.view_timer.stop()
+        return self.worker.shutdown(timeout)
+
+    def _seed(self) -> int:
+        training = self.doc.training if isinstance(self.doc.training, dict) else {}
+        return training.get("seed", 0)
+
+    def _initial_params(self):
+        try:
+            return core.compile(self.doc).init_params(self._seed())
+        except GraphError:
+            return None
+
+    def _start(self, steps: int | None = None) -> bool:
+        if self.state != "idle" or self.worker.is_running():
+            return False
+        doc = self.doc.copy()
+        doc.path = self.doc.path
+        try:
+            program = core.compile(doc, (doc.training or {}).get("dtype", "float32")
+                                   if isinstance(doc.training, dict) else "float32")
+        except GraphError as exc:
+            self._show_error(str(exc), exc.node)
+            return False
+        if not isinstance(doc.training, dict):
+            self._say("This graph has no training section: add one in the Settings tab.",
+                      error=True)
+            self.tabs.setCurrentIndex(2)
+            return False
+        params, kept = matching(self.params, program)
+        if params is not None and kept < len(program.param_names):
+            fresh = program.init_params(self._seed())
+            params = {n: params.get(n, fresh[n]) for n in program.param_names}
+        previous = self.history.current
+        graph_changed = previous is not None and self.run_doc is not None and \
+            self.run_doc.graph.to_dict() != doc.graph.to_dict()
+        self.history.new_run(copy.deepcopy(doc.training), continued=params is not None,
+                             graph_changed=graph_changed)
+        self.run_doc = doc
+        self.error_text = ""
+        if self.overlay is not None:
+            self.overlay.set_nan(None)
+        note = ""
+        if params is not None and kept < len(program.param_names):
+            note = f" ({len(program.param_names) - kept} new weight tensors start fresh)"
+        self._say(f"Training {self.history.current.label}{note}…")
+        self.worker.start(doc, params=params, base_dir=base_dir_for(self.doc), steps=steps)
+        self._set_state("running")
+        return True
+
+    # -- events from the worker ---------------------------------------------------------------
+
+    def _on_events(self, batch: list) -> None:
+        run = self.history.current
+        trainer_events = []
+        for event in batch:
+            kind = event["kind"]
+            if kind in ("start", "step", "epoch", "end"):
+                trainer_events.append(event)
+            elif kind == "params":
+                self.snapshot = event["params"]
+                self._views_stale = True
+            elif kind == "ready":
+                self._on_ready(event["session"])
+            elif kind == "paused":
+                if self.state == "running":
+                    self._set_state("paused")
+                self._views_stale = True
+            elif kind == "error":
+                self._show_error(event["message"], event.get("node"))
+                if run is not None:
+                    run.state, run.error = "failed", event["message"]
+            elif kind == "finished":
+                self._on_finished(event)
+        if run is not None and trainer_events:
+            run.add_events(trainer_events)
+            self._plots_stale = True
+
+    def _on_ready(self, info) -> None:
+        self.info = info
+        rows = len(next(iter(info.train_feeds.values()))) if info.train_feeds else 0
+        self.example_row.setRange(0, max(0, rows - 1))
+        self.probe = pr.Probe(self.run_doc, info.plan.loss, info.plan.dtype)
+        self.probe_feeds = {k: v[:PROBE_ROWS] for k, v in info.train_feeds.items()}
+        self.dataview.configure(self.run_doc, info)
+        self._views_stale = True
+
+    def _on_finished(self, event: dict) -> None:
+        result = event.get("result")
+        run = self.history.current
+        if result is not None and result.steps > 0:
+            self.params = result.params
+            self.params_doc_revision = self.doc.revision
+            self.snapshot = result.params
+            self.weights_dirty = True
+        if run is not None and run.state != "failed":
+            run.state = "stopped" if event.get("stopped") else "finished"
+            if event.get("stopped"):
+                self._say(f"Stopped at step {run.last_step()} (epoch {run.epochs_done}). "
+                          "The weights stay: Train goes on from them.")
+            elif not event.get("failed"):
+                secs = run.elapsed
+                self._say(f"Done: {run.epochs_done} epochs, {run.last_step()} steps in "
+                          f"{secs:.1f} s. Train again to go on, or Reset weights to start over.")
+        self._set_state("idle")
+        self._plots_stale = self._views_stale = True
+        self._redraw_plots()
+        self._redraw_views(force=True)
+
+    def _show_error(self, message: str, node: str | None) -> None:
+        self.error_text = message
+        where = f" on <b>{node}</b>" if node else ""
+        self._say(f"<b>Training stopped{where}:</b> {message}", error=True)
+        self.message.emit(message)
+        if node and self.overlay is not None:
+            self.overlay.set_nan(node, message)
+
+    def _say(self, html: str, error: bool = False) -> None:
+        color = "#ff6b6b" if error else "#9aa1ab"
+        self.note.setText(f"<span style='color:{color}'>{html}</span>")
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        idle, paused = state == "idle", state == "paused"
+        self.train_button.setEnabled(idle)
+        self.pause_button.setEnabled(not idle)
+        self.pause_button.setText("▶  Resume" if paused else "❚❚  Pause")
+        self.step_button.setEnabled(idle or paused)
+        self.stop_button.setEnabled(not idle)
+        self.reset_button.setEnabled(idle)
+        self.form.setEnabled(idle)
+        self.form.setToolTip("" if idle else "Stop the run to change the settings")
+        self.state_changed.emit(state)
+
+    # -- drawing (timers) ---------------------------------------------------------------------
+
+    def _redraw_plots(self) -> None:
+        if not self._plots_stale:
+            return
+        self._plots_stale = False
+        self.plots.refresh()
+        run = self.history.current
+        if run is None:
+            return
+        step, total = run.last_step(), max(run.total_steps, 1)
+        self.progress.setMaximum(total)
+        self.progress.setValue(min(step, total))
+        epoch = min(run.epochs_planned, (step - 1) // run.steps_per_epoch + 1) if step else 0
+        self.progress.setFormat(f"epoch {epoch}/{run.epochs_planned} · step {step}/{total}")
+        eta = run.eta_seconds() if self.state == "running" else None
+        parts = [f"{run.steps_per_s:,.0f} steps/s"] if run.steps_per_s else []
+        if eta is not None:
+            parts.append(f"{_duration(eta)} left")
+        self.speed.setText("  ·  ".join(parts))
+        figures = {}
+        if run.epochs_done:
+            for key in ["loss", "val_loss", *run.metric_names(),
+                        *(f"val_{m}" for m in run.metric_names())]:
+                values = run.figure(key)
+                if len(values):
+                    figures[key] = float(values[-1])
+        elif len(run.smoothed):
+            figures["loss"] = run.smoothed.last()
+        self._show_figures(figures)
+
+    def _show_figures(self, figures: dict) -> None:
+        names = {"loss": "training loss", "val_loss": "validation loss"}
+        if list(self.figure_labels) != list(figures):
+            while self.figures.count():
+                widget = self.figures.takeAt(0).widget()
+                if widget is not None:
+                    widget.deleteLater()
+            self.figure_labels = {}
+            for col, key in enumerate(figures):
+                title = QLabel(names.get(key, key.replace("val_", "validation ")), self.figures_host)
+                title.setStyleSheet("color: #9aa1ab; font-size: 8pt;")
+                value = QLabel("", self.figures_host)
+                size = "20pt" if key in ("loss", "val_loss") or "accuracy" in key else "16pt"
+                value.setStyleSheet(f"font-size: {size}; font-weight: 600; color: #e6e8eb;")
+                self.figures.addWidget(title, 0, col)
+                self.figures.addWidget(value, 1, col)
+                self.figure_labels[key] = value
+        for key, value in figures.items():
+            self.figure_labels[key].setText(_figure_text(key, value))
+
+    def _mark_views(self) -> None:
+        self._views_stale = True
+
+    def _wants_probe(self) -> bool:
+        inside = self.tabs.currentIndex() == 1 and self.isVisible()
+        return self.probe is not None and ((inside and self.selected is not None)
+                                           or self.flow_box.isChecked())
+
+    def _redraw_views(self, force: bool = False) -> None:
+        if not self._views_stale or self.snapshot is None:
+            return
+        now = time.perf_counter()
+        # keep the UI thread's share small: wait longer after an expensive redraw
+        if not force and self._view_cost > 0 and \
+                now - getattr(self, "_last_view", 0.0) < self._view_cost / VIEW_BUDGET:
+            return
+        self._views_stale = False
+        started = now
+        params = self.snapshot
+        if self.dataview.active and self.tabs.currentIndex() == 0:
+            self.dataview.show_params(params)
+        if self._wants_probe():
+            self._update_probe(params)
+        self._last_view = time.perf_counter()
+        self._view_cost = self._last_view - started
+
+    def _update_probe(self, params: dict) -> None:
+        try:
+            values = self.probe.values(params, self.probe_feeds)
+            grads = self.probe.gradients(params, self.probe_feeds, values)
+        except GraphError:
+            return
+        rows = len(next(iter(self.probe_feeds.values())))
+        if self.overlay is not None:
+            self.overlay.set_gradients({e: pr.rms(g) * rows for e, g in grads.items()})
+        if self.selected is not None:
+            node = self.run_doc.graph.node(self.selected) if self.run_doc else None
+            self.inspector.show_node(self.selected, values, pr.port_gradients(grads),
+                                     node.type if node else "", rows)
+
+    # -- inside the network -------------------------------------------------------------------
+
+    def _selection_changed(self) -> None:
+        try:
+            ids = self.scene.selected_node_ids()
+        except RuntimeError:  # the scene is being torn down
+            return
+        top = tuple(self.scene.ref) == ()
+        self.selected = ids[0] if len(ids) == 1 and top else None
+        if self.selected is None:
+            self.inspector.show_node(None, {}, {})
+        else:
+            self._views_stale = True
+            if self.snapshot is not None and self.probe is not None:
+                self._redraw_views(force=True)
+            else:
+                self.inspector.show_node(self.selected, {}, {})
+
+    def inspect_node(self, node_id: str | None) -> None:
+        """Show a node in the Inside tab (what a click on the canvas does)."""
+        self.selected = node_id
+        self.tabs.setCurrentIndex(1)
+        self._views_stale = True
+        self._redraw_views(force=True)
+
+    def show_gradient_flow(self, on: bool) -> None:
+        if self.flow_box.isChecked() != on:
+            self.flow_box.setChecked(on)
+            return
+        if self.overlay is not None:
+            self.overlay.show_flow(on)
+        self._views_stale = True
+        self._redraw_views(force=True)
+
+    def run_example(self, row: int | None = None) -> dict:
+        """Run one training example through the graph; each node's output shape and values go
+        on the canvas and under the button. Returns {node id: array}."""
+        if row is not None:
+            self.example_row.setValue(row)
+        if self.probe is None:
+            self._prepare_probe()
+        if self.probe is None or self.snapshot is None:
+            self._say("Run one example needs a graph that compiles and data to feed it: "
+                      "train (or Step once) first.", error=True)
+            return {}
+        r = self.example_row.value()
+        feeds = {k: v[r:r + 1] for k, v in self.info.train_feeds.items()}
+        values = self.probe.values(self.snapshot, feeds)
+        lines, rows, out = {}, [], {}
+        for (node_id, port), value in values.items():
+            one = value[0] if np.ndim(value) and len(value) == 1 else value
+            shape = "(" + ", ".join(str(d) for d in np.shape(one)) + \
+                ("," if np.ndim(one) == 1 else "") + ")"
+            text = f"{shape} {pr.preview(one)}"
+            head = shape if port in (None, "y") else f"{port}: {shape}"
+            lines.setdefault(node_id, []).extend([head, pr.preview(one, 3)])
+            rows.append(f"<b>{node_id}</b>{'.' + port if port else ''} {text}")
+            out[node_id] = one
+        if self.overlay is not None:
+            self.overlay.set_example(lines)
+        self.example_text.setText(f"Example row {r}: " + " &nbsp;·&nbsp; ".join(rows))
+        return out
+
+    def clear_example(self) -> None:
+        if self.overlay is not None:
+            self.overlay.set_example({})
+        self.example_text.setText("")
+
+    def _prepare_probe(self) -> None:
+        """Data and a probe without training (Run one example before any run): load the data
+        in the UI thread, once."""
+        if not isinstance(self.doc.training, dict):
+            return
+        try:
+            from core.trainer import Session
+
+            from .worker import SessionInfo
+
+            doc = self.doc.copy()
+            session = Session(doc, params=self.params, base_dir=base_dir_for(self.doc))
+        except GraphError as exc:
+            self._say(str(exc), error=True)
+            return
+        self.run_doc = doc
+        self._on_ready(SessionInfo(session.train_feeds, session.val_feeds, session.classes,
+                                   list(session.names), session.steps_per_epoch,
+                                   session.plan.epochs, session.plan))
+        if self.snapshot is None:
+            self.snapshot = session.param_dict(copy=True)
+
+    # -- weights with the document ------------------------------------------------------------
+
+    def save_weights(self, doc_path: str) -> str | None:
+        """Write the trained weights beside a document just saved (nothing if none)."""
+        if self.params is None:
+            return None
+        path = save_weights(doc_path, self.params)
+        self.weights_dirty = False
+        return str(path)

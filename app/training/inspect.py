@@ -1,0 +1,117 @@
+"""One node, seen from inside: its output statistics and histograms of activations and
+gradient, from the probe (a parameter snapshot run on a small batch in the UI thread)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from . import probe as pr
+
+BG = "#1f2126"
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "–"
+    if value == 0 or 1e-3 <= abs(value) < 1e4:
+        return f"{value:.4g}"
+    return f"{value:.2e}"
+
+
+class _Histogram(pg.PlotWidget):
+    def __init__(self, title: str, color: str, parent=None):
+        super().__init__(parent, background=BG)
+        self.plot_item = self.getPlotItem()
+        self.plot_item.setMenuEnabled(False)
+        self.plot_item.hideButtons()
+        self.plot_item.setTitle(title, color="#c9ced6", size="9pt")
+        self.plot_item.getAxis("left").setStyle(showValues=False)
+        self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0,
+                                     brush=pg.mkBrush(color), pen=pg.mkPen(color))
+        self.plot_item.addItem(self.curve)
+        self.note = pg.TextItem("", color="#9aa1ab", anchor=(0.5, 0.5))
+        self.plot_item.addItem(self.note, ignoreBounds=True)
+
+    def show_values(self, array) -> None:
+        found = pr.histogram(array) if array is not None else None
+        if found is None:
+            self.curve.setData([], [])
+            self.note.setText("no values" if array is None else "all NaN or Inf")
+            self.note.setPos(0.5, 0.5)
+            self.plot_item.setXRange(0, 1)
+            self.plot_item.setYRange(0, 1)
+            return
+        counts, edges = found
+        self.note.setText("")
+        self.curve.setData(edges, counts)
+        self.plot_item.enableAutoRange()
+
+
+class NodeInspector(QWidget):
+    """Statistics and histograms of the selected node's output and of its gradient."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.node_id: str | None = None
+        self.title = QLabel(self)
+        self.title.setTextFormat(Qt.RichText)
+        self.title.setWordWrap(True)
+        self.figures = QLabel(self)
+        self.figures.setTextFormat(Qt.RichText)
+        self.figures.setWordWrap(True)
+        self.figures.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.values_hist = _Histogram("activations (output values)", "#5aa9ff")
+        self.grad_hist = _Histogram("gradient of the loss w.r.t. the output", "#f2994a")
+        row = QHBoxLayout()
+        row.addWidget(self.values_hist)
+        row.addWidget(self.grad_hist)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.figures)
+        layout.addLayout(row, 1)
+        self.show_node(None, {}, {})
+
+    def show_node(self, node_id: str | None, values: dict, grads: dict, node_type: str = "",
+                  rows: int = 0) -> None:
+        """`values`: {(node, port): array}; `grads`: {(node, port): array} (summed per port)."""
+        self.node_id = node_id
+        if node_id is None:
+            self.title.setText("<b>Click a node</b> on the canvas to see what it outputs and "
+                               "the gradient flowing back into it, live while training.")
+            self.figures.setText("")
+            self.values_hist.show_values(None)
+            self.grad_hist.show_values(None)
+            return
+        ports = [(k, v) for k, v in values.items() if k[0] == node_id]
+        if not ports:
+            self.title.setText(f"<b>{node_id}</b> {node_type}: no value on the probe rows "
+                               "(train first, or its inputs are not fed by the data).")
+            self.figures.setText("")
+            self.values_hist.show_values(None)
+            self.grad_hist.show_values(None)
+            return
+        (key, value) = ports[0]
+        port = f".{key[1]}" if key[1] else ""
+        shape = "×".join(str(d) for d in np.shape(value)) or "a single number"
+        self.title.setText(f"<b>{node_id}{port}</b> <span style='color:#9aa1ab'>{node_type} · "
+                           f"output {shape} on {rows} training rows</span>")
+        s = pr.stats(value)
+        grad = grads.get(key)
+        parts = [f"mean <b>{_fmt(s.get('mean'))}</b>", f"std <b>{_fmt(s.get('std'))}</b>",
+                 f"min {_fmt(s.get('min'))}", f"max {_fmt(s.get('max'))}"]
+        if s.get("zeros", 0) > 0.01:
+            parts.append(f"zeros <b>{100 * s['zeros']:.0f}%</b>")
+        if s["nonfinite"]:
+            parts.append(f"<span style='color:#ff6b6b'>{s['nonfinite']} NaN/Inf</span>")
+        if grad is not None:
+            g = pr.stats(grad)
+            parts.append(f"gradient rms <b>{_fmt(pr.rms(grad))}</b>")
+            if g["nonfinite"]:
+                parts.append(f"<span style='color:#ff6b6b'>gradient {g['nonfinite']} NaN/Inf</span>")
+        self.figures.setText(" &nbsp;·&nbsp; ".join(parts))
+        self.values_hist.show_values(value)
+        self.grad_hist.show_values(grad)

@@ -1,0 +1,272 @@
+"""Live plots of the runs: loss per step and per epoch, metrics, the learning rate.
+
+One `PlotDataItem` per curve, made once per run and updated with `setData` when the dock's
+timer says the history changed, never per event. Older runs stay on the plot, dimmer, each
+named by what changed ("run 2: lr 0.003"); hovering shows the values under the cursor.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+RUN_COLORS = ["#5aa9ff", "#f2994a", "#6fcf97", "#eb5757", "#bb6bd9", "#f2c94c", "#56ccf2",
+              "#e0e0e0"]
+METRIC_COLORS = ["#6fcf97", "#f2c94c", "#bb6bd9", "#56ccf2"]
+BG = "#1f2126"
+MAX_SYMBOLS = 80  # epochs beyond which validation points are drawn without markers
+
+
+def run_color(number: int, alpha: int = 255) -> QColor:
+    color = QColor(RUN_COLORS[(number - 1) % len(RUN_COLORS)])
+    color.setAlpha(alpha)
+    return color
+
+
+def _pen(color: QColor, width: float = 1.0, style=Qt.SolidLine):
+    pen = pg.mkPen(color, width=width)
+    pen.setStyle(style)
+    pen.setCosmetic(True)
+    return pen
+
+
+class _RunCurves:
+    """The curves of one run on the three plots."""
+
+    def __init__(self, plots, run):
+        loss_plot, metric_plot, lr_plot = plots
+        self.run = run
+        color = run_color(run.number)
+        self.raw = loss_plot.plot([], [], pen=_pen(run_color(run.number, 45), 1.0))
+        self.smooth = loss_plot.plot([], [], pen=_pen(color, 2.2), name=run.label)
+        self.val = loss_plot.plot([], [], pen=_pen(color, 1.6, Qt.DashLine),
+                                  symbol="o", symbolSize=5, symbolBrush=color, symbolPen=None)
+        self.metrics: dict = {}
+        self.metric_plot = metric_plot
+        self.lr = lr_plot.plot([], [], pen=_pen(color, 1.6), stepMode=None)
+        for item in (self.raw, self.smooth, self.val):
+            item.setDownsampling(auto=True, method="peak")
+            item.setClipToView(True)
+        self.z = run.number
+        for item in (self.raw, self.smooth, self.val):
+            item.setZValue(run.number)
+
+    def metric_curves(self, name: str, index: int):
+        pair = self.metrics.get(name)
+        if pair is None:
+            base = QColor(METRIC_COLORS[index % len(METRIC_COLORS)])
+            label = f"{name}" if self.run.number == 1 else None
+            train = self.metric_plot.plot([], [], pen=_pen(base, 2.0), name=label)
+            val = self.metric_plot.plot([], [], pen=_pen(base, 1.5, Qt.DashLine), symbol="o",
+                                        symbolSize=4, symbolBrush=base, symbolPen=None)
+            pair = self.metrics[name] = (train, val)
+        return pair
+
+    def dim(self, current: bool) -> None:
+        alpha = 1.0 if current else 0.45
+        for item in (self.raw, self.smooth, self.val, self.lr):
+            item.setOpacity(alpha)
+        for train, val in self.metrics.values():
+            train.setOpacity(alpha)
+            val.setOpacity(alpha)
+
+    def update(self) -> None:
+        run = self.run
+        steps = run.steps.view()
+        self.raw.setData(steps, run.losses.view(), connect="finite")
+        self.smooth.setData(steps, run.smoothed.view(), connect="finite")
+        epoch_steps = run.epoch_steps.view()
+        val = run.figure("val_loss")
+        symbols = len(epoch_steps) <= MAX_SYMBOLS
+        if len(val) == len(epoch_steps):
+            self.val.setData(epoch_steps, val, symbol="o" if symbols else None)
+        for index, name in enumerate(run.metric_names()):
+            train, val_curve = self.metric_curves(name, index)
+            values = run.figure(name)
+            train.setData(epoch_steps[:len(values)], values)
+            val_values = run.figure("val_" + name)
+            val_curve.setData(epoch_steps[:len(val_values)], val_values,
+                              symbol="o" if symbols else None)
+        self.lr.setData(epoch_steps, run.lrs.view())
+
+
+class TrainingPlots(QWidget):
+    """Loss (top), metrics (middle) and, when the learning rate changes, the lr (bottom)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.history = None
+        self.curves: dict = {}
+        self.show_lr = False
+        pg.setConfigOptions(antialias=True)
+        self.view = pg.GraphicsLayoutWidget(self)
+        self.view.setBackground(BG)
+        self.loss_plot = self.view.addPlot(row=0, col=0)
+        self.metric_plot = self.view.addPlot(row=1, col=0)
+        self.lr_plot = self.view.addPlot(row=2, col=0)
+        self.view.ci.layout.setRowStretchFactor(0, 5)
+        self.view.ci.layout.setRowStretchFactor(1, 3)
+        self.view.ci.layout.setRowStretchFactor(2, 2)
+        for plot, title in ((self.loss_plot, "loss"), (self.metric_plot, "metrics"),
+                            (self.lr_plot, "learning rate")):
+            plot.showGrid(x=True, y=True, alpha=0.15)
+            plot.setLabel("left", title)
+            plot.setMenuEnabled(False)
+            plot.getAxis("left").setWidth(48)
+        self.lr_plot.setLabel("bottom", "step (batches)")
+        self.metric_plot.setXLink(self.loss_plot)
+        self.lr_plot.setXLink(self.loss_plot)
+        self.loss_legend = self.loss_plot.addLegend(offset=(-8, 8), labelTextSize="8pt",
+                                                    brush=pg.mkBrush(31, 33, 38, 200))
+        self.metric_plot.addLegend(offset=(-8, 8), labelTextSize="8pt",
+                                   brush=pg.mkBrush(31, 33, 38, 200))
+        self._hover_items()
+        self.set_lr_visible(False)
+
+        self.key = QLabel(self)
+        self.key.setTextFormat(Qt.RichText)
+        self.key.setText('<span style="color:#9aa1ab">thick line: training loss (smoothed), '
+                         'faint: each batch &nbsp;·&nbsp; dashed with dots: validation, '
+                         'once per epoch &nbsp;·&nbsp; hover for values</span>')
+        self.key.setWordWrap(True)
+        self.log_box = QCheckBox("log scale", self)
+        self.log_box.setToolTip("Show the loss on a logarithmic axis: small losses stay visible")
+        self.log_box.toggled.connect(self.set_log)
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.key, 1)
+        top.addWidget(self.log_box)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(top)
+        layout.addWidget(self.view, 1)
+
+    # -- content ------------------------------------------------------------------------------
+
+    def set_history(self, history) -> None:
+        self.history = history
+        self.clear()
+
+    def clear(self) -> None:
+        for curves in self.curves.values():
+            for item in (curves.raw, curves.smooth, curves.val):
+                self.loss_plot.removeItem(item)
+            for train, val in curves.metrics.values():
+                self.metric_plot.removeItem(train)
+                self.metric_plot.removeItem(val)
+            self.lr_plot.removeItem(curves.lr)
+        self.curves = {}
+        self.loss_legend.clear()
+        legend = self.metric_plot.legend
+        if legend is not None:
+            legend.clear()
+
+    def refresh(self) -> None:
+        """Bring every curve up to date with the history (cheap when little changed)."""
+        if self.history is None:
+            return
+        runs = self.history.runs
+        if len(self.curves) > len(runs):
+            self.clear()
+        for run in runs:
+            curves = self.curves.get(run.number)
+            if curves is None:
+                curves = self.curves[run.number] = _RunCurves(
+                    (self.loss_plot, self.metric_plot, self.lr_plot), run)
+                for other in self.curves.values():
+                    other.dim(other is curves)
+            curves.update()
+        current = runs[-1] if runs else None
+        wants_lr = any(np.ptp(r.lrs.view()) > 0 if len(r.lrs) > 1 else False for r in runs) or (
+            current is not None and isinstance(current.training, dict)
+            and isinstance((current.training.get("optimizer") or {}).get("schedule"), dict))
+        if wants_lr != self.show_lr:
+            self.set_lr_visible(wants_lr)
+
+    def set_lr_visible(self, visible: bool) -> None:
+        self.show_lr = visible
+        self.lr_plot.setVisible(visible)
+        self.lr_plot.setMaximumHeight(10_000 if visible else 0)
+        bottom = self.lr_plot if visible else self.metric_plot
+        for plot in (self.loss_plot, self.metric_plot, self.lr_plot):
+            plot.setLabel("bottom", "step (batches)" if plot is bottom else None)
+            plot.getAxis("bottom").setStyle(showValues=plot is bottom)
+
+    def set_log(self, on: bool) -> None:
+        self.loss_plot.setLogMode(y=on)
+        self.loss_plot.setLabel("left", "loss (log)" if on else "loss")
+
+    # -- hover --------------------------------------------------------------------------------
+
+    def _hover_items(self) -> None:
+        self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=_pen(QColor(200, 200, 200, 90)))
+        self.cursor.setVisible(False)
+        self.loss_plot.addItem(self.cursor, ignoreBounds=True)
+        self.tip = pg.TextItem(anchor=(0, 1), color="#e6e8eb", fill=pg.mkBrush(31, 33, 38, 230),
+                               border=pg.mkPen("#3b3f47"))
+        self.tip.setZValue(1000)
+        self.tip.setVisible(False)
+        self.loss_plot.addItem(self.tip, ignoreBounds=True)
+        self._proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30,
+                                     slot=self._mouse_moved)
+
+    def _mouse_moved(self, args) -> None:
+        pos = args[0]
+        plot = next((p for p in (self.loss_plot, self.metric_plot, self.lr_plot)
+                     if p.isVisible() and p.sceneBoundingRect().contains(pos)), None)
+        if plot is None or self.history is None or not self.history.runs:
+            self.tip.setVisible(False)
+            self.cursor.setVisible(False)
+            return
+        x = plot.vb.mapSceneToView(pos).x()
+        text = self.describe_at(x)
+        if not text:
+            self.tip.setVisible(False)
+            self.cursor.setVisible(False)
+            return
+        self.cursor.setPos(x)
+        self.cursor.setVisible(True)
+        self.tip.setText(text)
+        (x0, x1), (_, y1) = self.loss_plot.vb.viewRange()
+        right = x > x0 + 0.6 * (x1 - x0)
+        self.tip.setAnchor((1, 0) if right else (0, 0))
+        self.tip.setPos(x, y1)
+        self.tip.setVisible(True)
+
+    def describe_at(self, x: float) -> str:
+        """The values of every run at step `x`: what the hover tip says."""
+        lines = []
+        for run in reversed(self.history.runs[-4:]):
+            steps = run.steps.view()
+            if not len(steps):
+                continue
+            i = int(np.clip(np.searchsorted(steps, x), 0, len(steps) - 1))
+            step = int(steps[i])
+            epoch = (step - 1) // run.steps_per_epoch + 1
+            parts = [run.label, (f"  step {step} (epoch {epoch}): batch loss "
+                                 f"{_fmt(run.losses.view()[i])}, smoothed "
+                                 f"{_fmt(run.smoothed.view()[i])}")]
+            epoch_steps = run.epoch_steps.view()
+            if len(epoch_steps):
+                j = int(np.clip(np.searchsorted(epoch_steps, x), 0, len(epoch_steps) - 1))
+                figures = [f"{k} {_fmt(run.figure(k)[j])}" for k in run.epoch_figures
+                           if j < len(run.figure(k))]
+                parts.append(f"  end of epoch {j + 1}: " + ", ".join(figures))
+                if len(run.lrs) > j:
+                    parts[-1] += f", lr {_fmt(run.lrs.view()[j])}"
+            lines.extend(parts)
+        return "\n".join(lines)
+
+
+def _fmt(value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    if value == 0 or 1e-3 <= abs(value) < 1e4:
+        return f"{value:.4g}"
+    return f"{value:.3e}"
