@@ -155,3 +155,25 @@ def test_export_is_deterministic():
         doc = core.load(path)
         for target in ("numpy",):
             assert export_source(doc, target) == export_source(core.load(path), target)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training as a script
+
+
+@pytest.mark.parametrize("path", [p for p in EXAMPLES if core.load(p).training],
+                         ids=lambda p: p.name.split(".")[0])
+def test_exported_training_follows_the_engine(path, tmp_path):
+    """The script's train() reads, splits, shuffles, drops out and updates as core.train: the
+    same history and parameters after two epochs (float32, up to rounding)."""
+    doc = core.load(path)
+    text = export_source(doc, "numpy", data_dir=str(path.parent.resolve()))
+    module = load_module(text, tmp_path)
+    history, params = module.train(epochs=2, verbose=False)
+    result = core.train(doc, epochs=2, base_dir=str(path.parent))
+    assert len(history) == len(result.history) == 2
+    for mine, theirs in zip(history, result.history):
+        for key, value in mine.items():
+            assert value == pytest.approx(theirs[key], rel=1e-5, abs=1e-7), key
+    for name, value in result.params.items():
+        np.testing.assert_allclose(params[name], value, rtol=1e-4, atol=1e-6, err_msg=name)

@@ -10,9 +10,10 @@ TARGETS = ("numpy", "torch")
 
 
 def export_source(doc, target: str = "numpy", dtype: str | None = None,
-                  weights_file: str | None = None) -> str:
+                  weights_file: str | None = None, data_dir: str | None = None) -> str:
     """The text of the exported module. `dtype` defaults to the training section's (else
-    float32); `weights_file`, a file name the module loads its weights from, beside itself."""
+    float32); `weights_file` is a file name the module loads its weights from, beside itself;
+    `data_dir` the document's folder as seen from the module's (dataset paths start there)."""
     if target not in TARGETS:
         from ..errors import GraphError
 
@@ -26,10 +27,10 @@ def export_source(doc, target: str = "numpy", dtype: str | None = None,
     if target == "numpy":
         from .numpy_target import NumpyExporter
 
-        return NumpyExporter(program, weights_file).export()
+        return NumpyExporter(program, weights_file, data_dir).export()
     from .torch_target import TorchExporter
 
-    return TorchExporter(program, weights_file).export()
+    return TorchExporter(program, weights_file, data_dir).export()
 
 
 __all__ = ["TARGETS", "export_source"]

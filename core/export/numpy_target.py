@@ -654,11 +654,12 @@ def _dedent(lines: list) -> list:
 class NumpyExporter:
     """Writes the numpy module for a document."""
 
-    def __init__(self, program: Program, weights_file: str | None = None, training=None):
+    def __init__(self, program: Program, weights_file: str | None = None,
+                 data_dir: str | None = None):
         self.program = program
         self.doc = program.doc
         self.weights_file = weights_file
-        self.training = training
+        self.data_dir = data_dir
         from .rules import all_helper_names
 
         self.names = NameTable(reserved=set(MODULE_NAMES) | all_helper_names())
@@ -851,7 +852,7 @@ class NumpyExporter:
         return w.text()
 
     def export(self) -> str:
-        from .training import numpy_main, weights_loader
+        from .training import numpy_parts
 
         forward = self.forward_function()
         losses = {}
@@ -864,21 +865,20 @@ class NumpyExporter:
                  + f"DOCUMENT_NAME = {q(self.doc.name or '')}\n"
                  f"DTYPE = np.{self.program.dtype}\n"]
         parts.append(self.init_function())
-        parts.append(weights_loader(self.weights_file))
         for fn in self.helpers:
             parts.append(helper_source(fn))
         parts.extend(self.block_defs)
         parts.append(forward)
         parts.append(self.value_and_grad_function(losses))
         parts.extend(grad_texts)
-        parts.append(numpy_main(self))
+        parts.extend(numpy_parts(self.program, self.weights_file, self.data_dir))
         text = "\n\n".join(part.rstrip("\n") + "\n" for part in parts if part).rstrip("\n") + "\n"
         text = tidy(text)
         return text.replace(IMPORTS_PLACEHOLDER, imports_for(text, ["numpy as np"]))
 
 
 IMPORTS_PLACEHOLDER = "# -- imports --\n"
-STDLIB = ("argparse", "json", "math", "os", "sys", "time", "zlib")
+STDLIB = ("argparse", "csv", "json", "math", "os", "sys", "time", "zlib")
 
 
 def imports_for(text: str, third_party: list) -> str:

@@ -104,3 +104,18 @@ class Writer:
 
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
+
+
+def data_literal(value) -> str:
+    """JSON-like data (dicts with text keys, lists, text, numbers, bools, None) as a Python
+    literal; text is JSON-escaped ASCII, so it cannot end the literal."""
+    import json
+
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        items = ", ".join(f"{json.dumps(str(k))}: {data_literal(v)}" for k, v in value.items())
+        return "{" + items + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(data_literal(v) for v in value) + "]"
+    return literal(value)
