@@ -27,6 +27,11 @@ MODULE_NAMES = ("np", "json", "math", "os", "sys", "time", "zlib", "argparse", "
                 "LOSSES", "WEIGHTS_FILE")
 
 
+# Names the generated functions themselves use (arguments and loop variables of their own).
+FUNCTION_NAMES = ("params", "feeds", "grads", "rng", "train", "seed", "prefix", "saved", "loss",
+                  "name", "value", "shape", "kind", "scale")
+
+
 def q(text: str) -> str:
     """A string literal for names and keys (JSON escaping is valid Python, ASCII only)."""
     return json.dumps(str(text))
@@ -104,7 +109,7 @@ class Fn:
     def __init__(self, exporter, root: str = "", dynamic: bool = False, level: int = 1):
         self.exporter = exporter
         self.program: Program = exporter.program
-        self.names = NameTable(parent=exporter.names)
+        self.names = NameTable(reserved=FUNCTION_NAMES, parent=exporter.names)
         self.w = Writer(level)
         self.root = root  # the path the function's weights are relative to
         self.dynamic = dynamic  # weights are params[prefix + ...] (block functions)
@@ -722,9 +727,10 @@ class NumpyExporter:
         back_name = self.names.new(f"{name}_backward")
         out_list = ", ".join([outs[o.id] for o in body.outputs()] + [pack(saved)])
         w = Writer()
+        w.comment(f"Block {block_name}")
         w.line(f"def {name}(params, prefix, train, rng{''.join(', ' + a for a in args.values())}):")
         with w.indent():
-            w.line(f"\"\"\"Block {q(block_name)} forward: its results and what backward needs.\"\"\"")
+            w.line("\"\"\"The block's forward: its results and what its backward needs.\"\"\"")
             w.block([line[4:] for line in fwd_lines])
             w.line(f"return {out_list}")
         w.line()

@@ -1,0 +1,177 @@
+"""`wiregrad export` and what no document can do to exported code.
+
+The command writes a module that compiles and passes `ruff check`, deterministically; copies
+`--weights` beside it; and reports a broken document or bad weights as one line. Documents
+whose names, labels, block names and dataset settings carry code fail to inject any of it:
+importing the export runs nothing. Ids that are keywords, builtins or the module's own names
+still give working code.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import core
+from core.cli import main
+from core.export import export_source
+from tests.export_check import compare_numpy, load_module
+from tests.program_check import document, graph
+
+ROOT = Path(__file__).parent.parent
+EXAMPLES = sorted((ROOT / "assets" / "examples").glob("*.wg.json"))
+SPIRAL = ROOT / "assets" / "examples" / "spiral-mlp.wg.json"
+TARGETS = ["numpy", "torch"]
+
+
+def _ruff():
+    return shutil.which("ruff")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_exports_compile_and_pass_ruff(target, tmp_path):
+    paths = []
+    for path in EXAMPLES:
+        out = tmp_path / f"{path.name.split('.')[0].replace('-', '_')}_{target}.py"
+        out.write_text(export_source(core.load(path), target), encoding="utf-8")
+        paths.append(str(out))
+    subprocess.run([sys.executable, "-m", "py_compile", *paths], check=True)
+    if _ruff() is None:
+        pytest.skip("ruff is not installed")
+    result = subprocess.run([_ruff(), "check", "--isolated", "--no-cache", *paths],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_exports_are_deterministic(target):
+    for path in EXAMPLES:
+        first = export_source(core.load(path), target)
+        assert export_source(core.load(path), target) == first
+
+
+def test_cli_writes_the_module(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", str(SPIRAL), "--target", "numpy"]) == 0
+    written = tmp_path / "spiral_mlp_numpy.py"
+    assert written.exists()
+    assert "wrote spiral_mlp_numpy.py" in capsys.readouterr().out
+    assert main(["export", str(SPIRAL), "--target", "numpy", "-o", str(tmp_path / "m.py")]) == 0
+    assert (tmp_path / "m.py").read_text() == written.read_text()
+
+
+def test_cli_weights_are_copied_beside_the_module_and_loaded(tmp_path, capsys):
+    doc = core.load(SPIRAL)
+    params = core.compile(doc).init_params(5)
+    weights = tmp_path / "trained.npz"
+    np.savez(weights, **params)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    assert main(["export", str(SPIRAL), "--target", "numpy", "-o", str(out_dir / "net.py"),
+                 "--weights", str(weights)]) == 0
+    assert (out_dir / "trained.npz").exists()
+    text = (out_dir / "net.py").read_text()
+    assert "trained.npz" in text and len(text) < 40_000  # loaded, not inlined
+    module = load_module(text, out_dir)
+    loaded = module.load_weights()
+    for name, value in params.items():
+        np.testing.assert_array_equal(loaded[name], value)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.wg.json"
+    bad.write_text(json.dumps({"format": "wiregrad.graph", "version": 1, "graph": {
+        "nodes": [{"id": "x", "type": "NoSuchType"}], "edges": []}}))
+    assert main(["export", str(bad), "--target", "numpy", "-o", str(tmp_path / "a.py")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "NoSuchType" in err and "Traceback" not in err
+    assert not (tmp_path / "a.py").exists()
+
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, other=np.zeros(3))
+    assert main(["export", str(SPIRAL), "--target", "numpy", "-o", str(tmp_path / "b.py"),
+                 "--weights", str(wrong)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "hidden1.weight" in err
+    assert main(["export", str(SPIRAL), "--target", "numpy", "-o", str(tmp_path / "b.py"),
+                 "--weights", str(tmp_path / "none.npz")]) == 1
+    assert "not found" in capsys.readouterr().err
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", str(SPIRAL), "--target", "jax"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# Injection
+
+
+def _payloads(marker: Path) -> list:
+    path = str(marker).replace("\\", "/")
+    call = f"open({path!r}, 'w').write('pwned')"
+    return [
+        f"\nimport os; {call}\n",
+        f'"""\n{call}\n"""',
+        f"'''\n{call}\n'''",
+        f"\\\n{call}",
+        f"\u2028{call}\u2029{call}\x0b{call}\x0c{call}\r{call}",
+        f"# {call}\n{call} #",
+        f"\"); {call}; (\"",
+        f"{{{call}}}",
+        f"\x00{call}\x85{call}",
+    ]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_document_text_never_becomes_code(target, tmp_path):
+    marker = tmp_path / "PWNED"
+    for k, payload in enumerate(_payloads(marker)):
+        block = graph([("x", "Input", {}), ("fc", "Linear", {"out_features": 2}),
+                       ("y", "Output", {})], [("x.y", "fc.x"), ("fc.y", "y.x")])
+        block.nodes[1].label = payload
+        doc = document(
+            [("x", "Input", {"shape": [3]}), ("b", "Block", {"block": payload}),
+             ("s", "Sum", {}), ("loss", "Output", {})],
+            [("x.y", "b.x"), ("b.y", "s.x"), ("s.y", "loss.x")],
+            blocks={payload: block})
+        doc.name = payload
+        for node in doc.graph.nodes:
+            node.label = payload
+        doc.training = {"dataset": {"kind": "npy", "path": payload, "name": payload},
+                        "feeds": {"x": payload}, "loss": "loss",
+                        "metrics": [{"type": "mse", "pred": "loss", "target": "x",
+                                     "name": payload}],
+                        "optimizer": {"type": "adam", "lr": 0.01}}
+        if target == "torch":
+            pytest.importorskip("torch")
+        text = export_source(doc, target)
+        compile(text, f"case{k}", "exec")
+        module = load_module(text, tmp_path)
+        assert not marker.exists(), f"payload {k} ran"
+        assert module.DOCUMENT_NAME == payload
+
+
+def test_ids_that_are_keywords_builtins_or_module_names(tmp_path):
+    ids = ["class", "lambda", "self", "np", "params", "grads", "rng", "t", "print", "sum",
+           "forward", "DTYPE", "init_params", "json", "g_sum", "type"]
+    nodes_ = [("x", "Input", {"shape": [3]})]
+    edges = []
+    prev = "x"
+    for i, node_id in enumerate(ids):
+        nodes_.append((node_id, "Linear" if i % 2 == 0 else "Tanh",
+                       {"out_features": 3} if i % 2 == 0 else {}))
+        edges.append((f"{prev}.y", f"{node_id}.x"))
+        prev = node_id
+    nodes_ += [("total", "Sum", {}), ("loss", "Output", {}), ("out", "Output", {})]
+    edges += [(f"{prev}.y", "total.x"), ("total.y", "loss.x"), (f"{prev}.y", "out.x")]
+    doc = document(nodes_, edges)
+    program = core.compile(doc, "float64")
+    feeds = {"x": np.random.default_rng(0).standard_normal((4, 3))}
+    compare_numpy(doc, program.init_params(0), feeds, tmp_path)
