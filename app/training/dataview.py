@@ -126,10 +126,16 @@ class DataView(QWidget):
                        "this dataset is neither.")
             return False
         self.spec, self.program = spec, program
-        x = info.train_feeds[spec["input"]]
+        # float64 for drawing: pyqtgraph compares view ranges with float64 limits
+        x = np.asarray(info.train_feeds[spec["input"]], dtype=np.float64)
         y = info.train_feeds[spec["target"]]
         vx = info.val_feeds.get(spec["input"]) if info.val_feeds else None
         vy = info.val_feeds.get(spec["target"]) if info.val_feeds else None
+        if vx is not None:
+            vx = np.asarray(vx, dtype=np.float64)
+        if spec["mode"] == "regress":
+            y = np.asarray(y, dtype=np.float64)
+            vy = None if vy is None else np.asarray(vy, dtype=np.float64)
         rng = np.random.default_rng(0)
         if len(x) > MAX_POINTS:
             keep = rng.choice(len(x), MAX_POINTS, replace=False)
@@ -203,7 +209,7 @@ class DataView(QWidget):
             self._draw_regions(out)
         else:
             y = out.reshape(len(self.grid), -1)[:, 0]
-            self.fit.setData(self.grid[:, 0], np.where(np.isfinite(y), y, np.nan),
+            self.fit.setData(self.grid[:, 0].astype(np.float64), np.where(np.isfinite(y), y, np.nan),
                              connect="finite")
             self.fit.setVisible(True)
         self.seconds = time.perf_counter() - started

@@ -62,7 +62,7 @@ GRAPH_EVENTS = {"node_added", "node_removed", "param_changed", "node_renamed", "
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds >= 3600:
         return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -110,6 +110,7 @@ class TrainingDock(QWidget):
         self.probe_feeds: dict | None = None
         self.selected: str | None = None
         self.error_text = ""
+        self._stop_reason = ""
         self._plots_stale = self._views_stale = False
         self._view_cost = 0.0
         self._doc = None
@@ -283,8 +284,9 @@ class TrainingDock(QWidget):
             if self.state != "idle":
                 what = "the training settings" if event.kind == "training_changed" else "the graph"
                 self.worker.stop()
-                self._say(f"<b>Training stopped:</b> {what} changed while it ran. Press Train "
-                          "to go on with the edited version.", error=True)
+                self._stop_reason = (f"<b>Training stopped:</b> {what} changed while it ran. "
+                                     "Press Train to go on with the edited version.")
+                self._say(self._stop_reason, error=True)
                 self.message.emit(f"Training stopped: {what} changed")
 
     # -- controls -----------------------------------------------------------------------------
@@ -353,16 +355,15 @@ class TrainingDock(QWidget):
             return False
         doc = self.doc.copy()
         doc.path = self.doc.path
-        try:
-            program = core.compile(doc, (doc.training or {}).get("dtype", "float32")
-                                   if isinstance(doc.training, dict) else "float32")
-        except GraphError as exc:
-            self._show_error(str(exc), exc.node)
-            return False
         if not isinstance(doc.training, dict):
             self._say("This graph has no training section: add one in the Settings tab.",
                       error=True)
             self.tabs.setCurrentIndex(2)
+            return False
+        try:
+            program = core.compile(doc, doc.training.get("dtype", "float32"))
+        except GraphError as exc:
+            self._show_error(str(exc), exc.node, before_start=True)
             return False
         params, kept = matching(self.params, program)
         if params is not None and kept < len(program.param_names):
@@ -375,6 +376,7 @@ class TrainingDock(QWidget):
                              graph_changed=graph_changed)
         self.run_doc = doc
         self.error_text = ""
+        self._stop_reason = ""
         if self.overlay is not None:
             self.overlay.set_nan(None)
         note = ""
@@ -404,7 +406,7 @@ class TrainingDock(QWidget):
                     self._set_state("paused")
                 self._views_stale = True
             elif kind == "error":
-                self._show_error(event["message"], event.get("node"))
+                self._show_error(event["message"], event.get("node"), event.get("setup", False))
                 if run is not None:
                     run.state, run.error = "failed", event["message"]
             elif kind == "finished":
@@ -432,7 +434,9 @@ class TrainingDock(QWidget):
             self.weights_dirty = True
         if run is not None and run.state != "failed":
             run.state = "stopped" if event.get("stopped") else "finished"
-            if event.get("stopped"):
+            if event.get("stopped") and self._stop_reason:
+                self._say(self._stop_reason, error=True)
+            elif event.get("stopped"):
                 self._say(f"Stopped at step {run.last_step()} (epoch {run.epochs_done}). "
                           "The weights stay: Train goes on from them.")
             elif not event.get("failed"):
@@ -444,12 +448,15 @@ class TrainingDock(QWidget):
         self._redraw_plots()
         self._redraw_views(force=True)
 
-    def _show_error(self, message: str, node: str | None) -> None:
+    def _show_error(self, message: str, node: str | None, before_start: bool = False) -> None:
         self.error_text = message
-        where = f" on <b>{node}</b>" if node else ""
-        self._say(f"<b>Training stopped{where}:</b> {message}", error=True)
+        if before_start:
+            self._say(f"<b>Cannot train:</b> {message}", error=True)
+        else:
+            where = f" at <b>{node}</b>" if node else ""
+            self._say(f"<b>Training stopped{where}:</b> {message}", error=True)
         self.message.emit(message)
-        if node and self.overlay is not None:
+        if node and self.overlay is not None and not before_start:
             self.overlay.set_nan(node, message)
 
     def _say(self, html: str, error: bool = False) -> None:

@@ -9,6 +9,7 @@ the dock, from snapshots; nothing here runs in the training thread. After the sc
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPen
@@ -37,7 +38,7 @@ def gradient_color(size: float) -> tuple:
         return QColor(110, 110, 120), 1.0, 0.0
     t = (math.log10(size) - math.log10(LOW)) / (math.log10(HIGH) - math.log10(LOW))
     t = min(1.0, max(0.0, t))
-    for (t0, c0), (t1, c1) in zip(RAMP, RAMP[1:]):
+    for (t0, c0), (t1, c1) in pairwise(RAMP):
         if t <= t1:
             color = _mix(c0, c1, (t - t0) / (t1 - t0))
             break

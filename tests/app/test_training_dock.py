@@ -1,0 +1,242 @@
+"""The training dock as a user drives it: train, watch, pause, step, stop, train again."""
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDockWidget
+
+from core.document import Node
+from core.trainer import Session
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "examples")
+
+
+@pytest.fixture
+def dock(window):
+    existing = getattr(window, "training", None)
+    if existing is not None:
+        yield existing
+        existing.shutdown()
+        return
+    from app.training.dock import TrainingDock
+
+    widget = TrainingDock(window.controller, window.scene, window)
+    holder = QDockWidget("Training", window)
+    holder.setWidget(widget)
+    window.addDockWidget(Qt.BottomDockWidgetArea, holder)
+    yield widget
+    widget.shutdown()
+
+
+def open_example(window, name):
+    assert window.open_path(os.path.join(EXAMPLES, f"{name}.wg.json"), example=True)
+
+
+def set_training(dock, **changes):
+    for key, value in changes.items():
+        dock.form.set_value(key, value)
+
+
+def wait_idle(qtbot, dock, timeout=10_000):
+    qtbot.waitUntil(lambda: dock.state == "idle", timeout=timeout)
+
+
+def test_train_a_few_epochs_then_pause_resume_stop_and_train_again(qtbot, window, dock):
+    open_example(window, "spiral-mlp")
+    set_training(dock, epochs=3)
+    assert dock.train()
+    wait_idle(qtbot, dock)
+    run = dock.history.current
+    assert run.state == "finished" and run.epochs_done == 3
+    assert run.last_step() == 3 * run.steps_per_epoch
+    xs, ys = dock.plots.curves[1].smooth.getData()
+    assert len(xs) == run.last_step() and np.isfinite(ys).all()
+    assert len(dock.plots.curves[1].val.getData()[0]) == 3    # validation loss per epoch
+    assert "training loss" in [w.text() for w in dock.figures_host.findChildren(type(dock.note))]
+    assert dock.params is not None                             # the weights stay
+
+    set_training(dock, epochs=5000)
+    assert dock.train()
+    qtbot.waitUntil(lambda: dock.history.current.last_step() > 20, timeout=10_000)
+    run = dock.history.current
+    assert run.label.startswith("run 2") and "continued" in run.label
+    dock.pause()
+    assert dock.pause_button.text().endswith("Resume")
+    qtbot.waitUntil(lambda: dock.worker.is_paused(), timeout=5_000)
+    qtbot.wait(150)  # the paused event flushes what was queued
+    paused_at = dock.worker.current_step()
+    qtbot.wait(300)
+    assert dock.worker.current_step() == paused_at             # no progress while paused
+    assert run.last_step() == paused_at                        # the plot shows where it stopped
+    dock.resume()
+    qtbot.waitUntil(lambda: run.last_step() > paused_at + 20, timeout=10_000)
+    dock.stop()
+    wait_idle(qtbot, dock)
+    assert run.state == "stopped"
+    assert "Stopped" in dock.note.text()
+
+    dock.reset_weights()
+    set_training(dock, epochs=2, **{"optimizer.lr": 0.003})
+    assert dock.train()
+    wait_idle(qtbot, dock)
+    third = dock.history.current
+    assert third.label == "run 3: lr 0.003" and third.state == "finished"
+    assert len(dock.plots.curves) == 3                        # runs overlay
+
+
+def test_step_trains_one_batch_at_a_time(qtbot, window, dock):
+    open_example(window, "spiral-mlp")
+    assert dock.step()
+    qtbot.waitUntil(lambda: dock.state == "paused", timeout=10_000)
+    assert dock.history.current.last_step() == 1
+    assert dock.step()
+    qtbot.waitUntil(lambda: dock.history.current.last_step() == 2, timeout=5_000)
+    qtbot.wait(100)
+    assert dock.worker.current_step() == 2 and dock.state == "paused"
+    dock.stop()
+    wait_idle(qtbot, dock)
+    assert dock.history.current.last_step() == 2
+
+
+def test_stop_during_a_step_ends_after_that_step(qtbot, window, dock, monkeypatch):
+    open_example(window, "spiral-mlp")
+    in_step = threading.Event()
+    original = Session.step
+
+    def slow_step(self, feeds):
+        in_step.set()
+        time.sleep(0.3)
+        return original(self, feeds)
+
+    monkeypatch.setattr(Session, "step", slow_step)
+    assert dock.train()
+    assert in_step.wait(10)
+    qtbot.wait(50)  # well inside the first step
+    before = dock.worker.current_step()
+    started = time.perf_counter()
+    dock.stop()
+    wait_idle(qtbot, dock, timeout=5_000)
+    assert time.perf_counter() - started < 1.0
+    assert dock.history.current.last_step() <= before + 1
+    assert dock.history.current.state == "stopped"
+
+
+def test_a_nan_stops_the_run_and_badges_the_node(qtbot, window, dock):
+    open_example(window, "sine-regression")
+    dock.form.set_value("optimizer", {"type": "sgd", "lr": 1e6})
+    assert dock.train()
+    wait_idle(qtbot, dock)
+    run = dock.history.current
+    assert run.state == "failed"
+    assert "NaN" in dock.note.text() and "mse" in dock.note.text()
+    assert dock.overlay.nan[0] == "mse"
+    badge = dock.overlay._badge
+    assert badge is not None and badge.parentItem() is window.scene.node_items["mse"]
+    assert dock.params is not None                     # the last good weights are kept
+    assert all(np.isfinite(v).all() for v in dock.params.values())
+    window.controller.add_node("ReLU", (0, 400))       # an edit takes the badge away
+    assert dock.overlay._badge is None
+
+
+def test_a_graph_edit_stops_the_run_with_a_message(qtbot, window, dock):
+    open_example(window, "spiral-mlp")
+    set_training(dock, epochs=5000)
+    assert dock.train()
+    qtbot.waitUntil(lambda: dock.history.current.last_step() > 5, timeout=10_000)
+    assert not dock.form.isEnabled()                   # settings are locked while it runs
+    window.controller.add_node("ReLU", (0, 400))
+    wait_idle(qtbot, dock)
+    assert "graph changed" in dock.note.text()
+    assert dock.form.isEnabled()
+
+
+def test_settings_edits_are_undoable(qtbot, window, dock):
+    open_example(window, "spiral-mlp")
+    editor = dock.form.editors["optimizer.lr"]
+    editor.setText("0.003")
+    editor.editingFinished.emit()
+    assert window.controller.doc.training["optimizer"]["lr"] == 0.003
+    assert window.controller.stack.undoText() == "Training: lr = 0.003"
+    window.controller.stack.undo()
+    assert window.controller.doc.training["optimizer"]["lr"] == 0.01
+    assert dock.form.editors["optimizer.lr"].text() == "0.01"   # the form follows the document
+    box = dock.form.editors["dataset.kind"]
+    box.activated.emit(box.findText("moons"))
+    assert window.controller.doc.training["dataset"]["kind"] == "moons"
+    assert "classes" not in window.controller.doc.training["dataset"]
+
+
+def test_inside_the_network_gradient_flow_and_one_example(qtbot, window, dock):
+    open_example(window, "spiral-mlp")
+    set_training(dock, epochs=2)
+    dock.train()
+    wait_idle(qtbot, dock)
+    dock.show_gradient_flow(True)
+    glows = dock.overlay._glows
+    assert glows, "wires carry their gradient"
+    first = next(e for e in glows if e.src == "x")
+    assert glows[first].parentItem() is window.scene.wire_items[first]
+    dock.inspect_node("hidden1")
+    assert "hidden1" in dock.inspector.title.text()
+    assert "gradient rms" in dock.inspector.figures.text()
+    values = dock.run_example(0)
+    assert values["hidden1"].shape == (32,) and values["logits"].shape == (3,)
+    assert "hidden1" in dock.overlay._tags
+    dock.clear_example()
+    assert not dock.overlay._tags
+
+
+def test_trained_weights_are_saved_beside_the_document(qtbot, window, dock, tmp_path):
+    open_example(window, "spiral-mlp")
+    set_training(dock, epochs=1)
+    dock.train()
+    wait_idle(qtbot, dock)
+    path = tmp_path / "spiral.wg.json"
+    assert window.save_as(str(path))
+    if not hasattr(window, "training"):
+        dock.save_weights(str(path))  # before the dock is part of the window
+    weights = tmp_path / "spiral.weights.npz"
+    assert weights.exists()
+    trained = {k: v.copy() for k, v in dock.params.items()}
+    assert window.open_path(str(path))
+    assert dock.params is not None
+    assert all(np.array_equal(dock.params[k], trained[k]) for k in trained)
+
+
+def test_the_dock_works_with_a_graph_that_has_no_training_section(qtbot, window, dock):
+    window.controller.add_node("Input", (0, 0))
+    assert not dock.train()
+    assert "no training section" in dock.note.text()
+
+
+def test_closing_the_window_during_training_stops_it(qtbot, window, dock):
+    open_example(window, "spiral-mlp")
+    set_training(dock, epochs=5000)
+    dock.train()
+    qtbot.waitUntil(lambda: dock.history.current.last_step() > 5, timeout=10_000)
+    if hasattr(window, "training"):
+        window.close()
+    else:
+        dock.shutdown()
+    assert not dock.worker.is_running()
+
+
+def test_new_nodes_keep_the_trained_weights_of_the_others(qtbot, window, dock):
+    open_example(window, "spiral-mlp")
+    set_training(dock, epochs=1)
+    dock.train()
+    wait_idle(qtbot, dock)
+    trained = dock.params["hidden1.weight"].copy()
+    ctrl = window.controller
+    ctrl.push(__import__("app.commands", fromlist=["AddNode"]).AddNode(
+        ctrl.doc, (), Node("extra", "Parameter", {"shape": [2]})))
+    dock.step()
+    qtbot.waitUntil(lambda: dock.state == "paused", timeout=10_000)
+    assert "new weight tensors start fresh" in dock.note.text() or dock.history.current.continued
+    dock.stop()
+    wait_idle(qtbot, dock)
+    assert not np.array_equal(dock.params["hidden1.weight"], trained)  # one more step from them
