@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 import core
+from core.allocator import keep_freed_memory
 from core.optim import Adam
 from tests.program_check import document, graph
 
@@ -398,6 +399,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=float, default=1.0, help="scale the step counts")
     parser.add_argument("--only", default=None, help="run the nets whose name contains this")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # as the trainer does
     try:
         import torch
 

@@ -131,8 +131,10 @@ class Session:
     step at a time through this; `train()` runs it to the end."""
 
     def __init__(self, doc, epochs=None, seed=None, params=None, base_dir=None):
+        from .allocator import keep_freed_memory
         from .compiler import compile_document
 
+        keep_freed_memory()
         self.plan = plan = read_plan(doc, epochs, seed)
         self.program = compile_document(doc, plan.dtype)
         if plan.loss not in self.program.output_shapes:
