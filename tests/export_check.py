@@ -211,3 +211,42 @@ def full_params(doc, data_params, seed=3):
     params = program.init_params(seed)
     params.update(data_params)
     return params
+
+
+def compare_torch(doc, params, feeds, tmp_path, rtol=1e-5, module=None,
+                  dtype="float32") -> float:
+    """Export `doc` to torch, load the engine's params, check outputs and, through autograd,
+    every gradient of every loss against the engine in `dtype`; returns the worst relative
+    difference."""
+    import torch
+
+    program = core.compile(doc, dtype)
+    if module is None:
+        module = load_module(export_source(doc, "torch"), tmp_path)
+    params32 = {k: np.asarray(v, dtype=dtype) for k, v in params.items()}
+    model = module.Model().to(getattr(torch, dtype))
+    module.load_params(model, params32)
+    model.eval()
+    tensors = {k: torch.as_tensor(np.asarray(v, dtype=np.int64 if program.input_dtypes[k] == "int64"
+                                             else dtype)) for k, v in feeds.items()}
+    worst = 0.0
+    expected = program.run(params32, feeds)
+    got = model(**tensors)
+    for name, value in expected.items():
+        d = rel_diff(value, got[name].detach().numpy())
+        assert d <= rtol, f"output {name}: relative difference {d:.3g}"
+        worst = max(worst, d)
+    for loss in losses(program):
+        _, grads = program.value_and_grad(params32, feeds, loss=loss, train=False)
+        model.zero_grad()
+        out = model(**tensors)[loss]
+        if out.requires_grad:
+            out.sum().backward()
+        for name, g in grads.items():
+            key, transposed = module.PARAM_NAMES[name]
+            tg = model.get_parameter(key).grad
+            tg = np.zeros_like(g) if tg is None else (tg.T if transposed else tg).numpy()
+            d = rel_diff(g, tg)
+            assert d <= rtol, f"d{loss}/d{name}: relative difference {d:.3g}"
+            worst = max(worst, d)
+    return worst

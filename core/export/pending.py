@@ -116,11 +116,11 @@ def cross_entropy_backward(logp, target, gy):
 # ---------------------------------------------------------------------------------------------
 # Helpers copied into exported modules (torch)
 
+F = None  # torch.nn.functional, in the exported module
+
 
 def torch_cross_entropy(logits, target):
     """Cross-entropy with classes on the last axis (PyTorch wants them on axis 1)."""
-    import torch.nn.functional as F
-
     if logits.ndim > 2:
         logits = logits.movedim(-1, 1)
         if target.is_floating_point():

@@ -13,7 +13,7 @@ import textwrap
 from .. import datasets
 from ..errors import GraphError
 from ..trainer import read_plan
-from . import runtime
+from . import runtime, runtime_torch
 from .writer import Writer, data_literal
 
 GENERATOR_HELPERS = {
@@ -118,5 +118,38 @@ def numpy_parts(program, weights_file, data_dir) -> list:
     for name in COMMON:
         parts.append(source_of(getattr(runtime, name)))
     parts.append(source_of(runtime.main))
+    parts.append("if __name__ == \"__main__\":\n    sys.exit(main())\n")
+    return parts
+
+
+TORCH_COMMON = ("make_torch_optimizer", "to_device", "evaluate_torch", "train_torch",
+                "export_params", "main")
+
+
+def torch_parts(exporter) -> list:
+    """A torch module's training half: engine-equal initial values, data, torch.optim loop."""
+    from .numpy_target import NumpyExporter
+
+    program = exporter.program
+    training = plan_of(program.doc)
+    parts = [settings(program, exporter.weights_file, exporter.data_dir, training)
+             + "DTYPE = \"float32\"  # numpy dtype of initial values and data\n"]
+    parts.append(NumpyExporter.init_function(exporter))
+    parts.append(source_of(runtime.weights_path))
+    parts.append(source_of(runtime.load_weights))
+    if training is None:
+        return parts
+    parts.extend(dataset_code(training["dataset"]))
+    metric_names = []
+    for m in training.get("metrics", []):
+        if m["type"] not in metric_names:
+            metric_names.append(m["type"])
+    for name in metric_names:
+        parts.append(source_of(getattr(runtime, name)))
+    parts.append("METRICS = {" + ", ".join(f"\"{n}\": {n}" for n in metric_names) + "}\n")
+    for name in ("split_rows", "batches", "feeds_from"):
+        parts.append(source_of(getattr(runtime, name)))
+    for name in TORCH_COMMON:
+        parts.append(source_of(getattr(runtime_torch, name)))
     parts.append("if __name__ == \"__main__\":\n    sys.exit(main())\n")
     return parts

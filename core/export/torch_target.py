@@ -1,0 +1,384 @@
+"""The PyTorch target: `class Model(nn.Module)` whose forward(**feeds) returns the outputs.
+
+Nodes with weights become submodules or parameters named after their ids (`self.hidden1`,
+a body node `cell` of loop `rnn` as `self.rnn_cell`); block definitions become their own
+`nn.Module` classes, one instance per Block node. Loops are Python loops in forward, scalar
+branches `if`, select branches `torch.where`. Autograd does the backward. `load_params`
+takes the engine's parameter names (format.md) and transposes Linear weights (the engine's
+is (in, out), PyTorch's (out, in)).
+"""
+
+from __future__ import annotations
+
+import nodes
+
+from .graphs import CONTROL, Program, Site
+from .names import NameTable, sanitize
+from .numpy_target import IMPORTS_PLACEHOLDER, graph_comment, header, imports_for, q, tidy
+from .rules import RuleContext, helper_source, rule
+from .writer import Writer, comment_text, float_literal
+
+MODULE_ATTRS = (
+    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init",
+    "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr",
+    "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule",
+    "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children",
+    "named_modules", "named_parameters", "parameters", "register_backward_hook",
+    "register_buffer", "register_forward_hook", "register_forward_pre_hook",
+    "register_full_backward_hook", "register_full_backward_pre_hook",
+    "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
+    "register_module", "register_parameter", "register_state_dict_post_hook",
+    "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule",
+    "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu",
+    "zero_grad", "step_ref")
+MODULE_NAMES = ("torch", "nn", "F", "np", "math", "os", "sys", "time", "zlib", "argparse",
+                "csv", "DTYPE", "DOCUMENT_NAME", "PARAM_SPECS", "PARAM_NAMES", "Model",
+                "load_params", "init_params", "main", "train", "HERE", "TRAINING", "INPUTS",
+                "DATA_DIR", "WEIGHTS_FILE")
+FUNCTION_NAMES = ("self", "feeds", "t")
+
+
+class TorchFn:
+    """The forward method of one nn.Module class, and the submodules its __init__ makes."""
+
+    def __init__(self, exporter, root: str = ""):
+        self.exporter = exporter
+        self.program: Program = exporter.program
+        self.names = NameTable(reserved=FUNCTION_NAMES, parent=exporter.names)
+        self.attrs = NameTable(reserved=MODULE_ATTRS)
+        self.w = Writer(0)
+        self.init: list = []  # lines of __init__ after super().__init__()
+        self.root = root
+        self.var: dict = {}
+        self.loop_steps: list = []
+        self.param_map: list = []  # (engine name relative to root, torch key, transposed)
+        self.uses_step = False
+
+    def stem(self, site: Site, node_id: str, port: str = "y") -> str:
+        rel = site.path[len(self.root):] + node_id
+        return rel.replace("/", "_") + ("" if port == "y" else "_" + port)
+
+    def value(self, site: Site, node_id: str, port: str = "y") -> str:
+        key = (site.path, node_id, port)
+        if key not in self.var:
+            self.var[key] = self.names.new(self.stem(site, node_id, port))
+        return self.var[key]
+
+    def source_var(self, site: Site, node_id: str, port: str) -> str:
+        src, sport = site.source(node_id, port)
+        return self.var[(site.path, src, sport)]
+
+    def attr(self, site: Site, node_id: str) -> str:
+        return self.attrs.of((site.path, node_id), self.stem(site, node_id))
+
+    # -- forward ------------------------------------------------------------------------------
+
+    def forward(self, site: Site, args: dict, keep: set | None = None) -> dict:
+        outs = {}
+        if keep is None:
+            keep = self.program.ancestors(site, [o.id for o in site.outputs()])
+        for node in site.order:
+            if node.id not in keep:
+                continue
+            if node.type == "Input":
+                self.var[(site.path, node.id, "y")] = args[node.id]
+            elif node.type == "Output":
+                outs[node.id] = self.source_var(site, node.id, "x")
+            else:
+                text = f"{node.id}: {node.type}"
+                if node.label:
+                    text += f" ({comment_text(node.label, 60)})"
+                self.w.comment(text)
+                if node.type == "Constant":
+                    name = self.attr(site, node.id)
+                    value = float_literal(site.params[node.id]["value"])
+                    self.init.append(f"self.register_buffer({q(name)}, torch.tensor({value}), "
+                                     "persistent=False)")
+                    self.w.line(f"{self.value(site, node.id)} = self.{name}")
+                elif node.type == "LoopIndex":
+                    self.uses_step = True
+                    step = self.loop_steps[-1] if self.loop_steps else "0"
+                    self.w.line(f"{self.value(site, node.id)} = self.step_ref.new_full((), {step})")
+                elif node.type == "Loop":
+                    self.loop(site, node)
+                elif node.type == "Branch":
+                    self.branch(site, node)
+                elif node.type == "Block":
+                    self.block(site, node)
+                else:
+                    self.op(site, node)
+        return outs
+
+    def op(self, site: Site, node) -> None:
+        node_type = nodes.get(node.type)
+        p = site.params[node.id]
+        out = self.value(site, node.id)
+        ins = {port: self.source_var(site, node.id, port) for port in node_type.input_ports(p)}
+        weights = self.program.weights(site, node)
+        e = RuleContext(self, node_type, p, ins, self.program.in_types(site, node), {}, out,
+                        self.program.type_of(site, node.id), "torch")
+        e.key = (site.path, node.id)
+        rel = f"{site.path}{node.id}"[len(self.root):]
+        if node.type == "Parameter":
+            name = self.attr(site, node.id)
+            shape = ", ".join(str(d) for d in p["shape"])
+            self.init.append(f"self.{name} = nn.Parameter(torch.zeros({shape}))")
+            self.param_map.append((f"{rel}.value", name, False))
+            self.w.line(f"{out} = self.{name}")
+            return
+        ctor = rule(node_type, "torch_module")
+        if ctor is not None:
+            name = self.attr(site, node.id)
+            self.init.append(f"self.{name} = {ctor(p, e)}")
+            e.module = f"self.{name}"
+            mapping = rule(node_type, "torch_weights") or {}
+            for wname in weights:
+                attr, transposed = mapping[wname]
+                self.param_map.append((f"{rel}.{wname}", f"{name}.{attr}", transposed))
+        elif weights:
+            raise NotImplementedError(f"{node.type} has weights but no torch module rule")
+        fwd = rule(node_type, "torch_forward")
+        if fwd is None:
+            raise NotImplementedError(f"{node.type} has no torch export rule")
+        expr = fwd(p, e) if callable(fwd) else e.fmt(fwd)
+        if expr is not None:
+            self.w.line(f"{out} = {expr}")
+
+    def loop(self, site: Site, node) -> None:
+        p = site.params[node.id]
+        body = self.program.bodies(site, node)["body"]
+        ins, out_ports = self.program.ports(node)
+        outer = {port: self.source_var(site, node.id, port) for port in ins}
+        in_types = self.program.in_types(site, node)
+        stem = self.stem(site, node.id)
+        t = self.names.new("t")
+        batched = [port for port in ins if in_types[port].ndim >= 1
+                   and in_types[port].shape[0] is None]
+        args, seq_axes = {}, {}
+        for inp in body.inputs():
+            role = body.params[inp.id]["role"]
+            src = outer[inp.id]
+            if role == "const":
+                args[inp.id] = src
+            elif role == "carry":
+                state = self.value(body, inp.id)
+                args[inp.id] = state
+                t_in = in_types[inp.id]
+                if batched and not (t_in.ndim >= 1 and t_in.shape[0] is None):
+                    self.w.line(f"{state} = {src}.expand({outer[batched[0]]}.shape[0], "
+                                f"*{src}.shape)")
+                else:
+                    self.w.line(f"{state} = {src}")
+            else:
+                seq_axes[inp.id] = p["axis"] % in_types[inp.id].ndim
+                args[inp.id] = self.value(body, inp.id)
+        roles = {o.id: body.params[o.id] for o in body.outputs()}
+        used = self._used_ports(site, node)
+        stack_outs = [o for o in out_ports if roles[o]["role"] == "stack" and o in used]
+        carry_outs = {o: roles[o]["carry"] for o in out_ports if roles[o]["role"] == "carry"}
+        cont = [o.id for o in body.outputs() if roles[o.id]["role"] == "continue"]
+        stack_axis = next(iter(seq_axes.values())) if p["mode"] == "scan" else 1
+        lists = {o: self.names.new(f"{stem}_{o}_steps") for o in stack_outs}
+        for o in stack_outs:
+            self.w.line(f"{lists[o]} = []")
+        if p["mode"] == "repeat":
+            header_line = f"for {t} in range({p['count']}):"
+        elif p["mode"] == "scan":
+            s = next(iter(seq_axes))
+            header_line = f"for {t} in range({outer[s]}.shape[{seq_axes[s]}]):"
+        else:
+            header_line = f"for {t} in range({p['max_iter']}):"
+        self.loop_steps.append(t)
+        with self.w.indent(header_line):
+            for name, axis in seq_axes.items():
+                self.w.line(f"{args[name]} = {outer[name]}[{':, ' * axis}{t}]")
+            body_outs = self.forward(body, args)
+            for o in stack_outs:
+                self.w.line(f"{lists[o]}.append({body_outs[o]})")
+            if carry_outs:
+                targets = ", ".join(args[c] for c in carry_outs.values())
+                self.w.line(f"{targets} = {', '.join(body_outs[o] for o in carry_outs)}")
+            if cont:
+                self.w.line(f"if not {body_outs[cont[0]]}.item() > 0:")
+                self.w.line("    break")
+        self.loop_steps.pop()
+        for o in stack_outs:
+            t_out = self.program.type_of(site, node.id, o)
+            pos = min(stack_axis, t_out.ndim - 1)
+            self.w.line(f"{self.value(site, node.id, o)} = torch.stack({lists[o]}, dim={pos})")
+        for o, c in carry_outs.items():
+            if o in used:
+                self.w.line(f"{self.value(site, node.id, o)} = {args[c]}")
+
+    def _used_ports(self, site: Site, node) -> set:
+        return {e.src_port for e in site.graph.edges if e.src == node.id}
+
+    def branch(self, site: Site, node) -> None:
+        p = site.params[node.id]
+        bodies = self.program.bodies(site, node)
+        ins, out_ports = self.program.ports(node)
+        outer = {port: self.source_var(site, node.id, port) for port in ins}
+        cond = outer["cond"]
+        outs = {port: self.value(site, node.id, port) for port in out_ports}
+        if p["mode"] == "scalar":
+            for side, header_line in (("then", f"if {cond}.item() > 0:"), ("else", "else:")):
+                body = bodies[side]
+                with self.w.indent(header_line):
+                    got = self.forward(body, {n.id: outer[n.id] for n in body.inputs()})
+                    for port in out_ports:
+                        self.w.line(f"{outs[port]} = {got[port]}")
+            return
+        got = {}
+        for side in ("then", "else"):
+            body = bodies[side]
+            got[side] = self.forward(body, {n.id: outer[n.id] for n in body.inputs()})
+        cond_nd = self.program.in_types(site, node)["cond"].ndim
+        masks = {}
+        for port in out_ports:
+            nd = self.program.type_of(site, node.id, port).ndim
+            if nd not in masks:
+                masks[nd] = self.names.new(f"{self.stem(site, node.id)}_mask")
+                shape = f".reshape((-1,) + (1,) * {nd - 1})" if cond_nd == 1 and nd > 1 else ""
+                self.w.line(f"{masks[nd]} = ({cond} > 0){shape}")
+            self.w.line(f"{outs[port]} = torch.where({masks[nd]}, {got['then'][port]}, "
+                        f"{got['else'][port]})")
+
+    def block(self, site: Site, node) -> None:
+        body = self.program.bodies(site, node)["definition"]
+        ins, out_ports = self.program.ports(node)
+        class_name, mapping = self.exporter.block_class(body, site.params[node.id]["block"])
+        name = self.attr(site, node.id)
+        self.init.append(f"self.{name} = {class_name}()")
+        rel = f"{site.path}{node.id}/"[len(self.root):]
+        for sub, key, transposed in mapping:
+            self.param_map.append((rel + sub, f"{name}.{key}", transposed))
+        args = ", ".join(self.source_var(site, node.id, port) for port in ins)
+        outs = [self.value(site, node.id, port) for port in out_ports]
+        self.w.line(f"{', '.join(outs)} = self.{name}({args})")
+
+    def class_text(self, class_name: str, signature: str, returns: str, doc: str) -> str:
+        w = Writer()
+        w.line(f"class {class_name}(nn.Module):")
+        with w.indent():
+            w.line(f"\"\"\"{doc}\"\"\"")
+            w.line()
+            w.line("def __init__(self):")
+            with w.indent():
+                w.line("super().__init__()")
+                for line in self.init:
+                    w.line(line)
+                if self.uses_step:
+                    w.line("self.register_buffer(\"step_ref\", torch.zeros(()), persistent=False)")
+            w.line()
+            w.line(f"def forward(self{signature}):")
+            with w.indent():
+                w.block(self.w.lines)
+                w.line(f"return {returns}")
+        return w.text()
+
+
+class TorchExporter:
+    def __init__(self, program: Program, weights_file: str | None = None,
+                 data_dir: str | None = None):
+        self.program = program
+        self.doc = program.doc
+        self.weights_file = weights_file
+        self.data_dir = data_dir
+        from .rules import all_helper_names
+
+        self.names = NameTable(reserved=set(MODULE_NAMES) | all_helper_names())
+        self.helpers: list = []
+        self.classes: list = []
+        self._class_cache: dict = {}
+
+    def use_helper(self, fn, family=()) -> str:
+        if fn not in self.helpers:
+            self.helpers.append(fn)
+        return fn.__name__
+
+    def block_class(self, body: Site, block_name: str):
+        fn = TorchFn(self, root=body.path)
+        args = {}
+        for inp in body.inputs():
+            args[inp.id] = fn.names.new(sanitize(inp.id))
+        outs = fn.forward(body, args)
+        out_vars = [outs[o.id] for o in body.outputs()]
+        returns = out_vars[0] if len(out_vars) == 1 else ", ".join(out_vars)
+        signature = "".join(", " + a for a in args.values())
+        body_text = fn.class_text("CLASS", signature, returns, "")
+        key = (block_name, body_text)
+        if key not in self._class_cache:
+            class_name = self.names.new(f"Block{sanitize(block_name)}")
+            text = fn.class_text(class_name, signature, returns,
+                                 "A block definition; each instance has its own weights.")
+            self.classes.append(f"# Block {comment_text(block_name)}\n" + text)
+            self._class_cache[key] = (class_name, fn.param_map)
+        return self._class_cache[key]
+
+    def model_class(self) -> tuple:
+        fn = TorchFn(self)
+        top = self.program.top
+        keep = self.program.ancestors(top, [o.id for o in top.outputs()])
+        args = {}
+        for node in top.inputs():
+            if node.id in keep:
+                args[node.id] = fn.names.new(node.id)
+                fn.w.line(f"{args[node.id]} = feeds[{q(node.id)}]")
+        outs = fn.forward(top, args, keep)
+        returns = "{" + ", ".join(f"{q(k)}: {v}" for k, v in outs.items()) + "}"
+        text = fn.class_text("Model", ", **feeds", returns,
+                             "The graph as a module: forward(**feeds) returns a dict of the "
+                             "Outputs.")
+        return text, fn.param_map
+
+    def export(self) -> str:
+        from .training import torch_parts
+
+        model, param_map = self.model_class()
+        if len(param_map) != len(self.program.weight_names):
+            raise NotImplementedError("some weights have no place in the torch model")
+        parts = [header(self.doc, "torch") + "\n" + IMPORTS_PLACEHOLDER + "\n"
+                 + graph_comment(self.doc)
+                 + f"DOCUMENT_NAME = {q(self.doc.name or '')}\n"]
+        for fn in self.helpers:
+            parts.append(helper_source(fn))
+        parts.extend(self.classes)
+        parts.append(model)
+        w = Writer()
+        w.line("# Engine parameter name -> (state_dict key, transposed): Linear weights are (in, out)")
+        w.line("# in the engine and (out, in) in PyTorch.")
+        w.line("PARAM_NAMES = {")
+        by_name = {name: (key, tr) for name, key, tr in param_map}
+        for name in self.program.weight_names:
+            key, tr = by_name[name]
+            w.line(f"    {q(name)}: ({q(key)}, {tr}),")
+        w.line("}")
+        parts.append(w.text())
+        parts.append(LOAD_PARAMS)
+        parts.extend(torch_parts(self))
+        text = "\n\n".join(part.rstrip("\n") + "\n" for part in parts if part).rstrip("\n") + "\n"
+        text = tidy(text)
+        imports = [line for line in imports_for(text, []).splitlines() if line]
+        block = "\n".join(imports) + ("\n\n" if imports else "")
+        block += "import torch\n"
+        if "F." in text:
+            block += "import torch.nn.functional as F\n"
+        block += "from torch import nn\n"
+        if "np." in text:
+            block += ("\ntry:\n    import numpy as np\nexcept ImportError:  # the model needs "
+                      "only torch; initial values and data use numpy\n    np = None\n")
+        return text.replace(IMPORTS_PLACEHOLDER, block)
+
+
+LOAD_PARAMS = '''def load_params(model, params):
+    """Load parameters named as the engine names them (a dict or an .npz archive)."""
+    state = {}
+    for name, (key, transposed) in PARAM_NAMES.items():
+        value = torch.as_tensor(params[name])
+        state[key] = value.T if transposed else value
+    reference = model.state_dict()
+    for key, value in state.items():
+        state[key] = value.to(dtype=reference[key].dtype, device=reference[key].device)
+    model.load_state_dict(state)
+    return model
+'''
