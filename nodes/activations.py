@@ -1,7 +1,8 @@
 """Activations: elementwise (ReLU, Tanh, ...) and along an axis (Softmax, LogSoftmax).
 
 Formulas follow PyTorch's, including which side of a kink the gradient takes (ReLU's gradient
-at 0 is 0) and Softplus's switch to the identity above 20.
+at 0 is 0) and Softplus's switch to the identity above 20. Each class also declares its export
+rules (np_forward, np_backward, torch_forward; see core/export/rules.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ class Activation(Unary):
 @register
 class ReLU(Activation):
     help = "max(x, 0)."
+    np_forward = "np.maximum({x}, 0)"
+    np_backward = {"x": "np.where({x} > 0, {gy}, 0)"}
+    torch_forward = "torch.relu({x})"
 
     def fn(self, p, x):
         return np.maximum(x, 0)
@@ -45,6 +49,9 @@ class ReLU(Activation):
 @register
 class LeakyReLU(Activation):
     help = "x where x > 0, else negative_slope * x."
+    np_forward = "np.where({x} > 0, {x}, {x} * {negative_slope})"
+    np_backward = {"x": "np.where({x} > 0, {gy}, {gy} * {negative_slope})"}
+    torch_forward = "F.leaky_relu({x}, {negative_slope})"
     params = (Param("negative_slope", "float", 0.01, "Slope for x < 0."),)
     summary_format = "{negative_slope:g}"
     samples = _SAMPLES + (Sample({"negative_slope": 0.2}, {"x": (3, 4)}),)
@@ -65,6 +72,15 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 @register
 class Sigmoid(Activation):
     help = "1 / (1 + e^-x), computed without overflow."
+    np_backward = {"x": "{gy} * {y} * (1 - {y})"}
+    torch_forward = "torch.sigmoid({x})"
+
+    @property
+    def np_helpers(self):
+        return (sigmoid,)
+
+    def np_forward(self, p, e):
+        return e.fmt(f"{e.helper(sigmoid)}({{x}})")
 
     def fn(self, p, x):
         return sigmoid(x)
@@ -76,6 +92,9 @@ class Sigmoid(Activation):
 @register
 class Tanh(Activation):
     help = "Hyperbolic tangent."
+    np_forward = "np.tanh({x})"
+    np_backward = {"x": "{gy} * (1 - {y} * {y})"}
+    torch_forward = "torch.tanh({x})"
 
     def fn(self, p, x):
         return np.tanh(x)
@@ -90,6 +109,9 @@ class Tanh(Activation):
 @register
 class ELU(Activation):
     help = "x where x > 0, else alpha * (e^x - 1)."
+    np_forward = "np.where({x} > 0, {x}, {alpha} * np.expm1(np.minimum({x}, 0)))"
+    np_backward = {"x": "np.where({x} > 0, {gy}, {gy} * ({y} + {alpha}))"}
+    torch_forward = "F.elu({x}, {alpha})"
     params = (Param("alpha", "float", 1.0, "Scale of the negative part."),)
     samples = _SAMPLES + (Sample({"alpha": 0.5}, {"x": (3, 4)}),)
 
@@ -107,6 +129,15 @@ _SOFTPLUS_THRESHOLD = 20.0  # PyTorch's default: above it Softplus is the identi
 @register
 class Softplus(Activation):
     help = "log(1 + e^x), stable; the identity above 20, as PyTorch."
+    np_forward = "np.where({x} > 20.0, {x}, np.log1p(np.exp(np.minimum({x}, 20.0))))"
+    torch_forward = "F.softplus({x})"
+
+    @property
+    def np_helpers(self):
+        return (sigmoid,)
+
+    def np_backward(self, p, e):
+        return {"x": e.fmt(f"np.where({{x}} > 20.0, {{gy}}, {{gy}} * {e.helper(sigmoid)}({{x}}))")}
 
     def fn(self, p, x):
         above = x > _SOFTPLUS_THRESHOLD
@@ -123,6 +154,17 @@ _GELU_A = 0.044715
 @register
 class GELU(Activation):
     help = "Gaussian error linear unit, tanh approximation (PyTorch approximate='tanh')."
+    torch_forward = "F.gelu({x}, approximate=\"tanh\")"
+
+    def np_forward(self, p, e):
+        t = e.local("tanh")
+        e.emit(e.fmt(f"{t} = np.tanh({_GELU_C!r} * ({{x}} + {_GELU_A!r} * {{x}} * {{x}} * {{x}}))"))
+        return e.fmt(f"0.5 * {{x}} * (1 + {t})")
+
+    def np_backward(self, p, e):
+        t = e.local("tanh")
+        inner = e.fmt(f"{_GELU_C!r} * (1 + 3 * {_GELU_A!r} * {{x}} * {{x}})")
+        return {"x": e.fmt(f"{{gy}} * (0.5 * (1 + {t}) + 0.5 * {{x}} * (1 - {t} * {t}) * ({inner}))")}
 
     def forward(self, p, xs, ws, ctx):
         x = xs[0]
@@ -138,6 +180,9 @@ class GELU(Activation):
 @register
 class Identity(Activation):
     help = "y = x; a named pass-through."
+    np_forward = "{x}"
+    np_backward = {"x": "{gy}"}
+    torch_forward = "{x}"
     samples = (Sample({}, {"x": (3, 4)}),)
 
     def forward(self, p, xs, ws, ctx):
@@ -169,6 +214,13 @@ class AxisActivation(Activation):
 @register
 class Softmax(AxisActivation):
     help = "e^x normalised to sum to 1 along an axis."
+    np_backward = {"x": "{y} * ({gy} - ({gy} * {y}).sum(axis={axis}, keepdims=True))"}
+    torch_forward = "torch.softmax({x}, dim={axis})"
+
+    def np_forward(self, p, e):
+        ex = e.tmp("exp")
+        e.emit(e.fmt(f"{ex} = np.exp({{x}} - {{x}}.max(axis={{axis}}, keepdims=True))"))
+        return e.fmt(f"{ex} / {ex}.sum(axis={{axis}}, keepdims=True)")
 
     def forward(self, p, xs, ws, ctx):
         x = xs[0]
@@ -184,6 +236,15 @@ class Softmax(AxisActivation):
 @register
 class LogSoftmax(AxisActivation):
     help = "log(softmax(x)) along an axis, computed stably."
+    np_backward = {"x": "{gy} - np.exp({y}) * {gy}.sum(axis={axis}, keepdims=True)"}
+    torch_forward = "torch.log_softmax({x}, dim={axis})"
+
+    @property
+    def np_helpers(self):
+        return (log_softmax,)
+
+    def np_forward(self, p, e):
+        return e.fmt(f"{e.helper(log_softmax)}({{x}}, {{axis}})")
 
     def forward(self, p, xs, ws, ctx):
         y = log_softmax(xs[0], p["axis"])

@@ -158,6 +158,27 @@ def _input_grad_rows(gy: np.ndarray, w: np.ndarray, shape: tuple) -> np.ndarray:
 class Conv2D(NodeType):
     category = "Layers"
     help = "2-D cross-correlation over NCHW input, as PyTorch's Conv2d."
+    torch_forward = "{self}({x})"
+    torch_weights = {"weight": ("weight", False), "bias": ("bias", False)}
+
+    @property
+    def np_helpers(self):
+        return (conv_windows, scatter_windows, conv2d, conv2d_backward)
+
+    def np_forward(self, p, e):
+        bias = "{bias}" if p["bias"] else "None"
+        e.emit(e.fmt(f"{{y}}, {e.local('xpad')} = {e.helper(conv2d)}({{x}}, {{weight}}, {bias}, "
+                     f"{{stride}}, {{padding}})"))
+
+    def np_backward(self, p, e):
+        gx, gw, gb = e.tmp("gx"), e.tmp("gw"), e.tmp("gb")
+        e.emit(e.fmt(f"{gx}, {gw}, {gb} = {e.helper(conv2d_backward)}({e.local('xpad')}, "
+                     f"{{weight}}, {{gy}}, {{stride}}, {{padding}})"))
+        return {"x": gx, "weight": gw, "bias": gb}
+
+    def torch_module(self, p, e):
+        return (f"nn.Conv2d({e.t('x').shape[1]}, {p['out_channels']}, {p['kernel_size']}, "
+                f"stride={p['stride']}, padding={p['padding']}, bias={p['bias']})")
     params = (
         Param("out_channels", "int", help="Number of output channels.", minimum=1),
         Param("kernel_size", "int", help="Height and width of the square kernel.", minimum=1),
@@ -281,6 +302,22 @@ def _untile(g6: np.ndarray, shape: tuple) -> np.ndarray:
 class MaxPool2D(Pool2D):
     help = "Maximum over k x k windows of NCHW input; the gradient goes to the arg-max."
 
+    @property
+    def np_helpers(self):
+        return (conv_windows, scatter_windows, max_pool2d, max_pool2d_backward)
+
+    def np_forward(self, p, e):
+        k, s = p["kernel_size"], p["stride"] or p["kernel_size"]
+        e.emit(e.fmt(f"{{y}}, {e.local('argmax')} = {e.helper(max_pool2d)}({{x}}, {k}, {s})"))
+
+    def np_backward(self, p, e):
+        k, s = p["kernel_size"], p["stride"] or p["kernel_size"]
+        name = e.helper(max_pool2d_backward)
+        return {"x": e.fmt(f"{name}({{x}}.shape, {e.local('argmax')}, {{gy}}, {k}, {s})")}
+
+    def torch_forward(self, p, e):
+        return e.fmt(f"F.max_pool2d({{x}}, {p['kernel_size']}, {p['stride'] or p['kernel_size']})")
+
     def forward(self, p, xs, ws, ctx):
         x = xs[0]
         k = p["kernel_size"]
@@ -331,6 +368,21 @@ class MaxPool2D(Pool2D):
 class AvgPool2D(Pool2D):
     help = "Mean over k x k windows of NCHW input."
 
+    @property
+    def np_helpers(self):
+        return (conv_windows, scatter_windows, avg_pool2d_backward)
+
+    def np_forward(self, p, e):
+        k, s = p["kernel_size"], p["stride"] or p["kernel_size"]
+        return e.fmt(f"{e.helper(conv_windows)}({{x}}, {k}, {s}).mean(axis=(4, 5))")
+
+    def np_backward(self, p, e):
+        k, s = p["kernel_size"], p["stride"] or p["kernel_size"]
+        return {"x": e.fmt(f"{e.helper(avg_pool2d_backward)}({{x}}.shape, {{gy}}, {k}, {s})")}
+
+    def torch_forward(self, p, e):
+        return e.fmt(f"F.avg_pool2d({{x}}, {p['kernel_size']}, {p['stride'] or p['kernel_size']})")
+
     def forward(self, p, xs, ws, ctx):
         x = xs[0]
         k = p["kernel_size"]
@@ -360,3 +412,67 @@ class AvgPool2D(Pool2D):
             return [_untile(g6, saved)]
         g_win = np.broadcast_to(share[..., None, None], share.shape + (k, k))
         return [_scatter_windows(g_win, saved, k, stride)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Export helpers: plain numpy versions of the kernels above, copied into exported modules.
+
+
+def conv_windows(x, k, stride):
+    """The k x k windows of NCHW x, a view shaped (N, C, Ho, Wo, k, k)."""
+    windows = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))
+    return windows[:, :, ::stride, ::stride]
+
+
+def scatter_windows(g_win, shape, k, stride):
+    """Sum per-window gradients (N, C, Ho, Wo, k, k) back onto an NCHW input of `shape`."""
+    gx = np.zeros(shape, dtype=g_win.dtype)
+    ho, wo = g_win.shape[2:4]
+    for i in range(k):
+        rows = slice(i, i + stride * (ho - 1) + 1, stride)
+        for j in range(k):
+            cols = slice(j, j + stride * (wo - 1) + 1, stride)
+            gx[:, :, rows, cols] += g_win[:, :, :, :, i, j]
+    return gx
+
+
+def conv2d(x, weight, bias, stride, padding):
+    """PyTorch's conv2d (cross-correlation) on NCHW x; returns (y, the padded x)."""
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    win = conv_windows(x, weight.shape[2], stride)
+    y = np.tensordot(win, weight, axes=([1, 4, 5], [1, 2, 3]))  # (N, Ho, Wo, O)
+    if bias is not None:
+        y += bias
+    return y.transpose(0, 3, 1, 2), x
+
+
+def conv2d_backward(xp, weight, gy, stride, padding):
+    """Gradients of conv2d to x, weight and bias, from the padded x it kept."""
+    k = weight.shape[2]
+    g_win = np.tensordot(gy, weight, axes=([1], [0]))  # (N, Ho, Wo, C, k, k)
+    gx = scatter_windows(g_win.transpose(0, 3, 1, 2, 4, 5), xp.shape, k, stride)
+    if padding:
+        gx = gx[:, :, padding:-padding, padding:-padding]
+    gw = np.tensordot(gy, conv_windows(xp, k, stride), axes=([0, 2, 3], [0, 2, 3]))
+    return gx, gw, gy.sum(axis=(0, 2, 3))
+
+
+def max_pool2d(x, k, stride):
+    """Max over k x k windows; returns (y, the index of each window's first maximum)."""
+    win = conv_windows(x, k, stride)
+    flat = win.reshape(win.shape[:4] + (k * k,))
+    idx = flat.argmax(axis=-1)
+    return np.take_along_axis(flat, idx[..., None], axis=-1)[..., 0], idx
+
+
+def max_pool2d_backward(shape, idx, gy, k, stride):
+    g_win = np.zeros(idx.shape + (k * k,), dtype=gy.dtype)
+    np.put_along_axis(g_win, idx[..., None], gy[..., None], axis=-1)
+    return scatter_windows(g_win.reshape(idx.shape + (k, k)), shape, k, stride)
+
+
+def avg_pool2d_backward(shape, gy, k, stride):
+    share = gy / (k * k)
+    g_win = np.broadcast_to(share[..., None, None], share.shape + (k, k))
+    return scatter_windows(g_win, shape, k, stride)

@@ -36,6 +36,27 @@ def _known_last_axis(x: TensorType, what: str) -> int:
 class Linear(NodeType):
     category = "Layers"
     help = "y = x @ weight + bias over the last axis."
+    torch_forward = "{self}({x})"
+    torch_weights = {"weight": ("weight", True), "bias": ("bias", False)}  # (in, out) -> (out, in)
+
+    def np_forward(self, p, e):
+        return e.fmt("{x} @ {weight} + {bias}" if p["bias"] else "{x} @ {weight}")
+
+    def np_backward(self, p, e):
+        out = {}
+        if e.need("x"):
+            out["x"] = e.fmt("{gy} @ {weight}.T")
+        if e.ndim("x") == 2:
+            x, gy = e.fmt("{x}"), e.fmt("{gy}")
+        else:  # every axis before the last is a batch of rows
+            x, gy = e.fmt("{x}.reshape(-1, {x}.shape[-1])"), e.fmt("{gy}.reshape(-1, {gy}.shape[-1])")
+        out["weight"] = f"{x}.T @ {gy}"
+        if p["bias"]:
+            out["bias"] = f"{gy}.sum(axis=0)"
+        return out
+
+    def torch_module(self, p, e):
+        return f"nn.Linear({e.t('x').shape[-1]}, {p['out_features']}, bias={p['bias']})"
     params = (
         Param("out_features", "int", help="Number of output units.", minimum=1),
         Param("bias", "bool", True, "Add a learned bias."),
@@ -83,6 +104,18 @@ class Linear(NodeType):
 class Embedding(NodeType):
     category = "Layers"
     help = "Looks up a learned vector for each int64 id; y adds a last axis."
+    np_forward = "{weight}[{x}]"
+    torch_forward = "{self}({x})"
+    torch_weights = {"weight": ("weight", False)}
+
+    def np_backward(self, p, e):
+        gw = e.tmp("gw")
+        e.emit(e.fmt(f"{gw} = np.zeros({{weight}}.shape, dtype={{gy}}.dtype)"))
+        e.emit(e.fmt(f"np.add.at({gw}, {{x}}.ravel(), {{gy}}.reshape(-1, {{weight}}.shape[1]))"))
+        return {"weight": gw}
+
+    def torch_module(self, p, e):
+        return f"nn.Embedding({p['num_embeddings']}, {p['embedding_dim']})"
     params = (
         Param("num_embeddings", "int", help="Number of ids (ids run from 0).", minimum=1),
         Param("embedding_dim", "int", help="Length of each vector.", minimum=1),
@@ -126,6 +159,32 @@ class Embedding(NodeType):
 class LayerNorm(NodeType):
     category = "Layers"
     help = "Normalises the last axis to mean 0 and variance 1, then scales and shifts."
+    torch_forward = "{self}({x})"
+    torch_weights = {"weight": ("weight", False), "bias": ("bias", False)}
+
+    def np_forward(self, p, e):
+        xhat, rstd, xc = e.local("xhat"), e.local("rstd"), e.tmp("xc")
+        e.emit(e.fmt(f"{xc} = {{x}} - {{x}}.mean(axis=-1, keepdims=True)"))
+        e.emit(e.fmt(f"{rstd} = 1 / np.sqrt(({xc} * {xc}).mean(axis=-1, keepdims=True) + {{eps}})"))
+        e.emit(f"{xhat} = {xc} * {rstd}")
+        return e.fmt(f"{xhat} * {{weight}} + {{bias}}")
+
+    def np_backward(self, p, e):
+        xhat, rstd = e.local("xhat"), e.local("rstd")
+        out = {}
+        if e.need("x"):
+            gxhat = e.tmp("gxhat")
+            e.emit(e.fmt(f"{gxhat} = {{gy}} * {{weight}}"))
+            out["x"] = (f"{rstd} * ({gxhat} - {gxhat}.mean(axis=-1, keepdims=True) - {xhat} * "
+                        f"({gxhat} * {xhat}).mean(axis=-1, keepdims=True))")
+        rows = e.tmp("rows")
+        e.emit(e.fmt(f"{rows} = {{gy}}.reshape(-1, {{gy}}.shape[-1])"))
+        out["weight"] = f"({rows} * {xhat}.reshape({rows}.shape)).sum(axis=0)"
+        out["bias"] = f"{rows}.sum(axis=0)"
+        return out
+
+    def torch_module(self, p, e):
+        return f"nn.LayerNorm({e.t('x').shape[-1]}, eps={e.lit(p['eps'])})"
     params = (Param("eps", "float", 1e-5, "Added to the variance.", minimum=0.0),)
     samples = (
         Sample({}, {"x": (3, 5)}),
@@ -169,6 +228,27 @@ class Dropout(NodeType):
     category = "Layers"
     help = ("While training, zeroes each element with probability p and scales the rest by "
             "1/(1-p); the identity otherwise.")
+    # Export: numpy draws the engine's masks from the run's rng; torch uses nn.Dropout.
+    torch_forward = "{self}({x})"
+    torch_weights: dict = {}
+
+    def np_forward(self, p, e):
+        scale = e.local("scale")
+        if p["p"] == 0.0:
+            e.emit(f"{scale} = 1.0")
+        elif p["p"] == 1.0:
+            e.emit(e.fmt(f"{scale} = np.zeros({{x}}.shape, dtype={{x}}.dtype) if train else 1.0"))
+        else:
+            keep = f"1.0 / (1.0 - {e.lit(p['p'])})"
+            e.emit(e.fmt(f"{scale} = (rng.random({{x}}.shape) >= {{p}}).astype({{x}}.dtype) * "
+                         f"({keep}) if train else 1.0"))
+        return e.fmt(f"{{x}} * {scale}")
+
+    def np_backward(self, p, e):
+        return {"x": e.fmt(f"{{gy}} * {e.local('scale')}")}
+
+    def torch_module(self, p, e):
+        return f"nn.Dropout({e.lit(p['p'])})"
     params = (Param("p", "float", 0.5, "Probability of zeroing an element.",
                     minimum=0.0, maximum=1.0),)
     summary_format = "{p:g}"

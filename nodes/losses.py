@@ -67,6 +67,26 @@ class Loss(NodeType):
 class DifferenceLoss(Loss):
     """mean(f(pred - target)). Subclasses give `fn(d)` and `grad(d)` elementwise."""
 
+    # Export: `np_fn` / `np_grad` are fn and grad as code over the difference `{d}`.
+    np_fn = ""
+    np_grad = ""
+
+    def np_forward(self, p, e):
+        d = e.local("diff")
+        e.emit(e.fmt(f"{d} = {{pred}} - {{target}}"))
+        return f"np.asarray(({self.np_fn.format(d=d)}).mean(), dtype={d}.dtype)"
+
+    def np_backward(self, p, e):
+        d, g = e.local("diff"), e.tmp("g")
+        e.emit(e.fmt(f"{g} = {self.np_grad.format(d=d)} * ({{gy}} / {d}.size)"))
+        shape = _pair_shape(e, "pred")
+        out = {}
+        if e.need("pred"):
+            out["pred"] = e.ub(g, "pred", shape)
+        if e.need("target"):
+            out["target"] = e.ub(f"-{g}", "target", shape)
+        return out
+
     def forward(self, p, xs, ws, ctx):
         pred, target = xs
         d = pred - target
@@ -84,6 +104,9 @@ class DifferenceLoss(Loss):
 @register
 class MSELoss(DifferenceLoss):
     help = "Mean of squared differences between pred and target."
+    np_fn = "{d} * {d}"
+    np_grad = "2 * {d}"
+    torch_forward = "torch.mean(({pred} - {target}) ** 2)"
 
     def fn(self, d):
         return d * d
@@ -95,6 +118,9 @@ class MSELoss(DifferenceLoss):
 @register
 class L1Loss(DifferenceLoss):
     help = "Mean of absolute differences between pred and target."
+    np_fn = "np.abs({d})"
+    np_grad = "np.sign({d})"
+    torch_forward = "torch.mean(torch.abs({pred} - {target}))"
 
     def fn(self, d):
         return np.abs(d)
@@ -107,6 +133,26 @@ class L1Loss(DifferenceLoss):
 class CrossEntropyLoss(NodeType):
     category = "Losses"
     help = "Softmax cross-entropy, classes on the last axis; target class ids or probabilities."
+
+    @property
+    def np_helpers(self):
+        return (log_softmax, cross_entropy, cross_entropy_backward)
+
+    @property
+    def torch_helpers(self):
+        return (torch_cross_entropy,)
+
+    def np_forward(self, p, e):
+        e.emit(e.fmt(f"{{y}}, {e.local('logp')} = {e.helper(cross_entropy)}({{logits}}, {{target}})"))
+
+    def np_backward(self, p, e):
+        gl, gt = e.tmp("glogits"), e.tmp("gtarget")
+        name = e.helper(cross_entropy_backward)
+        e.emit(e.fmt(f"{gl}, {gt} = {name}({e.local('logp')}, {{target}}, {{gy}})"))
+        return {"logits": gl, "target": gt}
+
+    def torch_forward(self, p, e):
+        return e.fmt(f"{e.helper(torch_cross_entropy)}({{logits}}, {{target}})")
     inputs = ("logits", "target")
     samples = (
         Sample({}, {"logits": (5, 3), "target": ((5,), "int64", 3)}),
@@ -168,6 +214,25 @@ class CrossEntropyLoss(NodeType):
 @register
 class BCEWithLogitsLoss(Loss):
     help = "Binary cross-entropy of sigmoid(logits) against target, computed stably."
+    np_forward = ("np.asarray((np.maximum({logits}, 0) - {logits} * {target} "
+                  "+ np.log1p(np.exp(-np.abs({logits})))).mean(), dtype={logits}.dtype)")
+    torch_forward = "F.binary_cross_entropy_with_logits({logits}, {target}.expand_as({logits}))"
+
+    @property
+    def np_helpers(self):
+        return (sigmoid,)
+
+    def np_backward(self, p, e):
+        scale = e.tmp("scale")
+        e.emit(e.fmt(f"{scale} = {{gy}} / np.broadcast({{logits}}, {{target}}).size"))
+        shape = _pair_shape(e, "logits")
+        out = {}
+        if e.need("logits"):
+            g = e.fmt(f"({e.helper(sigmoid)}({{logits}}) - {{target}}) * {scale}")
+            out["logits"] = e.ub(g, "logits", shape)
+        if e.need("target"):
+            out["target"] = e.ub(e.fmt(f"-{{logits}} * {scale}"), "target", shape)
+        return out
     inputs = ("logits", "target")
     samples = (
         Sample({}, {"logits": (4, 3), "target": (4, 3)}),
@@ -188,3 +253,57 @@ class BCEWithLogitsLoss(Loss):
         g_x = unbroadcast((sigmoid(x) - t) * scale, x.shape) if need[0] else None
         g_t = unbroadcast(-x * scale, t.shape) if need[1] else None
         return [g_x, g_t]
+
+
+# ---------------------------------------------------------------------------------------------
+# Export helpers: copied into exported modules by the rules above.
+
+
+def _pair_shape(e, first: str) -> tuple:
+    """The static shape `first` and target broadcast to (None: a length set at run time)."""
+    a, b = e.t(first).shape, e.t("target").shape
+    n = max(len(a), len(b))
+    a = (1,) * (n - len(a)) + tuple(a)
+    b = (1,) * (n - len(b)) + tuple(b)
+    return tuple(y if x == 1 else x for x, y in zip(a, b))
+
+
+def cross_entropy(logits, target):
+    """Mean softmax cross-entropy, classes on the last axis; target ids or probabilities.
+    Returns (loss, log-probabilities)."""
+    logp = log_softmax(logits, -1)
+    positions = math.prod(logits.shape[:-1])
+    if target.dtype.kind in "iu":
+        picked = np.take_along_axis(logp, target[..., None], axis=-1)
+        loss = -picked.sum() / positions
+    else:
+        loss = -(target * logp).sum() / positions
+    return np.asarray(loss, dtype=logits.dtype), logp
+
+
+def cross_entropy_backward(logp, target, gy):
+    """Gradients of cross_entropy to the logits and (probabilities only) the target."""
+    scale = gy / math.prod(logp.shape[:-1])
+    g_logits = np.exp(logp)
+    if target.dtype.kind in "iu":
+        picked = np.take_along_axis(g_logits, target[..., None], -1)
+        np.put_along_axis(g_logits, target[..., None], picked - 1, -1)
+        g_target = None
+    else:
+        g_logits *= target.sum(axis=-1, keepdims=True)
+        g_logits -= target
+        g_target = -logp * scale
+    g_logits *= scale
+    return g_logits, g_target
+
+
+F = None  # torch.nn.functional in the exported module
+
+
+def torch_cross_entropy(logits, target):
+    """Cross-entropy with classes on the last axis (PyTorch wants them on axis 1)."""
+    if logits.ndim > 2:
+        logits = logits.movedim(-1, 1)
+        if target.is_floating_point():
+            target = target.movedim(-1, 1)
+    return F.cross_entropy(logits, target)

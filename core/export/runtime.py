@@ -92,7 +92,7 @@ def text_to_ids(array):
     """Numbers pass; a text array becomes int64 class ids in order of first appearance."""
     if array.dtype.kind not in "US":
         return array
-    uniques, first, inverse = np.unique(array, return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(array, return_index=True, return_inverse=True)
     order = np.argsort(first)
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)

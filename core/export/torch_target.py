@@ -12,9 +12,16 @@ from __future__ import annotations
 
 import nodes
 
-from .graphs import CONTROL, Program, Site
+from .graphs import Program, Site
 from .names import NameTable, sanitize
-from .numpy_target import IMPORTS_PLACEHOLDER, graph_comment, header, imports_for, q, tidy
+from .numpy_target import (
+    IMPORTS_PLACEHOLDER,
+    graph_comment,
+    header,
+    imports_for,
+    q,
+    tidy,
+)
 from .rules import RuleContext, helper_source, rule
 from .writer import Writer, comment_text, float_literal
 
