@@ -17,6 +17,7 @@ steps amplify that a little; a real bug gives differences of order 1).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -55,7 +56,7 @@ def convnet_document(epochs: int) -> dict:
         ("head", "Linear", {"out_features": 4}),
     ]
     nodes = [{"id": i, "type": t, "params": p} for i, t, p in layers]
-    edges = [{"from": f"{a[0]}.y", "to": f"{b[0]}.x"} for a, b in zip(layers, layers[1:])]
+    edges = [{"from": f"{a[0]}.y", "to": f"{b[0]}.x"} for a, b in itertools.pairwise(layers)]
     nodes += [{"id": "logits", "type": "Output"},
               {"id": "label", "type": "Input", "params": {"shape": [], "dtype": "int64"}},
               {"id": "ce", "type": "CrossEntropyLoss"}, {"id": "loss", "type": "Output"}]
