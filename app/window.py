@@ -32,6 +32,7 @@ from .palette import Palette
 from .problems import ProblemsList
 from .recovery import Recovery
 from .scene import CanvasScene
+from .training.dock import TrainingDock
 from .validation import Validator
 from .view import CanvasView
 
@@ -72,6 +73,10 @@ class MainWindow(QMainWindow):
                                         Qt.BottomDockWidgetArea)
         self.history_dock = self._dock("History", "historyDock", self.history, Qt.RightDockWidgetArea)
         self.history_dock.hide()
+        self.training = TrainingDock(self.controller, self.scene, self)
+        self.training_dock = self._dock("Training", "trainingDock", self.training,
+                                        Qt.BottomDockWidgetArea)
+        self.training.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
 
         self.scene.selectionChanged.connect(self._selection_changed)
         self.validator.updated.connect(self._analysis_ready)
@@ -86,7 +91,8 @@ class MainWindow(QMainWindow):
         self.recovery = Recovery(self, autosave_ms or 30_000)
         self.resize(1280, 800)
         self.resizeDocks([self.palette_dock, self.inspector_dock], [190, 270], Qt.Horizontal)
-        self.resizeDocks([self.problems_dock], [110], Qt.Vertical)
+        self.resizeDocks([self.problems_dock, self.training_dock], [330, 330], Qt.Vertical)
+        self.resizeDocks([self.problems_dock, self.training_dock], [220, 1060], Qt.Horizontal)
         self._restore_settings()
         self.update_title()
 
@@ -138,6 +144,17 @@ class MainWindow(QMainWindow):
         self.act_open_body = a("&Open Body", self.open_selected)
         self.act_note = a("Add &Note", lambda: self.add_comment("note"))
         self.act_frame = a("Add F&rame", lambda: self.add_comment("frame"))
+        t = self.training
+        self.act_train = a("&Train", self.train, "Ctrl+Return", "Train the graph by its settings")
+        self.act_pause = a("&Pause / Resume", t.toggle_pause, "Ctrl+.")
+        self.act_step = a("&Step One Batch", t.step)
+        self.act_stop = a("St&op", t.stop, "Ctrl+Shift+.")
+        self.act_reset_weights = a("&Reset Weights", t.reset_weights)
+        self.act_gradient_flow = QAction("Show &Gradient Flow", self)
+        self.act_gradient_flow.setCheckable(True)
+        self.act_gradient_flow.toggled.connect(t.show_gradient_flow)
+        t.flow_box.toggled.connect(self.act_gradient_flow.setChecked)
+        self.act_run_example = a("Run &One Example", lambda: t.run_example())
         for action in (self.act_undo, self.act_redo, self.act_cut, self.act_copy, self.act_paste,
                        self.act_duplicate, self.act_delete, self.act_select_all, self.act_frame_sel,
                        self.act_frame_all):
@@ -167,12 +184,18 @@ class MainWindow(QMainWindow):
         view = bar.addMenu("&View")
         view.addActions([self.act_frame_all, self.act_frame_sel, self.act_zoom_in, self.act_zoom_out])
         view.addSeparator()
-        for dock in (self.palette_dock, self.inspector_dock, self.problems_dock, self.history_dock):
+        for dock in (self.palette_dock, self.inspector_dock, self.problems_dock, self.history_dock,
+                     self.training_dock):
             view.addAction(dock.toggleViewAction())
         graph = bar.addMenu("&Graph")
         graph.addActions([self.act_open_body, self.act_up, self.act_group, self.act_ungroup])
         graph.addSeparator()
         graph.addActions([self.act_note, self.act_frame])
+        train = bar.addMenu("&Training")
+        train.addActions([self.act_train, self.act_pause, self.act_step, self.act_stop,
+                          self.act_reset_weights])
+        train.addSeparator()
+        train.addActions([self.act_gradient_flow, self.act_run_example])
         self._refresh_recent()
 
     # -- files ----------------------------------------------------------------------------
@@ -238,6 +261,7 @@ class MainWindow(QMainWindow):
     def _write(self, path: str) -> bool:
         try:
             core.save(self.controller.doc, path)
+            self.training.save_weights(path)  # the trained weights go beside the file
         except OSError as exc:
             QMessageBox.warning(self, "Save failed", f"Could not save {path}:\n{exc}")
             return False
@@ -346,6 +370,7 @@ class MainWindow(QMainWindow):
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/state", self.saveState())
         self.recovery.clear()
+        self.training.shutdown()  # a run ends after its current step; its thread is joined
         event.accept()
 
     # -- editing --------------------------------------------------------------------------
@@ -455,6 +480,11 @@ class MainWindow(QMainWindow):
             if entry.get("id") == comment_id and entry.get("text") != text:
                 changed = dict(entry, text=text)
                 self.controller.set_ui(comments.KEY, comments.with_comment(doc, changed), "Edit comment")
+
+    def train(self) -> None:
+        self.training_dock.show()
+        self.training_dock.raise_()
+        self.training.train()
 
     def show_history(self) -> None:
         self.history_dock.show()

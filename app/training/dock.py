@@ -93,7 +93,7 @@ class TrainingDock(QWidget):
 
     def __init__(self, controller, scene=None, parent=None):
         super().__init__(parent)
-        self.setObjectName("trainingDock")
+        self.setObjectName("trainingPanel")
         self.controller = controller
         self.scene = scene
         self.history = History()
@@ -479,6 +479,7 @@ class TrainingDock(QWidget):
     # -- drawing (timers) ---------------------------------------------------------------------
 
     def _redraw_plots(self) -> None:
+        self.worker.drain()  # batches whose queued call is late
         if not self._plots_stale:
             return
         self._plots_stale = False

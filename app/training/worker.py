@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from collections import deque
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -73,7 +74,7 @@ class _PauseFlag(threading.Event):
 class _Relay(QObject):
     """Lives in the UI thread; the worker thread emits on it, Qt queues the call."""
 
-    events = Signal(object)
+    ready = Signal()
 
 
 class TrainingWorker(QObject):
@@ -83,8 +84,13 @@ class TrainingWorker(QObject):
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        # Batches wait in a deque (appends and pops are atomic); the queued signal says one is
+        # there. `drain()` also takes them, so a timer in the UI thread can deliver them even
+        # where a queued call is late (after a first QApplication.exec() has returned, as in
+        # tests, Qt may hold posted events until the next sendPostedEvents).
+        self._outbox: deque = deque()
         self._relay = _Relay(self)
-        self._relay.events.connect(self._deliver, Qt.QueuedConnection)
+        self._relay.ready.connect(self.drain, Qt.QueuedConnection)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._pause = _PauseFlag(self._on_pause)
@@ -115,6 +121,7 @@ class TrainingWorker(QObject):
             self._pause.set()
         self._step_budget = steps
         self._pending = []
+        self._outbox.clear()
         self._last_flush = self._last_snapshot = 0.0
         self._session = None
         self._thread = threading.Thread(target=self._run, args=(doc, params, base_dir, epochs),
@@ -231,13 +238,18 @@ class TrainingWorker(QObject):
         batch, self._pending = self._pending, []
         self._last_flush = now
         if batch:
+            self._outbox.append(batch)
             try:
-                self._relay.events.emit(batch)
+                self._relay.ready.emit()
             except RuntimeError:  # the window is gone; the run is being shut down
                 pass
 
     # -- UI thread ----------------------------------------------------------------------------
 
-    def _deliver(self, batch: list) -> None:
-        if self.alive:
-            self.events.emit(batch)
+    def drain(self) -> None:
+        """Deliver every waiting batch, in order, as one `events` emission."""
+        events = []
+        while self._outbox:
+            events.extend(self._outbox.popleft())
+        if events and self.alive:
+            self.events.emit(events)
