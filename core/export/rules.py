@@ -36,16 +36,8 @@ TARGET_ATTRS = {
 
 
 def rule(node_type, attr: str):
-    """A type's export rule `attr`, from its class, else from the pending table (types whose
-    modules have not taken their rules in yet)."""
-    value = getattr(node_type, attr, None)
-    if value is None:
-        from . import pending
-
-        value = pending.RULES.get(node_type.name, {}).get(attr)
-        if callable(value):
-            return lambda p, e, _f=value: _f(node_type, p, e)
-    return value
+    """A type's export rule `attr`, declared in its class (None if it has none)."""
+    return getattr(node_type, attr, None)
 
 
 def helpers_of(node_type, target: str) -> tuple:
