@@ -120,7 +120,8 @@ class MainWindow(QMainWindow):
         self.act_open = a("&Open…", self.open_dialog, S.Open)
         self.act_save = a("&Save", self.save, S.Save)
         self.act_save_as = a("Save &As…", self.save_as, S.SaveAs)
-        self.act_export = a("&Export…", lambda: self.statusBar().showMessage("Export comes with the exporters", 4000))
+        self.act_export = a("&Export…", self.export_dialog, "Ctrl+E",
+                            "Write the graph as a numpy or PyTorch module")
         self.act_quit = a("&Quit", self.close, S.Quit)
         self.act_undo = self.controller.stack.createUndoAction(self, "&Undo")
         self.act_undo.setShortcut(QKeySequence(S.Undo))
@@ -485,6 +486,12 @@ class MainWindow(QMainWindow):
         self.training_dock.show()
         self.training_dock.raise_()
         self.training.train()
+
+    def export_dialog(self) -> None:
+        from .export_dialog import ExportDialog
+
+        path = self.controller.doc.path
+        ExportDialog(self.controller.doc, self, str(Path(path).parent) if path else "").exec()
 
     def show_history(self) -> None:
         self.history_dock.show()
