@@ -32,9 +32,7 @@ from core.errors import GraphError
 from core.export import TARGETS, export_source
 from core.fileio import atomic_write
 
-KEYWORDS = ("and as assert break class continue def del elif else except False finally for from "
-            "global if import in is lambda None nonlocal not or pass raise return True try while "
-            "with yield self").split()
+KEYWORDS = ["and", "as", "assert", "break", "class", "continue", "def", "del", "elif", "else", "except", "False", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda", "None", "nonlocal", "not", "or", "pass", "raise", "return", "True", "try", "while", "with", "yield", "self"]
 
 
 class PythonHighlighter(QSyntaxHighlighter):
@@ -61,7 +59,7 @@ class PythonHighlighter(QSyntaxHighlighter):
         ]
         self.docstring = fmt("#c3e88d", italic=True)
 
-    def highlightBlock(self, text: str) -> None:  # noqa: N802 (Qt's name)
+    def highlightBlock(self, text: str) -> None:
         for pattern, style in self.rules:
             matches = pattern.globalMatch(text)
             while matches.hasNext():
