@@ -51,9 +51,12 @@ from .weights import load_weights, matching, save_weights
 from .worker import TrainingWorker
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
-PLOT_MS = 50          # plots redraw at most 20 times a second
+PLOT_MS = 50          # plots redraw at most 20 times a second...
+PLOT_BUDGET = 0.03    # ...and less often when updating and painting them costs more than 3%
 VIEW_MS = 250         # data view and probes: 4 times a second, slower when they are costly
-VIEW_BUDGET = 0.06    # fraction of UI-thread time the data view and probes may take
+VIEW_BUDGET = 0.03    # fraction of UI-thread time the data view and probes may take
+# Every millisecond the UI thread spends in Python or in Qt painting holds the GIL and so
+# stops the trainer: the budgets keep the dock's share of the time small during a run.
 PROBE_ROWS = 64
 GRAPH_EVENTS = {"node_added", "node_removed", "param_changed", "node_renamed", "edge_added",
                 "edge_removed", "block_changed", "reset"}
@@ -113,6 +116,7 @@ class TrainingDock(QWidget):
         self._stop_reason = ""
         self._plots_stale = self._views_stale = False
         self._view_cost = 0.0
+        self._next_plot = 0.0
         self._doc = None
         self._build()
         self.overlay = CanvasOverlay(scene) if scene is not None else None
@@ -445,7 +449,7 @@ class TrainingDock(QWidget):
                           f"{secs:.1f} s. Train again to go on, or Reset weights to start over.")
         self._set_state("idle")
         self._plots_stale = self._views_stale = True
-        self._redraw_plots()
+        self._redraw_plots(force=True)
         self._redraw_views(force=True)
 
     def _show_error(self, message: str, node: str | None, before_start: bool = False) -> None:
@@ -478,12 +482,21 @@ class TrainingDock(QWidget):
 
     # -- drawing (timers) ---------------------------------------------------------------------
 
-    def _redraw_plots(self) -> None:
+    def _redraw_plots(self, force: bool = False) -> None:
         self.worker.drain()  # batches whose queued call is late
         if not self._plots_stale:
             return
+        now = time.perf_counter()
+        if not force and self.state == "running" and now < self._next_plot:
+            return
         self._plots_stale = False
         self.plots.refresh()
+        self._update_status()
+        # pace the next frame by what this one cost (the paint happens later: take the last)
+        cost = time.perf_counter() - now + self.plots.view.last_paint
+        self._next_plot = now + cost / PLOT_BUDGET
+
+    def _update_status(self) -> None:
         run = self.history.current
         if run is None:
             return
@@ -552,7 +565,7 @@ class TrainingDock(QWidget):
         if self._wants_probe():
             self._update_probe(params)
         self._last_view = time.perf_counter()
-        self._view_cost = self._last_view - started
+        self._view_cost = self._last_view - started + self.dataview.plot_widget.last_paint
 
     def _update_probe(self, params: dict) -> None:
         try:

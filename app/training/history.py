@@ -69,10 +69,12 @@ class Run:
         self._ema = 0.0
         self._ema_weight = 0.0
         self.smoothing = 0.9
+        self.version = 0               # bumped by every change, so views redraw only runs that moved
 
     # -- events -------------------------------------------------------------------------------
 
     def add_events(self, events: list) -> None:
+        self.version += 1
         steps, losses = [], []
         for event in events:
             kind = event.get("kind")

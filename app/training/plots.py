@@ -8,6 +8,7 @@ named by what changed ("run 2: lr 0.003"); hovering shows the values under the c
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pyqtgraph as pg
@@ -28,6 +29,18 @@ def run_color(number: int, alpha: int = 255) -> QColor:
     return color
 
 
+class TimedGraphicsLayout(pg.GraphicsLayoutWidget):
+    """Remembers how long its last paint took, so the dock can pace its redraws: painting
+    holds the GIL, and every millisecond of it is a millisecond the trainer does not run."""
+
+    last_paint = 0.0
+
+    def paintEvent(self, event):
+        started = time.perf_counter()
+        super().paintEvent(event)
+        self.last_paint = time.perf_counter() - started
+
+
 def _pen(color: QColor, width: float = 1.0, style=Qt.SolidLine):
     pen = pg.mkPen(color, width=width)
     pen.setStyle(style)
@@ -42,16 +55,21 @@ class _RunCurves:
         loss_plot, metric_plot, lr_plot = plots
         self.run = run
         color = run_color(run.number)
-        self.raw = loss_plot.plot([], [], pen=_pen(run_color(run.number, 45), 1.0))
-        self.smooth = loss_plot.plot([], [], pen=_pen(color, 2.2), name=run.label)
-        self.val = loss_plot.plot([], [], pen=_pen(color, 1.6, Qt.DashLine),
+        # no antialiasing: a software-rendered antialiased curve of thousands of points costs
+        # milliseconds of UI-thread (and so training) time per frame
+        self.raw = loss_plot.plot([], [], pen=_pen(run_color(run.number, 45), 1.0),
+                                  antialias=False)
+        self.smooth = loss_plot.plot([], [], pen=_pen(color, 2.0), name=run.label,
+                                     antialias=False)
+        self.val = loss_plot.plot([], [], pen=_pen(color, 1.0, Qt.DashLine), antialias=False,
                                   symbol="o", symbolSize=5, symbolBrush=color, symbolPen=None)
         self.metrics: dict = {}
         self.metric_plot = metric_plot
-        self.lr = lr_plot.plot([], [], pen=_pen(color, 1.6), stepMode=None)
+        self.lr = lr_plot.plot([], [], pen=_pen(color, 1.5), antialias=False)
         for item in (self.raw, self.smooth, self.val):
             item.setDownsampling(auto=True, method="peak")
             item.setClipToView(True)
+        self.version = -1
         self.z = run.number
         for item in (self.raw, self.smooth, self.val):
             item.setZValue(run.number)
@@ -61,9 +79,11 @@ class _RunCurves:
         if pair is None:
             base = QColor(METRIC_COLORS[index % len(METRIC_COLORS)])
             label = f"{name}" if self.run.number == 1 else None
-            train = self.metric_plot.plot([], [], pen=_pen(base, 2.0), name=label)
-            val = self.metric_plot.plot([], [], pen=_pen(base, 1.5, Qt.DashLine), symbol="o",
-                                        symbolSize=4, symbolBrush=base, symbolPen=None)
+            train = self.metric_plot.plot([], [], pen=_pen(base, 2.0), name=label,
+                                          antialias=False)
+            val = self.metric_plot.plot([], [], pen=_pen(base, 1.0, Qt.DashLine), symbol="o",
+                                        symbolSize=4, symbolBrush=base, symbolPen=None,
+                                        antialias=False)
             pair = self.metrics[name] = (train, val)
         return pair
 
@@ -77,6 +97,9 @@ class _RunCurves:
 
     def update(self) -> None:
         run = self.run
+        if run.version == self.version:
+            return
+        self.version = run.version
         steps = run.steps.view()
         self.raw.setData(steps, run.losses.view(), connect="finite")
         self.smooth.setData(steps, run.smoothed.view(), connect="finite")
@@ -103,8 +126,8 @@ class TrainingPlots(QWidget):
         self.history = None
         self.curves: dict = {}
         self.show_lr = False
-        pg.setConfigOptions(antialias=True)
-        self.view = pg.GraphicsLayoutWidget(self)
+        self.x_max = 0
+        self.view = TimedGraphicsLayout(self)
         self.view.setBackground(BG)
         self.loss_plot = self.view.addPlot(row=0, col=0)
         self.metric_plot = self.view.addPlot(row=1, col=0)
@@ -162,6 +185,7 @@ class TrainingPlots(QWidget):
                 self.metric_plot.removeItem(val)
             self.lr_plot.removeItem(curves.lr)
         self.curves = {}
+        self.x_max = 0
         self.loss_legend.clear()
         legend = self.metric_plot.legend
         if legend is not None:
@@ -182,6 +206,12 @@ class TrainingPlots(QWidget):
                 for other in self.curves.values():
                     other.dim(other is curves)
             curves.update()
+        # The x axis spans the planned steps from the start: the curve grows towards its end
+        # (progress at a glance), and a fixed axis is not re-laid-out on every frame.
+        x_max = max((max(r.total_steps, r.last_step()) for r in runs), default=0)
+        if x_max != self.x_max and x_max > 0:
+            self.x_max = x_max
+            self.loss_plot.setXRange(0, x_max, padding=0.01)
         current = runs[-1] if runs else None
         wants_lr = any(np.ptp(r.lrs.view()) > 0 if len(r.lrs) > 1 else False for r in runs) or (
             current is not None and isinstance(current.training, dict)

@@ -80,7 +80,7 @@ class _Relay(QObject):
 class TrainingWorker(QObject):
     """One run at a time. `events` carries lists of event dicts in the UI thread."""
 
-    events = Signal(list)
+    events = Signal(object)  # a list of event dicts; `object` passes it without conversion
 
     def __init__(self, parent=None):
         super().__init__(parent)
