@@ -56,12 +56,6 @@ class LeakyReLU(Activation):
     summary_format = "{negative_slope:g}"
     samples = _SAMPLES + (Sample({"negative_slope": 0.2}, {"x": (3, 4)}),)
 
-    def fn(self, p, x):
-        return np.where(x > 0, x, x * p["negative_slope"])
-
-    def grad(self, p, x, y, gy):
-        return np.where(x > 0, gy, gy * p["negative_slope"])
-
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + e^-x) without overflow: exp is only ever taken of -|x|."""
@@ -85,9 +79,6 @@ class Sigmoid(Activation):
     def fn(self, p, x):
         return sigmoid(x)
 
-    def grad(self, p, x, y, gy):
-        return gy * y * (1 - y)
-
 
 @register
 class Tanh(Activation):
@@ -109,18 +100,12 @@ class Tanh(Activation):
 @register
 class ELU(Activation):
     help = "x where x > 0, else alpha * (e^x - 1)."
+    # expm1 of min(x, 0): the branch not taken must not overflow for large x.
     np_forward = "np.where({x} > 0, {x}, {alpha} * np.expm1(np.minimum({x}, 0)))"
     np_backward = {"x": "np.where({x} > 0, {gy}, {gy} * ({y} + {alpha}))"}
     torch_forward = "F.elu({x}, {alpha})"
     params = (Param("alpha", "float", 1.0, "Scale of the negative part."),)
     samples = _SAMPLES + (Sample({"alpha": 0.5}, {"x": (3, 4)}),)
-
-    def fn(self, p, x):
-        # expm1 of min(x, 0): the branch not taken must not overflow for large x.
-        return np.where(x > 0, x, p["alpha"] * np.expm1(np.minimum(x, 0)))
-
-    def grad(self, p, x, y, gy):
-        return np.where(x > 0, gy, gy * (y + p["alpha"]))
 
 
 _SOFTPLUS_THRESHOLD = 20.0  # PyTorch's default: above it Softplus is the identity

@@ -7,6 +7,8 @@ callers must not modify gradients in place.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .base import (
@@ -323,10 +325,20 @@ class Where(NodeType):
 
 
 class Unary(NodeType):
-    """y = f(x) elementwise. Subclasses give `fn(p, x)` and `grad(p, x, y, gy)`."""
+    """y = f(x) elementwise. Subclasses give `fn(p, x)` and `grad(p, x, y, gy)`, or only the
+    export templates `np_forward` and `np_backward["x"]`: then fn and grad are made from those
+    very expressions, so the engine and the exported code compute the same thing."""
 
     category = "Math"
     samples = (Sample({}, {"x": (3, 4)}), Sample({}, {"x": (2, 3, 4)}))
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "fn" not in cls.__dict__ and isinstance(cls.__dict__.get("np_forward"), str):
+            cls.fn = _template_method(cls.np_forward, ("x",))
+        backward = cls.__dict__.get("np_backward")
+        if "grad" not in cls.__dict__ and isinstance(backward, dict) and "x" in backward:
+            cls.grad = _template_method(backward["x"], ("x", "y", "gy"))
 
     def infer(self, p, ins):
         return {"y": float_input(ins, "x")}
@@ -341,18 +353,28 @@ class Unary(NodeType):
         return [self.grad(p, x, y, gys[0]) if need[0] else None]
 
 
+def _template_method(template: str, values: tuple):
+    """A method (self, p, *values) evaluating an export template such as "{gy} * np.cos({x})".
+
+    The template is this module's own text, never a document's. Placeholders that are not
+    among `values` are parameters, read from p.
+    """
+    names = list(dict.fromkeys(re.findall(r"\{(\w+)\}", template)))
+    params = [n for n in names if n not in values]
+    expression = template.format(**{n: n for n in names})
+    code = f"lambda {', '.join(values + tuple(params))}: {expression}"
+    function = eval(code, {"np": np})  # noqa: S307 (a template of this library, see above)
+    if not params:
+        return lambda self, p, *args: function(*args)
+    return lambda self, p, *args: function(*args, *(p[n] for n in params))
+
+
 @register
 class Neg(Unary):
     help = "-x."
     np_forward = "-{x}"
     np_backward = {"x": "-{gy}"}
     torch_forward = "-{x}"
-
-    def fn(self, p, x):
-        return -x
-
-    def grad(self, p, x, y, gy):
-        return -gy
 
 
 @register
@@ -361,12 +383,6 @@ class Exp(Unary):
     np_forward = "np.exp({x})"
     np_backward = {"x": "{gy} * {y}"}
     torch_forward = "torch.exp({x})"
-
-    def fn(self, p, x):
-        return np.exp(x)
-
-    def grad(self, p, x, y, gy):
-        return gy * y
 
 
 @register
@@ -377,12 +393,6 @@ class Log(Unary):
     torch_forward = "torch.log({x})"
     samples = (Sample({}, {"x": (3, 4)}, positive=("x",)),)
 
-    def fn(self, p, x):
-        return np.log(x)
-
-    def grad(self, p, x, y, gy):
-        return gy / x
-
 
 @register
 class Sqrt(Unary):
@@ -392,12 +402,6 @@ class Sqrt(Unary):
     torch_forward = "torch.sqrt({x})"
     samples = (Sample({}, {"x": (3, 4)}, positive=("x",)),)
 
-    def fn(self, p, x):
-        return np.sqrt(x)
-
-    def grad(self, p, x, y, gy):
-        return gy * 0.5 / y
-
 
 @register
 class Square(Unary):
@@ -405,12 +409,6 @@ class Square(Unary):
     np_forward = "{x} * {x}"
     np_backward = {"x": "{gy} * 2.0 * {x}"}
     torch_forward = "{x} * {x}"
-
-    def fn(self, p, x):
-        return x * x
-
-    def grad(self, p, x, y, gy):
-        return gy * 2.0 * x
 
 
 @register
@@ -420,12 +418,6 @@ class Abs(Unary):
     np_backward = {"x": "{gy} * np.sign({x})"}
     torch_forward = "torch.abs({x})"
 
-    def fn(self, p, x):
-        return np.abs(x)
-
-    def grad(self, p, x, y, gy):
-        return gy * np.sign(x)
-
 
 @register
 class Sin(Unary):
@@ -434,12 +426,6 @@ class Sin(Unary):
     np_backward = {"x": "{gy} * np.cos({x})"}
     torch_forward = "torch.sin({x})"
 
-    def fn(self, p, x):
-        return np.sin(x)
-
-    def grad(self, p, x, y, gy):
-        return gy * np.cos(x)
-
 
 @register
 class Cos(Unary):
@@ -447,12 +433,6 @@ class Cos(Unary):
     np_forward = "np.cos({x})"
     np_backward = {"x": "-{gy} * np.sin({x})"}
     torch_forward = "torch.cos({x})"
-
-    def fn(self, p, x):
-        return np.cos(x)
-
-    def grad(self, p, x, y, gy):
-        return -gy * np.sin(x)
 
 
 @register
