@@ -363,7 +363,7 @@ def _template_method(template: str, values: tuple):
     params = [n for n in names if n not in values]
     expression = template.format(**{n: n for n in names})
     code = f"lambda {', '.join(values + tuple(params))}: {expression}"
-    function = eval(code, {"np": np})  # noqa: S307 (a template of this library, see above)
+    function = eval(code, {"np": np})
     if not params:
         return lambda self, p, *args: function(*args)
     return lambda self, p, *args: function(*args, *(p[n] for n in params))
