@@ -32,11 +32,37 @@ _BIN_SAMPLES = (
 
 
 # ---------------------------------------------------------------------------------------------
+# Elementwise types made from their export templates
+
+
+def template_function(template: str, values: tuple):
+    """(function, parameter names) evaluating an export template such as "{gy} * np.cos({x})".
+
+    The function takes `values` then the parameters: the placeholders that are not among
+    `values`, read from a node's params. The template is this library's own text, never a
+    document's.
+    """
+    names = list(dict.fromkeys(re.findall(r"\{(\w+)\}", template)))
+    params = [n for n in names if n not in values]
+    expression = template.format(**{n: n for n in names})
+    code = f"lambda {', '.join(values + tuple(params))}: {expression}"
+    return eval(code, {"np": np}), params  # a template of this library, see above
+
+
+def _with_params(function, params: list):
+    """A method (self, p, *values) calling `function` with the node's params appended."""
+    if not params:
+        return lambda self, p, *args: function(*args)
+    return lambda self, p, *args: function(*args, *(p[n] for n in params))
+
+
+# ---------------------------------------------------------------------------------------------
 # Binary elementwise
 
 
 class Binary(NodeType):
-    """a (op) b with numpy broadcasting. Subclasses give `fn` and `grads`.
+    """a (op) b with numpy broadcasting. Subclasses give `fn` and `grads`, or only the export
+    templates, from which fn and grads are made (see Unary).
 
     Export: `np_forward`/`torch_forward` templates, and `np_grads`, each port's gradient
     before it is summed back to the port's shape (`np_backward` does that for the family).
@@ -46,6 +72,18 @@ class Binary(NodeType):
     inputs = ("a", "b")
     samples = _BIN_SAMPLES
     np_grads: dict = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "fn" not in cls.__dict__ and isinstance(cls.__dict__.get("np_forward"), str):
+            f, _ = template_function(cls.np_forward, ("a", "b"))
+            cls.fn = lambda self, a, b: f(a, b)
+        grads = cls.__dict__.get("np_grads")
+        if "grads" not in cls.__dict__ and grads:
+            ga, _ = template_function(grads["a"], ("a", "b", "y", "gy"))
+            gb, _ = template_function(grads["b"], ("a", "b", "y", "gy"))
+            cls.grads = lambda self, a, b, y, gy, need: (
+                ga(a, b, y, gy) if need[0] else None, gb(a, b, y, gy) if need[1] else None)
 
     def np_backward(self, p, e):
         return {port: e.ub(e.fmt(t), port) for port, t in self.np_grads.items() if e.need(port)}
@@ -109,12 +147,6 @@ class Mul(Binary):
     np_grads = {"a": "{gy} * {b}", "b": "{gy} * {a}"}
     torch_forward = "{a} * {b}"
 
-    def fn(self, a, b):
-        return a * b
-
-    def grads(self, a, b, y, gy, need):
-        return (gy * b if need[0] else None), (gy * a if need[1] else None)
-
 
 @register
 class Div(Binary):
@@ -122,14 +154,6 @@ class Div(Binary):
     np_forward = "{a} / {b}"
     np_grads = {"a": "{gy} / {b}", "b": "-{gy} * {y} / {b}"}
     torch_forward = "{a} / {b}"
-
-    def fn(self, a, b):
-        return a / b
-
-    def grads(self, a, b, y, gy, need):
-        ga = gy / b if need[0] else None
-        gb = -gy * y / b if need[1] else None
-        return ga, gb
 
 
 def _split_weights(wins: np.ndarray, ties: np.ndarray, dtype) -> np.ndarray:
@@ -335,10 +359,10 @@ class Unary(NodeType):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "fn" not in cls.__dict__ and isinstance(cls.__dict__.get("np_forward"), str):
-            cls.fn = _template_method(cls.np_forward, ("x",))
+            cls.fn = _with_params(*template_function(cls.np_forward, ("x",)))
         backward = cls.__dict__.get("np_backward")
         if "grad" not in cls.__dict__ and isinstance(backward, dict) and "x" in backward:
-            cls.grad = _template_method(backward["x"], ("x", "y", "gy"))
+            cls.grad = _with_params(*template_function(backward["x"], ("x", "y", "gy")))
 
     def infer(self, p, ins):
         return {"y": float_input(ins, "x")}
@@ -351,22 +375,6 @@ class Unary(NodeType):
     def backward(self, p, saved, gys, need):
         x, y = saved
         return [self.grad(p, x, y, gys[0]) if need[0] else None]
-
-
-def _template_method(template: str, values: tuple):
-    """A method (self, p, *values) evaluating an export template such as "{gy} * np.cos({x})".
-
-    The template is this module's own text, never a document's. Placeholders that are not
-    among `values` are parameters, read from p.
-    """
-    names = list(dict.fromkeys(re.findall(r"\{(\w+)\}", template)))
-    params = [n for n in names if n not in values]
-    expression = template.format(**{n: n for n in names})
-    code = f"lambda {', '.join(values + tuple(params))}: {expression}"
-    function = eval(code, {"np": np})
-    if not params:
-        return lambda self, p, *args: function(*args)
-    return lambda self, p, *args: function(*args, *(p[n] for n in params))
 
 
 @register
