@@ -138,8 +138,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=1500,
                         help="epochs of the spiral example per run (default 1500, ~35k steps)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each kind (default 3)")
     parser.add_argument("--screenshots", default="/tmp",
-                        help="folder for a picture of the window after each run")
+                        help="folder for a picture of the window after the runs")
     args = parser.parse_args(argv)
 
     from app import main as app_main
@@ -153,29 +154,34 @@ def main(argv=None) -> int:
     window.resize(1500, 1000)
     window.show()
 
-    print(f"spiral-mlp, {args.epochs} epochs per run, {os.cpu_count()} CPUs, "
-          f"Python {sys.version.split()[0]}")
-    rate = headless(args.epochs)
-    print(f"headless core.train:        {rate:10,.0f} steps/s")
+    print(f"spiral-mlp, {args.epochs} epochs per run, {args.repeats} runs each (medians), "
+          f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     p50, p99, worst = idle_latency()
     print(f"idle window:                event-loop delay p50 {p50:5.1f} ms  p99 {p99:5.1f} ms  "
           f"max {worst:5.1f} ms")
-    results = {}
-    for name, inside in (("Live tab (plots, regions)", False),
-                         ("Inside tab + gradient flow", True)):
-        r = results[name] = in_app(app, window, args.epochs, inside)
+    # headless and app runs alternate, so that a noisy machine slows both alike
+    headless_rates, results = [], {}
+    configs = (("Live tab (plots, regions)", False), ("Inside tab + gradient flow", True))
+    for _ in range(args.repeats):
+        for name, inside in configs:
+            headless_rates.append(headless(args.epochs, 1))
+            results.setdefault(name, []).append(in_app(app, window, args.epochs, inside))
+    rate = statistics.median(headless_rates)
+    print(f"headless core.train:        {rate:10,.0f} steps/s")
+    shares, p99s = [], []
+    for (name, inside), runs in zip(configs, results.values()):
+        r = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
+        shares.append(r["rate"] / rate)
+        p99s.append(max(x["p99"] for x in runs))
         print(f"app, {name:26s} {r['rate']:10,.0f} steps/s = {100 * r['rate'] / rate:5.1f}% of "
               f"headless;  event-loop delay p50 {r['p50']:5.1f} ms  p99 {r['p99']:5.1f} ms  "
-              f"max {r['max']:5.1f} ms  ({r['ticks']} ticks); plots painted "
+              f"max {max(x['max'] for x in runs):5.1f} ms; plots painted "
               f"{r['frames'] / r['seconds']:.1f}/s, {r['paint_ms']:.1f} ms each")
         if args.screenshots:
-            path = os.path.join(args.screenshots, f"wiregrad-live-{'inside' if inside else 'live'}.png")
-            window.grab().save(path)
-    worst_share = min(r["rate"] for r in results.values()) / rate
-    worst_p99 = max(r["p99"] for r in results.values())
-    print(f"goals: p99 < 50 ms: {'met' if worst_p99 < 50 else 'NOT met'} ({worst_p99:.1f} ms);  "
-          f"throughput >= 90%: {'met' if worst_share >= 0.9 else 'NOT met'} "
-          f"({100 * worst_share:.1f}%)")
+            window.grab().save(os.path.join(args.screenshots, "wiregrad-live.png"))
+    print(f"goals: p99 < 50 ms: {'met' if max(p99s) < 50 else 'NOT met'} (worst run "
+          f"{max(p99s):.1f} ms);  throughput >= 90%: {'met' if min(shares) >= 0.9 else 'NOT met'} "
+          f"({100 * min(shares):.1f}%)")
     window.training.shutdown()
     window.close()
     return 0
