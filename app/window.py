@@ -91,7 +91,7 @@ class MainWindow(QMainWindow):
         self.recovery = Recovery(self, autosave_ms or 30_000)
         self.resize(1280, 800)
         self.resizeDocks([self.palette_dock, self.inspector_dock], [190, 270], Qt.Horizontal)
-        self.resizeDocks([self.problems_dock, self.training_dock], [330, 330], Qt.Vertical)
+        self.resizeDocks([self.problems_dock, self.training_dock], [400, 400], Qt.Vertical)
         self.resizeDocks([self.problems_dock, self.training_dock], [220, 1060], Qt.Horizontal)
         self._restore_settings()
         self.update_title()

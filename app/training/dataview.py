@@ -94,6 +94,9 @@ class DataView(QWidget):
         self.plot.hideButtons()
         self.plot.showGrid(x=False, y=False)
         self.plot.setAspectLocked(False)
+        self.plot.setMouseEnabled(x=False, y=False)
+        for side in ("left", "bottom"):
+            self.plot.getAxis(side).enableAutoSIPrefix(False)
         self.caption = QLabel("", self)
         self.caption.setWordWrap(True)
         self.caption.setStyleSheet("color: #9aa1ab;")
@@ -218,7 +221,12 @@ class DataView(QWidget):
                                     pen=pg.mkPen(None))
             self.val_points.setVisible(True)
         self.fit.setVisible(False)
-        self.plot.enableAutoRange()
+        # the range of the data, fixed: a diverging model's curve must not squash the points
+        ally = np.asarray(y).ravel() if vy is None else np.concatenate([np.ravel(y), np.ravel(vy)])
+        span = float(ally.max() - ally.min()) or 1.0
+        self.plot.setXRange(lo - pad, hi + pad, padding=0)
+        self.plot.setYRange(float(ally.min()) - 0.25 * span, float(ally.max()) + 0.25 * span,
+                            padding=0)
         self.caption.setText("Dots: the data (blue: training, white: validation). "
                              "Pink line: what the model predicts.")
 

@@ -181,6 +181,7 @@ class TrainingDock(QWidget):
         self.note.setTextFormat(Qt.RichText)
 
         self.plots = TrainingPlots(self)
+        self.plots.setMinimumHeight(230)
         self.plots.set_history(self.history)
         self.dataview = DataView(self)
         live = QSplitter(Qt.Horizontal, self)
@@ -400,7 +401,12 @@ class TrainingDock(QWidget):
             kind = event["kind"]
             if kind in ("start", "step", "epoch", "end"):
                 trainer_events.append(event)
-            elif kind == "params":
+                continue
+            if run is not None and trainer_events:  # in order: "finished" sees every step
+                run.add_events(trainer_events)
+                trainer_events = []
+                self._plots_stale = True
+            if kind == "params":
                 self.snapshot = event["params"]
                 self._views_stale = True
             elif kind == "ready":
@@ -527,6 +533,7 @@ class TrainingDock(QWidget):
             while self.figures.count():
                 widget = self.figures.takeAt(0).widget()
                 if widget is not None:
+                    widget.hide()  # at once: deleteLater alone leaves it drawn under the new
                     widget.deleteLater()
             self.figure_labels = {}
             for col, key in enumerate(figures):

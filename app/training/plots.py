@@ -156,6 +156,8 @@ class TrainingPlots(QWidget):
             plot.setLabel("left", title)
             plot.setMenuEnabled(False)
             plot.getAxis("left").setWidth(48)
+            for side in ("left", "bottom"):
+                plot.getAxis(side).enableAutoSIPrefix(False)  # "0.003", not "3 (x0.001)"
         self.lr_plot.setLabel("bottom", "step (batches)")
         self.metric_plot.setXLink(self.loss_plot)
         self.lr_plot.setXLink(self.loss_plot)
@@ -223,7 +225,7 @@ class TrainingPlots(QWidget):
             curves.update()
         # The x axis spans the planned steps from the start: the curve grows towards its end
         # (progress at a glance), and a fixed axis is not re-laid-out on every frame.
-        x_max = max((max(r.total_steps, r.last_step()) for r in runs), default=0)
+        x_max = max([r.last_step() for r in runs] + [runs[-1].total_steps if runs else 0])
         if x_max != self.x_max and x_max > 0:
             self.x_max = x_max
             self.loss_plot.setXRange(0, x_max, padding=0.01)
