@@ -4,6 +4,6 @@ The canvas mirrors the document one way (document events -> scene items); every 
 makes is a QUndoCommand in `app.commands` that calls Document methods and nothing else.
 """
 
-from .qt_compat import protect_none as _protect_none
+from .qt_compat import protect as _protect
 
-_protect_none()  # PySide6 6.12 + Python 3.11 leak None's refcount; see app/qt_compat.py
+_protect()  # PySide6 6.12.0 + Python 3.11 leak references to None and True; see qt_compat

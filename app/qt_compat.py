@@ -1,14 +1,17 @@
-"""Work around a PySide6 reference-count bug that kills the process on Python < 3.12.
+"""Guards against PySide6 6.12.0's reference-count bugs, which kill the process on Python 3.11.
 
-With PySide6 6.12 on Python 3.11, every call of a Qt method that returns void
-(`QPainterPath.cubicTo`, `QGraphicsItem.update`, `QPen.setWidth`, ...) gives back `None`
-without taking a reference to it, so None's reference count falls by one per call. It starts
-near 5,000; a few thousand canvas updates later CPython aborts with "Fatal Python error:
-none_dealloc: deallocating None". Python 3.12 made None immortal (PEP 683), which hides the bug.
+With PySide6 6.12.0 on Python 3.11:
+- every call of a Qt method that returns void (`QPainterPath.cubicTo`, `QPen.setWidth`, ...)
+  hands back `None` without taking a reference to it;
+- every `SignalInstance.emit()` hands back `True` the same way.
+Each call lowers the object's reference count by one; a few thousand canvas updates or signal
+emits later CPython aborts ("none_dealloc" / "bool_dealloc"). Python 3.12 made these objects
+immortal (PEP 683), which hides the bug, and PySide6 6.11.3 does not have it: pyproject.toml
+excludes 6.12.0. These guards are for an environment that has it anyway.
 
-`protect_none()` probes for the leak and, only where it is present, lifts None's reference
-count by 2**40 (at a million leaked references a second, that lasts twelve days of constant
-painting; 3.12 does the same by design). Nothing else is touched.
+`protect()` probes for each leak and, only where one is present, lifts that object's reference
+count by 2**40 (at a million leaked references a second, twelve days of constant use), which
+is what 3.12 does by design. Nothing else is touched.
 """
 
 from __future__ import annotations
@@ -30,14 +33,33 @@ def leaks_none() -> bool:
     return sys.getrefcount(None) < before - 50
 
 
-def protect_none() -> bool:
-    """Make None effectively immortal if this Python/PySide6 pair leaks it. True if it did."""
+def leaks_true() -> bool:
+    from PySide6.QtCore import QObject, Signal
+
+    class _Probe(QObject):
+        ping = Signal()
+
+    probe = _Probe()
+    before = sys.getrefcount(True)
+    for _ in range(100):
+        probe.ping.emit()
+    return sys.getrefcount(True) < before - 50
+
+
+def protect() -> list:
+    """Make None, True and False effectively immortal where this PySide6 leaks them.
+
+    Returns the objects it lifted (empty where nothing leaks).
+    """
     global _done
     if _done or sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
-        return False
-    if not leaks_none():
-        return False
-    refcnt = ctypes.c_ssize_t.from_address(id(None))  # ob_refcnt: the first field of PyObject
-    refcnt.value += _LIFT
+        return []
     _done = True
-    return True
+    lifted = []
+    if leaks_none():
+        lifted.append(None)
+    if leaks_true():
+        lifted += [True, False]
+    for value in lifted:
+        ctypes.c_ssize_t.from_address(id(value)).value += _LIFT  # ob_refcnt: PyObject's first field
+    return lifted

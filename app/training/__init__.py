@@ -4,7 +4,3 @@
 `history` keeps the runs since the document was opened; `plots`, `dataview` and `inspect` draw
 them; `probe` runs the graph on a few rows to see inside it; `overlay` marks the canvas.
 """
-
-from .qt_guard import protect_bools as _protect_bools
-
-_protect_bools()  # each signal emit leaks a reference to True on PySide6 6.12 + Python 3.11
