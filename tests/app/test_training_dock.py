@@ -6,33 +6,13 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEventLoop, Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget
 
 from core.document import Node
 from core.trainer import Session
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "examples")
-
-
-def _timers_work() -> bool:
-    fired = []
-    QTimer.singleShot(1, lambda: fired.append(1))
-    loop = QEventLoop()
-    QTimer.singleShot(30, loop.quit)
-    loop.exec()
-    return bool(fired)
-
-
-@pytest.fixture(autouse=True)
-def working_event_loop(qapp):
-    """The dock redraws from timers. After an earlier test's QApplication.exec() was quit
-    (test_main's event-loop test), a nested QEventLoop can return at once and timers never
-    fire in this process; one more exec() that quits at once puts the loop state right."""
-    if not _timers_work():
-        QTimer.singleShot(0, qapp.quit)
-        qapp.exec()
-    yield
 
 
 @pytest.fixture
