@@ -142,6 +142,9 @@ class Document:
         self.ui: dict = ui if ui is not None else {}
         self.revision = 0
         self.path: str | None = None  # the file it was loaded from or last saved to
+        # Where relative paths in it (dataset files) start: the folder of the file it came
+        # from, kept when it becomes an unsaved copy (an example opened as a new document).
+        self.folder: str | None = None
         self._listeners: list[Callable[[Event], None]] = []
 
     # -- events -------------------------------------------------------------------------------
@@ -402,9 +405,11 @@ class Document:
 
     def copy(self) -> Document:
         """A deep copy with no listeners."""
-        return Document(self.graph.copy(), self.name,
-                        {name: g.copy() for name, g in self.blocks.items()},
-                        copy.deepcopy(self.training), copy.deepcopy(self.ui))
+        out = Document(self.graph.copy(), self.name,
+                       {name: g.copy() for name, g in self.blocks.items()},
+                       copy.deepcopy(self.training), copy.deepcopy(self.ui))
+        out.path, out.folder = self.path, self.folder
+        return out
 
 
 # ---------------------------------------------------------------------------------------------

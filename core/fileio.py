@@ -42,6 +42,7 @@ def load(path) -> Document:
         raise GraphError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     doc = loads(raw, source=str(path))
     doc.path = str(path)
+    doc.folder = os.path.dirname(os.path.abspath(path))
     return doc
 
 
@@ -272,6 +273,7 @@ def save(doc: Document, path) -> None:
     doc._saved_text = text
     doc._saved_revision = doc.revision
     doc.path = str(path)
+    doc.folder = os.path.dirname(os.path.abspath(path))
 
 
 def atomic_write(path: Path, data: bytes) -> None:

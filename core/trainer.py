@@ -15,7 +15,6 @@ before that step are kept in `error.result`, as are the best ones seen.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -141,7 +140,7 @@ class Session:
             raise GraphError(f"training.loss: {plan.loss!r} is not an Output of the graph "
                              f"(outputs: {', '.join(self.program.output_shapes)})")
         if base_dir is None:
-            base_dir = os.path.dirname(getattr(doc, "path", None) or "") or "."
+            base_dir = doc.folder or "."
         dataset = load_dataset(plan.dataset, base_dir)
         self.classes = dict(getattr(dataset, "classes", {}) or {})
         self.train_set, self.val_set = split(dataset, plan.validation, plan.split_seed)

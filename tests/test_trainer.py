@@ -196,3 +196,12 @@ def test_a_sequence_model_trains_through_its_scan_loop():
                     "optimizer": {"type": "adam", "lr": 0.01}, "epochs": 8, "batch_size": 20}
     result = core.train(doc)
     assert result.history[-1]["val_mse"] < result.history[0]["val_mse"]
+
+
+def test_an_unsaved_copy_of_an_example_still_finds_its_data_file():
+    from pathlib import Path
+
+    doc = core.load(Path(__file__).resolve().parents[1] / "assets" / "examples" / "iris-csv.wg.json")
+    doc.path = None  # as the editor opens an example: a new, unsaved document
+    result = core.train(doc.copy(), epochs=1)
+    assert len(result.history) == 1

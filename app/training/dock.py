@@ -37,7 +37,6 @@ from PySide6.QtWidgets import (
 )
 
 import core
-from core.datasets import FILE_KINDS
 from core.errors import GraphError
 
 from . import probe as pr
@@ -78,16 +77,9 @@ def _figure_text(key: str, value: float) -> str:
 
 
 def base_dir_for(doc) -> str:
-    """Where relative data paths start: the document's folder; for an unsaved copy of an
-    example, the examples folder when the file is found there."""
-    if doc.path:
-        return os.path.dirname(os.path.abspath(doc.path))
-    spec = (doc.training or {}).get("dataset") if isinstance(doc.training, dict) else None
-    if isinstance(spec, dict) and spec.get("kind") in FILE_KINDS and isinstance(spec.get("path"), str):
-        for folder in (os.getcwd(), str(EXAMPLES)):
-            if os.path.exists(os.path.join(folder, spec["path"])):
-                return folder
-    return os.getcwd()
+    """Where relative data paths start: the folder of the file the document came from (an
+    example opened as an unsaved copy keeps its folder), else the working folder."""
+    return doc.folder or os.getcwd()
 
 
 class TrainingDock(QWidget):
