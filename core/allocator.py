@@ -15,8 +15,13 @@ import sys
 
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
+M_MMAP_THRESHOLD = -3
 PAD_BYTES = 64 << 20
 TRIM_BYTES = 256 << 20
+# Setting any of these stops glibc adjusting its mmap threshold by itself, which would leave
+# every array over 128 KiB mapped and unmapped afresh; up to 32 MiB (glibc's largest) they
+# come from the heap and are reused instead.
+MMAP_BYTES = 32 << 20
 
 _done = False
 
@@ -35,5 +40,6 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    _done = bool(mallopt(M_TOP_PAD, PAD_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_BYTES))
+    _done = all(mallopt(option, value) for option, value in (
+        (M_MMAP_THRESHOLD, MMAP_BYTES), (M_TOP_PAD, PAD_BYTES), (M_TRIM_THRESHOLD, TRIM_BYTES)))
     return _done
