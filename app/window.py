@@ -6,6 +6,7 @@ Dialogs that ask the user something go through small methods (`ask_open_path`, `
 
 from __future__ import annotations
 
+import atexit
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QMimeData, QPointF, QSettings, Qt, QTimer
@@ -391,6 +392,7 @@ class MainWindow(QMainWindow):
         mime.setText(text)
         mime.setData(CLIP_MIME, text.encode("utf-8"))
         QGuiApplication.clipboard().setMimeData(mime)
+        _release_clipboard_at_exit()
 
     def cut(self) -> None:
         self.copy()
@@ -527,3 +529,28 @@ class MainWindow(QMainWindow):
 
     def scene_center(self) -> QPointF:
         return self.view.mapToScene(self.view.viewport().rect().center())
+
+
+_clipboard_guarded = False
+
+
+def _release_clipboard_at_exit() -> None:
+    """Clear our data from the clipboard before the interpreter exits.
+
+    Left there, PySide6 destroys the clipboard's QMimeData after the application during
+    shutdown, and the process ends in a segmentation fault (seen with PySide6 6.11 offscreen).
+    atexit handlers run while the QApplication still exists.
+    """
+    global _clipboard_guarded
+    if _clipboard_guarded:
+        return
+    _clipboard_guarded = True
+
+    def release() -> None:
+        app = QGuiApplication.instance()
+        if app is not None:
+            mime = QGuiApplication.clipboard().mimeData()
+            if mime is not None and mime.hasFormat(CLIP_MIME):
+                QGuiApplication.clipboard().clear()
+
+    atexit.register(release)
