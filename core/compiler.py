@@ -172,6 +172,7 @@ class Compiler:
                 consts.append((out_slot_ids[0], value))
                 continue
             instr.outs = tuple(out_slot_ids)
+            instr.out_ports = tuple(outs)
             instrs.append(instr)
         if len(order) < len(graph.nodes):
             ok = False  # a cycle; reported by the structural checks

@@ -34,6 +34,7 @@ class RunState(Context):
     grads: list = field(default_factory=list)
     owned: list = field(default_factory=list)
     targets: list | None = None  # arrays the gradients are to end up in, when given
+    record: dict | None = None  # {"values": {}, "grads": {}} to trace every value; see trace()
 
     def add_grad(self, j: int, g) -> None:
         current = self.grads[j]
@@ -61,6 +62,7 @@ class Instr:
 
     path: str = ""
     takes_state: bool = True  # backward(saved, gys, state); ops take (saved, gys)
+    out_ports: tuple = ()
     ins: tuple = ()
     outs: tuple = ()
     w: tuple = ()
@@ -123,6 +125,7 @@ class Function:
     slot_req: list = field(default_factory=list)
     n_active: int = 0
     code: tuple | None = None  # generated (forward, backward); see codegen.py
+    traced_code: tuple | None = None
 
     def plan(self, arg_req: list) -> list:
         """Propagate which slots carry gradients from the arguments and the weights.
@@ -138,7 +141,7 @@ class Function:
         self.arg_req = list(arg_req)
         self.slot_req = req
         self.n_active = sum(1 for i in self.instrs if i.active)
-        self.code = None  # generated again on the next run, for this plan
+        self.code = self.traced_code = None  # generated again on the next run, for this plan
 
         return [req[s] for s in self.out_slots]
 
@@ -148,9 +151,19 @@ class Function:
         self.code = build(self)
         return self.code
 
+    def traced(self) -> tuple:
+        """The variant of the generated code that records every value and gradient."""
+        from .codegen import build
+
+        if self.traced_code is None:
+            self.traced_code = build(self, traced=True)
+        return self.traced_code
+
 
 def forward(fn: Function, state: RunState, args: list, keep: bool):
     """Run a function. Returns (results, tape); the tape is None unless `keep`."""
+    if state.record is not None:
+        return fn.traced()[0](args, state, keep)
     code = fn.code or fn.generate()
     return code[0](args, state, keep)
 
@@ -160,6 +173,8 @@ def backward(fn: Function, state: RunState, tape: list, gouts: list) -> list:
 
     Weight gradients go into `state`; returns one gradient (or None) per argument.
     """
+    if state.record is not None:
+        return fn.traced()[1](tape, gouts, state)
     code = fn.code or fn.generate()
     return code[1](tape, gouts, state)
 

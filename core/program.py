@@ -133,6 +133,32 @@ class Program:
             self._losses[loss] = fn
         return fn
 
+    def trace(self, params: dict, feeds: dict, loss: str | None = None, train: bool = False,
+              seed: int = 0) -> dict:
+        """Every value the graph computes on these feeds, and with `loss`, the gradient of the
+        loss with respect to each value on the way to a parameter.
+
+        Returns {"values": {(node path, port): [array, ...]}, "grads": {...}}: one array per
+        time the node ran, so a node in a loop body has one per step, in step order. Slower than
+        `run`: for looking inside a network (the editor's inspector), not for training.
+        """
+        names = tuple(self._fn.out_names)
+        fn = self.schedule(names)
+        state = self._state(self.param_list(params), train, seed, keep=loss is not None)
+        state.record = {"values": {}, "grads": {}}
+        with np.errstate(all="ignore"):
+            results, tape = forward(fn, state, self.feed_list(fn, feeds), loss is not None)
+            if loss is not None:
+                if loss not in names:
+                    raise GraphError(f"no Output named {loss!r}")
+                self.loss_schedule(loss)  # checks that it is a single number
+                value = results[names.index(loss)]
+                gouts = [np.ones(value.shape, self.dtype) if n == loss else None for n in names]
+                backward(fn, state, tape, gouts)
+        for steps in state.record["grads"].values():
+            steps.reverse()  # recorded walking back through the steps
+        return state.record
+
     def first_nonfinite(self, params: dict, feeds: dict, outputs=None, train=False, seed=0):
         """The path of the first node whose output is NaN or Inf on these feeds, or None."""
         names = tuple(self._fn.out_names if outputs is None else outputs)

@@ -468,3 +468,22 @@ def test_an_error_while_running_names_the_node():
     with pytest.raises(core.GraphError) as info:
         program.run(program.init_params(0), {"ids": np.array([0, 7])})
     assert info.value.node == "emb" and str(info.value).startswith("emb: ")
+
+
+def test_trace_shows_every_value_and_gradient_inside_loops_too():
+    program = core.compile(example("sequence-rnn.wg.json"), "float64")
+    params = program.init_params(0)
+    rng = np.random.default_rng(0)
+    feeds = {"seq": rng.normal(size=(3, 4, 1)), "target": rng.normal(size=(3, 1))}
+    record = program.trace(params, feeds, loss="loss")
+    values, grads = record["values"], record["grads"]
+    assert len(values[("rnn/act", "y")]) == 4  # one per step
+    assert values[("rnn/act", "y")][0].shape == (3, 16)
+    np.testing.assert_allclose(values[("readout", "y")][0], program.run(params, feeds)["pred"])
+    assert len(grads[("rnn/cell", "y")]) == 4
+    # the gradient at the last step's state is what the readout sends back
+    w = params["readout.weight"]
+    pred, target = values[("readout", "y")][0], feeds["target"]
+    expected = (2 * (pred - target) / pred.size) @ w.T
+    np.testing.assert_allclose(grads[("rnn/act", "y")][-1], expected)
+    assert ("seq", "y") in values and ("rnn/step", "y") in values
