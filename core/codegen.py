@@ -64,19 +64,22 @@ def _last_uses(fn) -> dict:
     return out
 
 
-def _record(lines: list, indent: str, key: str, value: str) -> None:
+def _record(lines: list, indent: str, key: str, value: str, order: bool = False) -> None:
     lines.append(f"{indent}R.setdefault({key}, []).append({value})")
+    if order:  # values also keep the order they were made in, for first_nonfinite
+        lines.append(f"{indent}S.append({key})")
 
 
 def _forward_source(fn, namespace: dict, traced: bool) -> str:
     lines = ["def forward(args, state, keep):", "    P = state.params"]
     if traced:
         lines.append("    R = state.record['values']")
+        lines.append("    S = state.record['order']")
     for k, slot in enumerate(fn.arg_slots):
         lines.append(f"    v{slot} = args[{k}]")
         if traced:
             namespace[f"A{k}"] = (_join(fn.path, fn.arg_names[k]), "y")
-            _record(lines, "    ", f"A{k}", f"v{slot}")
+            _record(lines, "    ", f"A{k}", f"v{slot}", order=True)
     for k, (slot, value) in enumerate(fn.consts):
         namespace[f"K{k}"] = value
         lines.append(f"    v{slot} = K{k}")
@@ -93,7 +96,7 @@ def _forward_source(fn, namespace: dict, traced: bool) -> str:
         if traced:
             for port, slot in zip(instr.out_ports, instr.outs):
                 namespace[f"O{index}_{port}"] = (instr.path, port)
-                _record(lines, "        ", f"O{index}_{port}", f"v{slot}")
+                _record(lines, "        ", f"O{index}_{port}", f"v{slot}", order=True)
         if instr.active:
             kept.append(f"s{index}")
         else:

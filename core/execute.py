@@ -1,14 +1,12 @@
-"""Running compiled functions forward and backward: the interpreter of the static schedule.
+"""Compiled functions and how they run forward and backward.
 
 A `Function` is one compiled graph (the top level, a loop body, a branch side, a block
-instance): a list of `Instr`s in topological order over numbered value slots. `forward` walks
-the list once; every instruction on the way to a gradient records what its backward needs on
-a tape. `backward` walks the tape in reverse, accumulating gradients into slots and into the
-run's gradient buffers for weights. No recursion over the user's graph happens here: bodies of
+instance): a list of `Instr`s in topological order over numbered value slots. Running it
+forward, every instruction on the way to a gradient records what its backward needs on a tape;
+backward walks the tape in reverse, accumulating gradients into slots and into the run's
+gradient buffers for weights. Each Function runs as generated straight-line Python
+(codegen.py), made once per plan. No recursion over the user's graph happens here: bodies of
 loops and branches are separate Functions that their instruction runs in turn.
-
-Per-instruction overhead is what decides speed on small nets, so the loops below are plain
-and everything they look up was resolved at compile time.
 """
 
 from __future__ import annotations
@@ -177,25 +175,3 @@ def backward(fn: Function, state: RunState, tape: list, gouts: list) -> list:
         return fn.traced()[1](tape, gouts, state)
     code = fn.code or fn.generate()
     return code[1](tape, gouts, state)
-
-
-def first_nonfinite(fn: Function, state: RunState, args: list) -> str | None:
-    """The path of the first instruction whose output is NaN or Inf, for error reports.
-
-    Only run after a run went wrong, so it may be slow: it runs the function once more and
-    checks every value.
-    """
-    vals = [None] * fn.n_slots
-    for slot, value in zip(fn.arg_slots, args):
-        vals[slot] = value
-    for slot, value in fn.consts:
-        vals[slot] = value
-    with np.errstate(all="ignore"):
-        for instr in fn.instrs:
-            ys, _ = instr.forward([vals[s] for s in instr.ins],
-                                  [state.params[j] for j in instr.w], state)
-            for slot, y in zip(instr.outs, ys):
-                vals[slot] = y
-                if isinstance(y, np.ndarray) and y.dtype.kind == "f" and not np.isfinite(y).all():
-                    return instr.path
-    return None

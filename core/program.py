@@ -16,7 +16,7 @@ import numpy as np
 from nodes import INT
 
 from .errors import GraphError
-from .execute import Function, RunState, backward, first_nonfinite, forward
+from .execute import Function, RunState, backward, forward
 
 
 class Program:
@@ -145,7 +145,7 @@ class Program:
         names = tuple(self._fn.out_names)
         fn = self.schedule(names)
         state = self._state(self.param_list(params), train, seed, keep=loss is not None)
-        state.record = {"values": {}, "grads": {}}
+        state.record = {"values": {}, "grads": {}, "order": []}
         with np.errstate(all="ignore"):
             results, tape = forward(fn, state, self.feed_list(fn, feeds), loss is not None)
             if loss is not None:
@@ -157,14 +157,32 @@ class Program:
                 backward(fn, state, tape, gouts)
         for steps in state.record["grads"].values():
             steps.reverse()  # recorded walking back through the steps
-        return state.record
+        return {"values": state.record["values"], "grads": state.record["grads"]}
 
     def first_nonfinite(self, params: dict, feeds: dict, outputs=None, train=False, seed=0):
-        """The path of the first node whose output is NaN or Inf on these feeds, or None."""
+        """The path of the first node whose output is NaN or Inf on these feeds, or None.
+
+        Inside a loop the first step that went wrong counts, so the node named is where the
+        trouble started, not where it spread to. For error reports: it traces a whole run.
+        """
         names = tuple(self._fn.out_names if outputs is None else outputs)
         fn = self.schedule(names)
         state = self._state(self.param_list(params), train, seed, keep=False)
-        return first_nonfinite(fn, state, self.feed_list(fn, feeds))
+        state.record = {"values": {}, "grads": {}, "order": []}
+        with np.errstate(all="ignore"):
+            try:
+                forward(fn, state, self.feed_list(fn, feeds), False)
+            except GraphError as exc:  # a run that fails outright names its node itself
+                return exc.node
+        seen: dict = {}
+        for key in state.record["order"]:
+            k = seen.get(key, 0)
+            seen[key] = k + 1
+            value = state.record["values"][key][k]
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f" and \
+                    not np.isfinite(value).all():
+                return key[0]
+        return None
 
     def _state(self, plist, train, seed, keep) -> RunState:
         n = len(plist)

@@ -487,3 +487,19 @@ def test_trace_shows_every_value_and_gradient_inside_loops_too():
     expected = (2 * (pred - target) / pred.size) @ w.T
     np.testing.assert_allclose(grads[("rnn/act", "y")][-1], expected)
     assert ("seq", "y") in values and ("rnn/step", "y") in values
+
+
+def test_the_first_nan_inside_a_loop_names_the_body_node_where_it_started():
+    body = graph([("h", "Input", {"role": "carry"}), ("one", "Constant", {"value": 1.0}),
+                  ("down", "Sub", {}), ("log", "Log", {}), ("double", "Add", {}),
+                  ("next", "Output", {"role": "carry", "carry": "h"}), ("logs", "Output", {})],
+                 [("h.y", "down.a"), ("one.y", "down.b"), ("down.y", "log.x"),
+                  ("log.y", "double.a"), ("log.y", "double.b"), ("down.y", "next.x"),
+                  ("double.y", "logs.x")])
+    doc = document([("x", "Input", {"shape": [2]}),
+                    ("loop", "Loop", {"mode": "repeat", "count": 3}, {"body": body}),
+                    ("out", "Output", {})],
+                   [("x.y", "loop.h"), ("loop.logs", "out.x")])
+    program = core.compile(doc)
+    assert program.first_nonfinite({}, {"x": np.full((1, 2), 1.5)}) == "loop/log"
+    assert program.first_nonfinite({}, {"x": np.full((1, 2), 9.0)}) is None
