@@ -103,23 +103,20 @@ def pack(names: list) -> str:
     return "(" + ", ".join(names) + ("," if len(names) == 1 else "") + ")"
 
 
-class Fn:
-    """One generated function: its names, its lines, and the values and gradients it holds."""
+class GeneratedFunction:
+    """What every generated function keeps: its variable names for the graph's values.
 
-    def __init__(self, exporter, root: str = "", dynamic: bool = False, level: int = 1):
+    Both targets' functions derive from it (numpy's Fn, torch's TorchFn).
+    """
+
+    def __init__(self, exporter, root: str, reserved: tuple, level: int):
         self.exporter = exporter
         self.program: Program = exporter.program
-        self.names = NameTable(reserved=FUNCTION_NAMES, parent=exporter.names)
+        self.names = NameTable(reserved=reserved, parent=exporter.names)
         self.w = Writer(level)
         self.root = root  # the path the function's weights are relative to
-        self.dynamic = dynamic  # weights are params[prefix + ...] (block functions)
         self.var: dict = {}  # (path, node id, port) -> variable
         self.loop_steps: list = []  # loop counter variables, innermost last
-        self.pending_backward: dict = {}  # (path, node id) -> callable(acc) for control nodes
-        self.carries: Carries = exporter.carries
-        self.grads: Gradients | None = None
-
-    # -- names --------------------------------------------------------------------------------
 
     def stem(self, site: Site, node_id: str, port: str = "y") -> str:
         rel = site.path[len(self.root):] + node_id
@@ -134,6 +131,19 @@ class Fn:
     def source_var(self, site: Site, node_id: str, port: str) -> str:
         src, sport = site.source(node_id, port)
         return self.var[(site.path, src, sport)]
+
+
+class Fn(GeneratedFunction):
+    """One generated function: its names, its lines, and the values and gradients it holds."""
+
+    def __init__(self, exporter, root: str = "", dynamic: bool = False, level: int = 1):
+        super().__init__(exporter, root, FUNCTION_NAMES, level)
+        self.dynamic = dynamic  # weights are params[prefix + ...] (block functions)
+        self.pending_backward: dict = {}  # (path, node id) -> callable(acc) for control nodes
+        self.carries: Carries = exporter.carries
+        self.grads: Gradients | None = None
+
+    # -- names --------------------------------------------------------------------------------
 
     def gname(self, key: tuple) -> str:
         return self.names.of(("g",) + key, "g_" + self.var[key])

@@ -16,6 +16,7 @@ from .graphs import Program, Site
 from .names import NameTable, sanitize
 from .numpy_target import (
     IMPORTS_PLACEHOLDER,
+    GeneratedFunction,
     graph_comment,
     header,
     imports_for,
@@ -45,35 +46,15 @@ MODULE_NAMES = ("torch", "nn", "F", "np", "math", "os", "sys", "time", "zlib", "
 FUNCTION_NAMES = ("self", "feeds", "t")
 
 
-class TorchFn:
+class TorchFn(GeneratedFunction):
     """The forward method of one nn.Module class, and the submodules its __init__ makes."""
 
     def __init__(self, exporter, root: str = ""):
-        self.exporter = exporter
-        self.program: Program = exporter.program
-        self.names = NameTable(reserved=FUNCTION_NAMES, parent=exporter.names)
+        super().__init__(exporter, root, FUNCTION_NAMES, 0)
         self.attrs = NameTable(reserved=MODULE_ATTRS)
-        self.w = Writer(0)
         self.init: list = []  # lines of __init__ after super().__init__()
-        self.root = root
-        self.var: dict = {}
-        self.loop_steps: list = []
         self.param_map: list = []  # (engine name relative to root, torch key, transposed)
         self.uses_step = False
-
-    def stem(self, site: Site, node_id: str, port: str = "y") -> str:
-        rel = site.path[len(self.root):] + node_id
-        return rel.replace("/", "_") + ("" if port == "y" else "_" + port)
-
-    def value(self, site: Site, node_id: str, port: str = "y") -> str:
-        key = (site.path, node_id, port)
-        if key not in self.var:
-            self.var[key] = self.names.new(self.stem(site, node_id, port))
-        return self.var[key]
-
-    def source_var(self, site: Site, node_id: str, port: str) -> str:
-        src, sport = site.source(node_id, port)
-        return self.var[(site.path, src, sport)]
 
     def attr(self, site: Site, node_id: str) -> str:
         return self.attrs.of((site.path, node_id), self.stem(site, node_id))
