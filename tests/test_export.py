@@ -16,8 +16,9 @@ import pytest
 
 import core
 from core.export import export_source
-from tests.export_check import compare_numpy, full_params, load_module, sample_documents
+from tests.export_check import compare_numpy, load_module
 from tests.program_check import document, graph
+from tests.sample_graphs import full_params, sample_documents
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "assets" / "examples").glob("*.wg.json"))
 CASES = list(sample_documents())

@@ -15,7 +15,8 @@ import pytest
 
 import core
 from core.export import export_source
-from tests.export_check import compare_torch, full_params, load_module, sample_documents
+from tests.export_check import compare_torch, load_module
+from tests.sample_graphs import full_params, sample_documents
 
 torch = pytest.importorskip("torch")
 
