@@ -37,8 +37,10 @@ from PySide6.QtWidgets import (
 )
 
 import core
+from core.document import node_path
 from core.errors import GraphError
 
+from . import overlay as ov
 from . import probe as pr
 from .dataview import DataView
 from .form import TrainingForm
@@ -103,7 +105,7 @@ class TrainingDock(QWidget):
         self.run_doc = None                  # the document copy the last run trained
         self.probe: pr.Probe | None = None
         self.probe_feeds: dict | None = None
-        self.selected: str | None = None
+        self.selected: tuple | None = None   # (graph ref, node id) shown in the Inside tab
         self.error_text = ""
         self._stop_reason = ""
         self._plots_stale = self._views_stale = False
@@ -262,13 +264,13 @@ class TrainingDock(QWidget):
         self.params = load_weights(self.doc.path)
         self.weights_dirty = False
         self.snapshot = self.params
-        self.info = self.run_doc = self.probe = self.probe_feeds = None
+        self.info = self.run_doc = self.probe = self.probe_feeds = self.selected = None
         self.dataview.clear("Train to see the data and what the model makes of it.")
         self.error_text = ""
         if self.overlay is not None:
             self.overlay.set_nan(None)
             self.overlay.set_example({})
-            self.overlay.set_gradients({})
+            self.overlay.set_gradients(None)
         self._set_state("idle")
         self._show_figures({})
         note = "Loaded the trained weights saved beside the file." if self.params else ""
@@ -567,18 +569,24 @@ class TrainingDock(QWidget):
         self._view_cost = self._last_view - started + self.dataview.plot_widget.last_paint
 
     def _update_probe(self, params: dict) -> None:
-        try:
-            values = self.probe.values(params, self.probe_feeds)
-            grads = self.probe.gradients(params, self.probe_feeds, values)
-        except GraphError:
-            return
-        rows = len(next(iter(self.probe_feeds.values())))
+        trace = self.probe.trace(params, self.probe_feeds)
         if self.overlay is not None:
-            self.overlay.set_gradients({e: pr.rms(g) * rows for e, g in grads.items()})
+            self.overlay.set_gradients(trace)
         if self.selected is not None:
-            node = self.run_doc.graph.node(self.selected) if self.run_doc else None
-            self.inspector.show_node(self.selected, values, pr.port_gradients(grads),
-                                     node.type if node else "", rows)
+            self._show_selected(trace)
+
+    def _show_selected(self, trace) -> None:
+        ref, node_id = self.selected
+        doc = self.doc
+        try:
+            node = doc.node_at(ref, node_id)
+            paths, port = pr.traced_as(doc, ref, node_id)
+        except GraphError:
+            self.inspector.show_node(None)
+            return
+        name = node_path(ref, node_id)
+        self.inspector.show_node(name, node.type, trace.ports(paths, port), trace.rows,
+                                 trace.runs(paths), len(paths), trace.error or "")
 
     # -- inside the network -------------------------------------------------------------------
 
@@ -587,20 +595,24 @@ class TrainingDock(QWidget):
             ids = self.scene.selected_node_ids()
         except RuntimeError:  # the scene is being torn down
             return
-        top = tuple(self.scene.ref) == ()
-        self.selected = ids[0] if len(ids) == 1 and top else None
-        if self.selected is None:
-            self.inspector.show_node(None, {}, {})
+        if len(ids) != 1:
+            self.selected = None
+            self.inspector.show_node(None)
+            return
+        self.selected = (tuple(self.scene.ref), ids[0])
+        self._views_stale = True
+        if self.snapshot is not None and self.probe is not None:
+            self._redraw_views(force=True)
         else:
-            self._views_stale = True
-            if self.snapshot is not None and self.probe is not None:
-                self._redraw_views(force=True)
-            else:
-                self.inspector.show_node(self.selected, {}, {})
+            self.inspector.show_node(node_path(*self.selected))
 
-    def inspect_node(self, node_id: str | None) -> None:
-        """Show a node in the Inside tab (what a click on the canvas does)."""
-        self.selected = node_id
+    def inspect_node(self, node_id: str | None, ref=None) -> None:
+        """Show a node of the graph at `ref` (the one on the canvas unless given) in the
+        Inside tab: what a click on the canvas does."""
+        if node_id is None:
+            self.selected = None
+        else:
+            self.selected = (tuple(self.scene.ref if ref is None else ref), node_id)
         self.tabs.setCurrentIndex(1)
         self._views_stale = True
         self._redraw_views(force=True)
@@ -616,7 +628,8 @@ class TrainingDock(QWidget):
 
     def run_example(self, row: int | None = None) -> dict:
         """Run one training example through the graph; each node's output shape and values go
-        on the canvas and under the button. Returns {node id: array}."""
+        on the canvas (in the graph shown, loop bodies too) and under the button. Returns
+        {node path: array}: a node in a loop body gives its steps stacked on a first axis."""
         if row is not None:
             self.example_row.setValue(row)
         if self.probe is None:
@@ -627,19 +640,25 @@ class TrainingDock(QWidget):
             return {}
         r = self.example_row.value()
         feeds = {k: v[r:r + 1] for k, v in self.info.train_feeds.items()}
-        values = self.probe.values(self.snapshot, feeds)
-        lines, rows, out = {}, [], {}
-        for (node_id, port), value in values.items():
-            one = value[0] if np.ndim(value) and len(value) == 1 else value
-            shape = "(" + ", ".join(str(d) for d in np.shape(one)) + \
-                ("," if np.ndim(one) == 1 else "") + ")"
-            text = f"{shape} {pr.preview(one)}"
-            head = shape if port in (None, "y") else f"{port}: {shape}"
-            lines.setdefault(node_id, []).extend([head, pr.preview(one, 3)])
-            rows.append(f"<b>{node_id}</b>{'.' + port if port else ''} {text}")
-            out[node_id] = one
+        trace = self.probe.trace(self.snapshot, feeds, grads=False)
+        if trace.error:
+            self._say(f"Could not run the example: {trace.error}", error=True)
+        example, rows, out = {}, [], {}
+        for (path, port), steps in trace.values.items():
+            value = pr.stack_runs([s[0] if np.ndim(s) and len(s) == 1 else s for s in steps])
+            runs = len(steps)
+            example[(path, port)] = (value, runs)
+            out.setdefault(path, value)
+            one = value[-1] if runs > 1 else value
+            steps_text = f" × {runs} steps, last" if runs > 1 else ""
+            name = path if port == "y" else f"{path}.{port}"
+            rows.append(f"<b>{name}</b> {ov.example_shape(one)}{steps_text} {pr.preview(one)}")
+        for edge in self.probe.doc.graph.edges:  # the graph's Outputs: what flows into them
+            found = example.get((edge.src, edge.src_port))
+            if found is not None and self.probe.doc.graph.node(edge.dst).type == "Output":
+                out[edge.dst] = found[0]
         if self.overlay is not None:
-            self.overlay.set_example(lines)
+            self.overlay.set_example(example)
         self.example_text.setText(f"Example row {r}: " + " &nbsp;·&nbsp; ".join(rows))
         return out
 

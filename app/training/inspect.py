@@ -1,5 +1,6 @@
 """One node, seen from inside: its output statistics and histograms of activations and
-gradient, from the probe (a parameter snapshot run on a small batch in the UI thread)."""
+gradient, from the probe's trace (a parameter snapshot run on a small batch in the UI thread);
+a node in a loop body is seen over all its steps."""
 
 from __future__ import annotations
 
@@ -73,34 +74,42 @@ class NodeInspector(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.figures)
         layout.addLayout(row, 1)
-        self.show_node(None, {}, {})
+        self.show_node(None)
 
-    def show_node(self, node_id: str | None, values: dict, grads: dict, node_type: str = "",
-                  rows: int = 0) -> None:
-        """`values`: {(node, port): array}; `grads`: {(node, port): array} (summed per port)."""
-        self.node_id = node_id
-        if node_id is None:
-            self.title.setText("<b>Click a node</b> on the canvas to see what it outputs and "
-                               "the gradient flowing back into it, live while training.")
+    def show_node(self, name: str | None, node_type: str = "", ports: list | None = None,
+                  rows: int = 0, runs: int = 1, instances: int = 1, empty: str = "") -> None:
+        """`name`: the node as the user knows it (`hidden1`, `rnn/cell`); `ports`: the trace's
+        [(port, [values per run], [gradients per run])]; `runs`: steps of a loop body."""
+        self.node_id = name
+        if name is None:
+            self.title.setText("<b>Click a node</b> on the canvas (inside a loop, branch or "
+                               "block too) to see what it outputs and the gradient flowing back "
+                               "into it, live while training.")
             self.figures.setText("")
             self.values_hist.show_values(None)
             self.grad_hist.show_values(None)
             return
-        ports = [(k, v) for k, v in values.items() if k[0] == node_id]
         if not ports:
-            self.title.setText(f"<b>{node_id}</b> {node_type}: no value on the probe rows "
-                               "(train first, or its inputs are not fed by the data).")
+            why = empty or "train first, or its inputs are not fed by the data"
+            self.title.setText(f"<b>{name}</b> {node_type}: no value on the probe rows ({why}).")
             self.figures.setText("")
             self.values_hist.show_values(None)
             self.grad_hist.show_values(None)
             return
-        (key, value) = ports[0]
-        port = f".{key[1]}" if key[1] else ""
-        shape = "×".join(str(d) for d in np.shape(value)) or "a single number"
-        self.title.setText(f"<b>{node_id}{port}</b> <span style='color:#9aa1ab'>{node_type} · "
-                           f"output {shape} on {rows} training rows</span>")
+        port, values, grads = ports[0]
+        first = values[0]
+        shape = "×".join(str(d) for d in np.shape(first)) or "a single number"
+        where = [f"{rows} training rows"]
+        if runs > 1:
+            where.append(f"all {runs} steps")
+        if instances > 1:
+            where.append(f"all {instances} instances")
+        suffix = f".{port}" if port and port != "y" else ""
+        self.title.setText(f"<b>{name}{suffix}</b> <span style='color:#9aa1ab'>{node_type} · "
+                           f"output {shape} · over {', '.join(where)}</span>")
+        value = np.concatenate([np.ravel(v) for v in values])
+        grad = np.concatenate([np.ravel(g) for g in grads]) if grads else None
         s = pr.stats(value)
-        grad = grads.get(key)
         parts = [f"mean <b>{_fmt(s.get('mean'))}</b>", f"std <b>{_fmt(s.get('std'))}</b>",
                  f"min {_fmt(s.get('min'))}", f"max {_fmt(s.get('max'))}"]
         if s.get("zeros", 0) > 0.01:

@@ -4,6 +4,9 @@ The overlay adds its own small items as children of the scene's node and wire it
 move and disappear with them) and never changes those items. It is fed in the UI thread by
 the dock, from snapshots; nothing here runs in the training thread. After the scene rebuilds
 (another graph shown, a document opened), the dock's last data is applied again.
+
+The data comes from the probe's trace, keyed by node path (`rnn/cell`), so a loop body, a
+branch side or a block definition opened on the canvas shows its own wires and values.
 """
 
 from __future__ import annotations
@@ -11,11 +14,15 @@ from __future__ import annotations
 import math
 from itertools import pairwise
 
+import numpy as np
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem
 
+from core.errors import GraphError
+
 from ..theme import NODE_WIDTH
+from . import probe as pr
 
 # gradient size per example (rms x batch) -> colour: blue (vanishing) .. green .. red (exploding)
 LOW, HIGH = 1e-5, 10.0
@@ -83,16 +90,17 @@ class CanvasOverlay:
     def __init__(self, scene):
         self.scene = scene
         self.flow_on = False
-        self.grad_sizes: dict = {}   # Edge -> per-example gradient size
-        self.nan: tuple | None = None  # (top-level node id, message)
-        self.example: dict = {}      # node id -> list of lines
+        self.trace: pr.Trace | None = None  # gradients of the last probe
+        self.nan: tuple | None = None  # (node path, message)
+        self.example: dict = {}      # (node path, port) -> (array, runs) of one example
         self._glows: dict = {}       # Edge -> QGraphicsPathItem
         self._badge = None
         self._tags: dict = {}
         scene.rebuilt.connect(self.reapply)
 
-    def _top_level(self) -> bool:
-        return tuple(self.scene.ref) == ()
+    def _prefixes(self) -> list:
+        """Under which trace paths the graph shown ran (several for a block definition)."""
+        return pr.prefixes(self.scene.doc, self.scene.ref)
 
     def reapply(self) -> None:
         """After the scene rebuilt its items (ours went with them)."""
@@ -103,8 +111,8 @@ class CanvasOverlay:
 
     # -- gradient flow ------------------------------------------------------------------------
 
-    def set_gradients(self, sizes: dict) -> None:
-        self.grad_sizes = dict(sizes)
+    def set_gradients(self, trace) -> None:
+        self.trace = trace
         if self.flow_on:
             self._draw_flow()
 
@@ -117,14 +125,26 @@ class CanvasOverlay:
                 self._remove(glow)
             self._glows = {}
 
+    def grad_sizes(self) -> dict:
+        """{Edge: gradient per example} for the wires shown: what flows back into each wire's
+        source port (over every step of a loop body, every instance of a block)."""
+        if self.trace is None or not self.trace.grads:
+            return {}
+        prefixes = self._prefixes()
+        sizes = {}
+        for edge in self.scene.wire_items:
+            size = self.trace.grad_size([pr.join(p, edge.src) for p in prefixes], edge.src_port)
+            if size is not None:
+                sizes[edge] = size
+        return sizes
+
     def _draw_flow(self) -> None:
-        wires = self.scene.wire_items if self._top_level() else {}
-        for edge in [e for e in self._glows if e not in wires or e not in self.grad_sizes]:
+        wires = self.scene.wire_items
+        sizes = self.grad_sizes()
+        for edge in [e for e in self._glows if e not in wires or e not in sizes]:
             self._remove(self._glows.pop(edge))
-        for edge, wire in wires.items():
-            size = self.grad_sizes.get(edge)
-            if size is None:
-                continue
+        for edge, size in sizes.items():
+            wire = wires[edge]
             glow = self._glows.get(edge)
             if glow is None or glow.parentItem() is not wire:
                 glow = QGraphicsPathItem(wire)
@@ -141,16 +161,20 @@ class CanvasOverlay:
     # -- NaN badge ----------------------------------------------------------------------------
 
     def set_nan(self, path: str | None, message: str = "") -> None:
-        """Badge the top-level node a failing path starts with (None: take it away)."""
+        """Badge the node of the graph shown that a failing path is in (None: take it away)."""
         if self._badge is not None:
             self._remove(self._badge)
             self._badge = None
         if not path:
             self.nan = None
             return
-        node_id = path.split("/")[0]
-        self.nan = (node_id, message)
-        item = self.scene.node_items.get(node_id) if self._top_level() else None
+        self.nan = (path, message)
+        item = None
+        for prefix in self._prefixes():
+            if not prefix or path.startswith(prefix + "/"):
+                rest = path[len(prefix) + 1:] if prefix else path
+                item = self.scene.node_items.get(rest.split("/")[0])
+                break
         if item is None:
             return
         badge = Tag(["NaN"], NAN_COLOR, QColor("#ffffff"), bold=True, parent=item)
@@ -160,16 +184,17 @@ class CanvasOverlay:
 
     # -- one example --------------------------------------------------------------------------
 
-    def set_example(self, lines_by_node: dict) -> None:
+    def set_example(self, example: dict) -> None:
+        """`example`: {(node path, port): (array, runs)} of one example through the graph."""
         for tag in self._tags.values():
             self._remove(tag)
         self._tags = {}
-        self.example = dict(lines_by_node)
-        if not self._top_level():
+        self.example = dict(example)
+        if not example:
             return
-        for node_id, lines in self.example.items():
-            item = self.scene.node_items.get(node_id)
-            if item is None or not lines:
+        for node_id, item in self.scene.node_items.items():
+            lines = self._example_lines(node_id)
+            if not lines:
                 continue
             tag = Tag(lines, QColor(15, 40, 60, 235), QColor("#cfe8ff"), parent=item)
             tag.setPos(0, item.rect.height() + 4)
@@ -178,7 +203,34 @@ class CanvasOverlay:
             if tag.rect.width() > NODE_WIDTH * 1.6:
                 tag.setScale(NODE_WIDTH * 1.6 / tag.rect.width())
 
+    def _example_lines(self, node_id: str) -> list:
+        try:
+            paths, port = pr.traced_as(self.scene.doc, self.scene.ref, node_id)
+        except GraphError:
+            return []
+        for path in paths:  # a block definition: the first instance that ran
+            lines = []
+            for (p, name), (value, runs) in self.example.items():
+                if p != path or port not in (None, name):
+                    continue
+                one = value[-1] if runs > 1 else value
+                shape = example_shape(one)
+                steps = f" × {runs} steps" if runs > 1 else ""
+                head = shape if name == "y" or port is not None else f"{name}: {shape}"
+                lines += [head + steps, ("last " if runs > 1 else "") + pr.preview(one, 3)]
+            if lines:
+                if len(paths) > 1:
+                    lines.insert(0, f"in {path.rsplit('/', 1)[0]}")
+                return lines
+        return []
+
     def _remove(self, item) -> None:
         scene = item.scene()
         if scene is not None:
             scene.removeItem(item)
+
+
+def example_shape(value) -> str:
+    """`(32,)` for one example's value."""
+    dims = np.shape(value)
+    return "(" + ", ".join(str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"

@@ -1,170 +1,150 @@
-"""Seeing inside the network: every top-level wire's value and gradient on a few rows.
+"""Seeing inside the network: every node's value and gradient on a few rows, bodies included.
 
-The engine's programs give only their Outputs and the parameters' gradients, so the probe
-compiles *copies* of the document that expose more (the document itself is never changed):
-
-- for values, a copy with an extra `Output` on every output port of every top-level node;
-- for gradients, a copy where every float wire `a -> b` goes through `Add(a, p)`, `p` a
-  zero `Parameter` shaped like the wire's value on the probe batch. The gradient of the loss
-  with respect to `p` is then exactly the gradient flowing back through that wire.
-
-Both run in the UI thread on a parameter snapshot and a small batch (a few ms for the nets in
-the examples); the compiled copies are cached per document revision and batch shape.
+The engine's `program.trace` records the output of every node the graph runs, and the gradient
+of the loss at each, with paths like `hidden1`, `rnn/cell` (a loop body: one array per step),
+`gate/then/act` (a branch side) or `res1/fc` (a block instance). The probe runs it in the UI
+thread on a parameter snapshot and a small batch (about a millisecond for the examples); the
+canvas shows one graph at a time, so `prefixes` says under which paths its nodes ran.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
 import core
-from core.document import Edge, Node
+from core.document import ref_name
 from core.errors import GraphError
-
-PREFIX = "_wgprobe"
-
-
-def _fresh_id(graph, base: str) -> str:
-    n = 0
-    while graph.node(f"{base}{n}") is not None:
-        n += 1
-    return f"{base}{n}"
 
 
 class Probe:
-    """Values and gradients of a document's top-level wires; one per document revision."""
+    """Traces one snapshot of a document (the live document may change under us)."""
 
     def __init__(self, doc, loss: str | None = None, dtype: str = "float32"):
-        self.doc = doc.copy()  # a snapshot: the live document may change under us
+        self.doc = doc.copy()
         self.loss = loss
         self.dtype = dtype
-        self.ports: dict = {}        # probe Output id -> (node id, port)
-        self._values_program = None
-        self._values_error: str | None = None
-        self._grad_cache: dict = {}  # batch shapes -> (program, {param name: edge}) or error
+        self._program = None
+        self.error: str | None = None
 
-    # -- values -------------------------------------------------------------------------------
+    def program(self):
+        if self._program is None and self.error is None:
+            try:
+                self._program = core.compile(self.doc, self.dtype)
+            except GraphError as exc:
+                self.error = str(exc)
+        return self._program
 
-    def _build_values(self):
-        if self._values_program is not None or self._values_error is not None:
-            return self._values_program
-        doc = self.doc.copy()
-        graph = doc.graph
-        for node in list(graph.nodes):
-            if node.type == "Output" or node.id.startswith(PREFIX):
-                continue
-            _, outs = doc.ports(node)
-            for port in outs:
-                out_id = _fresh_id(graph, f"{PREFIX}o")
-                graph.nodes.append(Node(out_id, "Output"))
-                graph.edges.append(Edge(node.id, port, out_id, "x"))
-                self.ports[out_id] = (node.id, port)
-        try:
-            self._values_program = core.compile(doc, self.dtype)
-        except GraphError as exc:
-            self._values_error = str(exc)
-        return self._values_program
-
-    def values(self, params: dict, feeds: dict) -> dict:
-        """{(node id, port): array} for every top-level output port these feeds can reach.
-        Outputs keep their own ids: {(output id, None): array}."""
-        program = self._build_values()
+    def trace(self, params: dict, feeds: dict, grads: bool = True) -> Trace:
+        """Values (and, with a loss and `grads`, gradients) of every node on these feeds."""
+        program = self.program()
         if program is None:
-            return {}
-        wanted = []
-        for name in program.output_shapes:
-            needs = program.schedule((name,)).arg_names
-            if all(n in feeds for n in needs):
-                wanted.append(name)
-        if not wanted:
-            return {}
+            return Trace(error=self.error)
         feeds = {k: v for k, v in feeds.items() if k in program.input_shapes}
-        results = program.run(_only(params, program), feeds, train=False, outputs=wanted)
-        out = {}
-        for name, value in results.items():
-            key = self.ports.get(name, (name, None))
-            out[key] = np.asarray(value)
-        return out
-
-    # -- gradients ----------------------------------------------------------------------------
-
-    def _build_grads(self, values: dict):
-        key = tuple(sorted((k, v.shape, v.dtype.kind) for k, v in
-                           ((f"{a}.{b}", arr) for (a, b), arr in values.items())))
-        cached = self._grad_cache.get(key)
-        if cached is not None:
-            return cached
-        # A Loop, Branch or Block takes a batched value whose batch length is open; a probe
-        # Parameter has a fixed one, which their bodies refuse. Try every wire, then without
-        # the wires into those nodes.
-        cached = None
-        for skip_control in (False, True):
-            cached = self._compile_grads(values, skip_control)
-            if cached[0] is not None:
-                break
-        if len(self._grad_cache) > 8:
-            self._grad_cache.clear()
-        self._grad_cache[key] = cached
-        return cached
-
-    def _compile_grads(self, values: dict, skip_control: bool):
-        doc = self.doc.copy()
-        graph = doc.graph
-        edges = {}
-        for edge in list(graph.edges):
-            value = values.get((edge.src, edge.src_port))
-            if value is None or value.dtype.kind != "f":
-                continue
-            dst = graph.node(edge.dst)
-            if skip_control and dst is not None and (dst.bodies or dst.type == "Block"):
-                continue
-            add_id = _fresh_id(graph, f"{PREFIX}a")
-            graph.nodes.append(Node(add_id, "Add"))
-            param_id = _fresh_id(graph, f"{PREFIX}p")
-            graph.nodes.append(Node(param_id, "Parameter",
-                                    {"shape": list(value.shape), "init": "zeros"}))
-            graph.edges.remove(edge)
-            graph.edges += [Edge(edge.src, edge.src_port, add_id, "a"),
-                            Edge(param_id, "y", add_id, "b"),
-                            Edge(add_id, "y", edge.dst, edge.dst_port)]
-            edges[f"{param_id}.value"] = edge
+        rows = len(next(iter(feeds.values()))) if feeds else 0
+        params = {n: params[n] for n in program.param_names if n in params}
+        loss = self.loss if grads and self.loss in program.output_shapes else None
         try:
-            return core.compile(doc, self.dtype), edges
+            record = program.trace(params, feeds, loss=loss, train=False)
         except GraphError as exc:
-            return None, str(exc)
-
-    def gradients(self, params: dict, feeds: dict, values: dict | None = None) -> dict:
-        """{Edge: gradient array} of the loss w.r.t. every float top-level wire."""
-        if not self.loss:
-            return {}
-        if values is None:
-            values = self.values(params, feeds)
-        program, edges = self._build_grads(values)
-        if program is None:
-            return {}
-        full = dict(_only(params, program))
-        for name in edges:
-            full[name] = np.zeros(program.param_shapes[name], program.dtype)
-        feeds = {k: v for k, v in feeds.items() if k in program.input_shapes}
-        try:
-            _, grads = program.value_and_grad(full, feeds, self.loss, train=False)
-        except GraphError:
-            return {}
-        return {edge: grads[name] for name, edge in edges.items()}
+            return Trace(error=str(exc), rows=rows)
+        record_grads = {key: [g for g in steps if g is not None]
+                        for key, steps in record["grads"].items()}
+        return Trace(record["values"], {k: v for k, v in record_grads.items() if v}, rows)
 
 
-def _only(params: dict, program) -> dict:
-    return {n: params[n] for n in program.param_names if n in params}
+@dataclass
+class Trace:
+    """{(node path, port): [array per run]} for values and gradients, on `rows` examples."""
+
+    values: dict = field(default_factory=dict)
+    grads: dict = field(default_factory=dict)
+    rows: int = 0
+    error: str | None = None
+
+    def ports(self, paths: list, port: str | None = None) -> list:
+        """[(port, [value arrays], [gradient arrays])] of the nodes at these paths (one path,
+        or every instance of a block's node), runs of all of them together, by port."""
+        found: dict = {}
+        for key, steps in self.values.items():
+            if key[0] in paths and port in (None, key[1]):
+                entry = found.setdefault(key[1], ([], []))
+                entry[0].extend(steps)
+                entry[1].extend(self.grads.get(key, []))
+        return [(port, v, g) for port, (v, g) in found.items()]
+
+    def grad_size(self, paths: list, port: str) -> float | None:
+        """The gradient flowing back into a port per example (rms x rows), over every run."""
+        steps = [g for path in paths for g in self.grads.get((path, port), [])]
+        if not steps:
+            return None
+        return rms(np.concatenate([np.ravel(g) for g in steps])) * max(self.rows, 1)
+
+    def runs(self, paths: list) -> int:
+        """How many times the nodes at these paths ran (steps of a loop, over instances)."""
+        return max((len(steps) for key, steps in self.values.items() if key[0] in paths),
+                   default=0)
 
 
-def port_gradients(grads: dict) -> dict:
-    """{(node, port): summed gradient}: what flows back into a node's output port."""
-    out: dict = {}
-    for edge, g in grads.items():
-        key = (edge.src, edge.src_port)
-        out[key] = g if key not in out else out[key] + g
-    return out
+def prefixes(doc, ref) -> list:
+    """The trace path prefixes under which the nodes of the graph at `ref` run: `''` for the
+    main graph, `rnn` for a loop's body, `gate/then` for a branch side, and for a block
+    definition (`@Residual`) every instance of it (`res1`, `res2`, `rnn/res3`)."""
+    ref = tuple(ref)
+    if not ref or not ref[0].startswith("@"):
+        return [ref_name(ref)]
+    rest = ref_name(ref[1:])
+    return [f"{inst}/{rest}" if rest else inst for inst in block_instances(doc, ref[0][1:])]
+
+
+def block_instances(doc, name: str) -> list:
+    """The paths of every instance of a block, however deep (a worklist, not recursion)."""
+    found = []
+    work = [(doc.graph, "", 0)]
+    while work:
+        graph, prefix, depth = work.pop(0)
+        if depth > 32:  # a block that contains itself; the compiler refuses it anyway
+            continue
+        for node in graph.nodes:
+            path = f"{prefix}/{node.id}" if prefix else node.id
+            if node.type == "Block":
+                block = node.params.get("block")
+                if block == name:
+                    found.append(path)
+                if block in doc.blocks:
+                    work.append((doc.blocks[block], path, depth + 1))
+            for key, body in node.bodies.items():
+                work.append((body, path if key == "body" else f"{path}/{key}", depth + 1))
+    return found
+
+
+def join(prefix: str, node_id: str) -> str:
+    return f"{prefix}/{node_id}" if prefix else node_id
+
+
+def traced_as(doc, ref, node_id: str) -> tuple:
+    """([trace paths], port or None for all) under which a node of the graph at `ref` ran.
+    Outputs are not traced: an Output's value is that of the wire into it."""
+    graph = doc.graph_at(ref)
+    node = graph.node(node_id)
+    port = None
+    if node is not None and node.type == "Output":
+        edge = next((e for e in graph.edges if e.dst == node_id), None)
+        if edge is not None:
+            node_id, port = edge.src, edge.src_port
+    return [join(p, node_id) for p in prefixes(doc, ref)], port
+
+
+def stack_runs(steps: list):
+    """One array of a node's runs: the value itself if it ran once, else stacked by step."""
+    if len(steps) == 1:
+        return np.asarray(steps[0])
+    try:
+        return np.stack([np.asarray(s) for s in steps])
+    except ValueError:  # shapes that change between steps
+        return np.concatenate([np.ravel(s) for s in steps])
 
 
 def stats(array) -> dict:

@@ -178,8 +178,9 @@ def test_inside_the_network_gradient_flow_and_one_example(qtbot, window, dock):
     dock.show_gradient_flow(True)
     glows = dock.overlay._glows
     assert glows, "wires carry their gradient"
-    first = next(e for e in glows if e.src == "x")
+    first = next(e for e in glows if e.src == "hidden1")
     assert glows[first].parentItem() is window.scene.wire_items[first]
+    assert not any(e.src == "x" for e in glows)  # no gradient is computed for the data
     dock.inspect_node("hidden1")
     assert "hidden1" in dock.inspector.title.text()
     assert "gradient rms" in dock.inspector.figures.text()
@@ -240,3 +241,41 @@ def test_new_nodes_keep_the_trained_weights_of_the_others(qtbot, window, dock):
     dock.stop()
     wait_idle(qtbot, dock)
     assert not np.array_equal(dock.params["hidden1.weight"], trained)  # one more step from them
+
+
+def test_inside_a_loop_body_the_inspector_flow_and_example_show_every_step(qtbot, window, dock):
+    open_example(window, "sequence-rnn")
+    set_training(dock, epochs=1)
+    dock.train()
+    wait_idle(qtbot, dock)
+    dock.tabs.setCurrentIndex(1)
+    dock.show_gradient_flow(True)
+    assert window.controller.open_node("rnn")
+    scene = window.scene
+    glows = dock.overlay._glows
+    into_cell = next(e for e in scene.wire_items if e.src == "cell")
+    assert into_cell in glows and glows[into_cell].parentItem() is scene.wire_items[into_cell]
+    scene.select_nodes(["cell"])                       # a click on a node in the body
+    title = dock.inspector.title.text()
+    assert "rnn/cell" in title and "10 steps" in title
+    assert "gradient rms" in dock.inspector.figures.text()
+    values = dock.run_example(0)
+    assert values["rnn/cell"].shape == (10, 16)        # one row per step
+    assert values["pred"].shape == (1,)
+    tag = dock.overlay._tags["cell"]
+    assert tag.parentItem() is scene.node_items["cell"] and "10 steps" in tag.lines[0]
+
+
+def test_a_block_definition_runs_under_each_of_its_instances():
+    import core
+    from app.training import probe
+
+    doc = core.load(os.path.join(EXAMPLES, "blocks-and-gate.wg.json"))
+    assert probe.prefixes(doc, ()) == [""]
+    assert probe.prefixes(doc, ("gate", "then")) == ["gate/then"]
+    assert probe.prefixes(doc, ("@Residual",)) == ["res1", "res2"]
+    program = core.compile(doc)
+    trace = probe.Probe(doc).trace(program.init_params(0), {"x": np.ones((5, 4))})
+    paths, port = probe.traced_as(doc, ("@Residual",), "fc")
+    assert paths == ["res1/fc", "res2/fc"] and trace.runs(paths) == 1
+    assert len(trace.ports(paths)[0][1]) == 2           # both instances' values
