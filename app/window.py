@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         self.training_dock = self._dock("Training", "trainingDock", self.training,
                                         Qt.BottomDockWidgetArea)
         self.training.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.training.weights_changed.connect(lambda _dirty: self.update_title())
 
         self.scene.selectionChanged.connect(self._selection_changed)
         self.validator.updated.connect(self._analysis_ready)
@@ -203,7 +204,9 @@ class MainWindow(QMainWindow):
     # -- files ----------------------------------------------------------------------------
 
     def is_dirty(self) -> bool:
-        return self.restored_dirty or not self.controller.stack.isClean()
+        """Unsaved edits, restored work, or trained (or reset) weights not yet saved."""
+        return (self.restored_dirty or not self.controller.stack.isClean()
+                or self.training.weights_dirty)
 
     def update_title(self) -> None:
         doc = self.controller.doc

@@ -48,7 +48,7 @@ from .history import History
 from .inspect import NodeInspector
 from .overlay import CanvasOverlay
 from .plots import TrainingPlots
-from .weights import load_weights, matching, save_weights
+from .weights import load_weights, matching, save_weights, weights_path
 from .worker import TrainingWorker
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
@@ -87,6 +87,7 @@ def base_dir_for(doc) -> str:
 class TrainingDock(QWidget):
     message = Signal(str)             # for the status bar
     state_changed = Signal(str)       # idle / running / paused
+    weights_changed = Signal(bool)    # True: trained or reset weights not saved with the file
 
     def __init__(self, controller, scene=None, parent=None):
         super().__init__(parent)
@@ -99,7 +100,7 @@ class TrainingDock(QWidget):
         self.state = "idle"
         self.params: dict | None = None      # the trained weights, kept with the document
         self.params_doc_revision = None
-        self.weights_dirty = False
+        self._weights_dirty = False
         self.snapshot: dict | None = None    # the latest parameters seen (during a run too)
         self.info = None                     # SessionInfo of the last run
         self.run_doc = None                  # the document copy the last run trained
@@ -323,11 +324,23 @@ class TrainingDock(QWidget):
             self.stop_button.setEnabled(False)
             self._say("Stopping after this batch…")
 
+    @property
+    def weights_dirty(self) -> bool:
+        """Whether the weights differ from those saved beside the file (the window's `*`)."""
+        return self._weights_dirty
+
+    @weights_dirty.setter
+    def weights_dirty(self, dirty: bool) -> None:
+        if dirty != self._weights_dirty:
+            self._weights_dirty = dirty
+            self.weights_changed.emit(dirty)
+
     def reset_weights(self) -> None:
         if self.state != "idle":
             return
+        if self.params is not None:  # nothing trained, nothing to forget
+            self.weights_dirty = True
         self.params = None
-        self.weights_dirty = True
         self.snapshot = self._initial_params()
         self._views_stale = True
         self._say("Weights reset: the next run starts from the initial weights "
@@ -692,8 +705,13 @@ class TrainingDock(QWidget):
     # -- weights with the document ------------------------------------------------------------
 
     def save_weights(self, doc_path: str) -> str | None:
-        """Write the trained weights beside a document just saved (nothing if none)."""
+        """Write the trained weights beside a document just saved. With none (after Reset
+        weights), take away a file left there, so that reopening does not bring them back."""
         if self.params is None:
+            stale = weights_path(doc_path)
+            if self.weights_dirty and stale.exists():
+                stale.unlink()
+            self.weights_dirty = False
             return None
         path = save_weights(doc_path, self.params)
         self.weights_dirty = False

@@ -279,3 +279,29 @@ def test_a_block_definition_runs_under_each_of_its_instances():
     paths, port = probe.traced_as(doc, ("@Residual",), "fc")
     assert paths == ["res1/fc", "res2/fc"] and port is None and trace.runs(paths) == 1
     assert len(trace.ports(paths)[0][1]) == 2           # both instances' values
+
+
+def test_unsaved_trained_weights_make_the_window_dirty(qtbot, window, dock, tmp_path, monkeypatch):
+    open_example(window, "spiral-mlp")
+    path = tmp_path / "spiral.wg.json"
+    assert window.save_as(str(path))
+    assert not window.isWindowModified()
+    set_training(dock, epochs=1)
+    window.controller.stack.setClean()              # the settings edit is not what we test
+    dock.train()
+    wait_idle(qtbot, dock)
+    assert window.isWindowModified() and window.is_dirty()   # the title shows `*`
+    asked = []
+    monkeypatch.setattr(type(window), "ask_unsaved", lambda self: asked.append(1) or "cancel")
+    window.close()
+    assert asked and window.isVisible()              # closing asks, and Cancel keeps it open
+    assert window.save()
+    assert not window.isWindowModified()
+    assert (tmp_path / "spiral.weights.npz").exists()
+    dock.reset_weights()                             # forgetting them is a change too
+    assert window.isWindowModified()
+    assert window.save()
+    assert not window.isWindowModified()
+    assert not (tmp_path / "spiral.weights.npz").exists()  # reopening does not bring them back
+    dock.reset_weights()                             # nothing left to forget
+    assert not window.isWindowModified()
