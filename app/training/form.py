@@ -18,14 +18,18 @@ import os
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -176,7 +180,9 @@ class TrainingForm(QWidget):
         return copy.deepcopy(self.doc.training) if isinstance(self.doc.training, dict) else {}
 
     def base_dir(self) -> str:
-        return os.path.dirname(self.doc.path) if self.doc.path else os.getcwd()
+        """Where a relative data path starts: the folder of the document's file (an example
+        opened as an unsaved copy keeps its folder), else the working folder."""
+        return self.doc.folder or os.getcwd()
 
     def push(self, training: dict, text: str) -> None:
         if training == self.doc.training:
@@ -367,43 +373,46 @@ class TrainingForm(QWidget):
             self.set_value("dataset.path", relative.replace(os.sep, "/"), "Training: data file")
 
     def _column_rows(self, form: QFormLayout, spec: dict) -> None:
-        """The CSV column mapper: each array name, the file's columns it takes."""
+        """The CSV column mapper: a table of the dataset's arrays and the file's columns."""
         path = os.path.join(self.base_dir(), spec.get("path") or "")
         header = csv_header(path, spec.get("delimiter", ","))
-        if header:
-            shown = QLabel(f"<span style='color:#9aa1ab'>columns: {', '.join(header)}</span>",
-                           self.host)
-            shown.setWordWrap(True)
-            form.addRow("", shown)
-        columns = spec.get("columns") if isinstance(spec.get("columns"), dict) else {}
-        inputs = [n.id for n in self.doc.graph.nodes if n.type == "Input"]
-        for name in list(columns) + [i for i in inputs if i not in columns]:
-            value = columns.get(name)
-            text = ", ".join(value) if isinstance(value, list) else (value or "")
-            edit = QLineEdit(text, self.host)
-            edit.setPlaceholderText("column, or col1, col2, … (empty: not used)")
-            edit.setToolTip(f"The CSV columns array {name!r} is made of: one column gives a 1-D "
-                            "array (text becomes class ids), several a 2-D array")
-            edit.editingFinished.connect(lambda n=name, e=edit: self._set_columns(n, e.text()))
-            self.editors[f"dataset.columns.{name}"] = edit
-            form.addRow(f"array {name}", edit)
+        mapper = ColumnMapper(header, spec.get("columns"), self._array_candidates(), self.host)
+        mapper.changed.connect(self._set_columns)
+        self.editors["dataset.columns"] = mapper
+        hint = QLabel("<span style='color:#9aa1ab'>Tick the columns each array is made of; a "
+                      "<b>target</b> (the answer) takes one column, text becomes classes.</span>",
+                      self.host)
+        hint.setWordWrap(True)
+        form.addRow(hint)
+        form.addRow(mapper)
 
-    def _set_columns(self, name: str, text: str) -> None:
+    def _array_candidates(self) -> list:
+        """[(array name, is a target)]: the arrays the graph wants (its Inputs, or the arrays
+        the feeds name instead); a target is what a metric compares with or an int Input."""
+        training = self.doc.training if isinstance(self.doc.training, dict) else {}
+        feeds = training.get("feeds") if isinstance(training.get("feeds"), dict) else {}
+        metrics = training.get("metrics") if isinstance(training.get("metrics"), list) else []
+        targets = {m.get("target") for m in metrics if isinstance(m, dict)}
+        out = []
+        for node in self.doc.graph.nodes:
+            if node.type == "Input":
+                name = feeds.get(node.id, node.id)
+                is_target = node.id in targets or node.params.get("dtype") == "int64"
+                out.append((name, is_target))
+        return out
+
+    def _set_columns(self, columns: dict) -> None:
         if self._loading:
             return
-        parts = [p.strip() for p in text.split(",") if p.strip()]
         training = self.section()
         spec = training.setdefault("dataset", {"kind": "csv"})
-        columns = dict(spec.get("columns") or {})
-        if not parts:
-            columns.pop(name, None)
-        else:
-            columns[name] = parts if len(parts) > 1 or "," in text else parts[0]
+        old = spec.get("columns") if isinstance(spec.get("columns"), dict) else {}
+        changed = [n for n in {**old, **columns} if old.get(n) != columns.get(n)]
         if columns:
             spec["columns"] = columns
         else:
             spec.pop("columns", None)
-        self.push(training, f"Training: columns of {name}")
+        self.push(training, f"Training: columns of {', '.join(changed) or 'the arrays'}")
 
     def _model_rows(self, form: QFormLayout, training: dict) -> None:
         self._title(form, "Objective")
@@ -532,4 +541,113 @@ class TrainingForm(QWidget):
         form.addRow("dtype", box)
 
 
-__all__ = ["EditTraining", "TrainingForm", "array_names", "dataset_params", "default_section"]
+INDICATORS = """
+QTableWidget::indicator { width: 12px; height: 12px; border: 1px solid #6b7280;
+                          border-radius: 3px; background: #16181b; }
+QTableWidget::indicator:checked { background: #3f74c9; border-color: #8fb3ee; }
+"""
+
+
+class ColumnMapper(QTableWidget):
+    """Which CSV columns each dataset array is made of: one row per array, a first column
+    saying whether the array is a target, then one check box per column of the file's header.
+
+    A target takes one column as a 1-D array (text becomes class ids: the labels); any other
+    array takes its columns, in the header's order, as a 2-D array of numbers (the features).
+    `changed` gives the whole new `columns` mapping; the form pushes it as one command.
+    """
+
+    changed = Signal(dict)
+
+    def __init__(self, header: list, columns, candidates: list, parent=None):
+        super().__init__(parent)
+        columns = dict(columns) if isinstance(columns, dict) else {}
+        self.header = list(header)
+        self.arrays: list = []      # array names, one per row
+        self.targets: dict = {}     # array name -> is a target
+        self.chosen: dict = {}      # array name -> [column names]
+        for name, cols in columns.items():
+            self._add_array(name, not isinstance(cols, list),
+                            cols if isinstance(cols, list) else [cols])
+        for name, is_target in candidates:
+            if name not in self.targets:
+                self._add_array(name, is_target, [])
+        self.setColumnCount(len(self.header) + 1)
+        self.setRowCount(len(self.arrays))
+        self.setHorizontalHeaderLabels(["target"] + self.header)
+        self.setStyleSheet(INDICATORS)
+        self.setVerticalHeaderLabels(self.arrays)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.setSelectionMode(QAbstractItemView.NoSelection)
+        self.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.setToolTip("Tick the CSV columns each array is made of. A target (the right "
+                        "answer: a label or a value to predict) is one column; text in it "
+                        "becomes class ids. Other arrays are 2-D, one column per tick.")
+        for row, name in enumerate(self.arrays):
+            self._check_item(row, 0, self.targets[name],
+                             f"{name!r} is a target (the answer): one column, a 1-D array")
+            for col, column in enumerate(self.header, start=1):
+                self._check_item(row, col, column in self.chosen[name],
+                                 f"array {name!r} takes column {column!r}")
+        missing = sorted({c for cols in self.chosen.values() for c in cols} - set(self.header))
+        if missing or not self.header:
+            why = (f"not in the file: {', '.join(missing)}" if self.header and missing
+                   else "choose a CSV file with a header row to see its columns")
+            self.setToolTip(f"{why}\n\n{self.toolTip()}")
+        self.itemChanged.connect(self._item_changed)
+        height = self.horizontalHeader().sizeHint().height() + \
+            sum(self.rowHeight(r) for r in range(self.rowCount())) + 2 * self.frameWidth() + 4
+        self.setMinimumHeight(min(height, 220))
+        self.setMaximumHeight(max(height + 16, 60))
+
+    def _add_array(self, name: str, is_target: bool, cols: list) -> None:
+        self.arrays.append(name)
+        self.targets[name] = is_target
+        self.chosen[name] = list(cols)
+
+    def _check_item(self, row: int, col: int, checked: bool, tip: str) -> None:
+        item = QTableWidgetItem("")
+        item.setFlags(Qt.ItemIsEnabled | Qt.ItemIsUserCheckable)
+        item.setCheckState(Qt.Checked if checked else Qt.Unchecked)
+        item.setToolTip(tip)
+        self.setItem(row, col, item)
+
+    def set_checked(self, array: str, column: str, checked: bool = True) -> None:
+        """Tick (or untick) a column of an array, as a click on its box does; `column`
+        "target" is the target box."""
+        col = 0 if column == "target" else self.header.index(column) + 1
+        self.item(self.arrays.index(array), col).setCheckState(
+            Qt.Checked if checked else Qt.Unchecked)
+
+    def _item_changed(self, item) -> None:
+        name = self.arrays[item.row()]
+        checked = item.checkState() == Qt.Checked
+        if item.column() == 0:
+            self.targets[name] = checked
+            if checked:
+                del self.chosen[name][1:]  # a target is one column
+        else:
+            column = self.header[item.column() - 1]
+            cols = self.chosen[name]
+            if checked and column not in cols:
+                if self.targets[name]:
+                    cols.clear()  # a target's one column is replaced
+                cols.append(column)
+                order = {c: i for i, c in enumerate(self.header)}
+                cols.sort(key=lambda c: order.get(c, len(order)))
+            elif not checked and column in cols:
+                cols.remove(column)
+        self.changed.emit(self.mapping())
+
+    def mapping(self) -> dict:
+        """The `columns` entry: {array: "column"} for targets, {array: [columns]} otherwise;
+        arrays with no column ticked are left out."""
+        out = {}
+        for name in self.arrays:
+            cols = self.chosen[name]
+            if cols:
+                out[name] = cols[0] if self.targets[name] else list(cols)
+        return out
+
+
+__all__ = ["ColumnMapper", "EditTraining", "TrainingForm", "array_names", "dataset_params", "default_section"]

@@ -305,3 +305,32 @@ def test_unsaved_trained_weights_make_the_window_dirty(qtbot, window, dock, tmp_
     assert not (tmp_path / "spiral.weights.npz").exists()  # reopening does not bring them back
     dock.reset_weights()                             # nothing left to forget
     assert not window.isWindowModified()
+
+
+def test_the_csv_column_mapper_is_a_table_of_arrays_and_columns(qtbot, window, dock):
+    open_example(window, "iris-csv")
+    dock.tabs.setCurrentIndex(2)
+    mapper = dock.form.editors["dataset.columns"]
+    assert mapper.header == ["sepal_length", "sepal_width", "petal_length", "petal_width",
+                             "species"]                 # read from the file's header
+    assert mapper.arrays[:2] == ["x", "species"]
+    assert mapper.targets == {"x": False, "species": True}
+    doc = window.controller.doc
+    original = dict(doc.training["dataset"]["columns"])
+
+    mapper.set_checked("x", "petal_width", False)       # a click on a box
+    assert doc.training["dataset"]["columns"]["x"] == ["sepal_length", "sepal_width",
+                                                       "petal_length"]
+    assert window.controller.stack.undoText() == "Training: columns of x"
+    mapper = dock.form.editors["dataset.columns"]       # the form follows the document
+    assert mapper.item(0, 4).checkState() == Qt.Unchecked
+
+    mapper.set_checked("species", "sepal_width")        # a target's one column is replaced
+    assert doc.training["dataset"]["columns"]["species"] == "sepal_width"
+    mapper = dock.form.editors["dataset.columns"]
+    mapper.set_checked("species", "target", False)      # not a target: a 2-D array
+    assert doc.training["dataset"]["columns"]["species"] == ["sepal_width"]
+
+    for _ in range(3):
+        window.controller.stack.undo()
+    assert doc.training["dataset"]["columns"] == original
