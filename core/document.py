@@ -268,10 +268,12 @@ class Document:
         node.label = label
         self._emit(Event("label_changed", tuple(ref), node_id, label))
 
-    def rename_node(self, ref: GraphRef, old: str, new: str) -> None:
+    def rename_node(self, ref: GraphRef, old: str, new: str, *, other_side: bool = True) -> None:
         """Give a node a new id; its edges follow. Renaming a body's Input or Output renames
         the port of the enclosing node(s) too, so their edges follow as well (edge events), and
-        a carry Input's carry Outputs follow it (param events)."""
+        a carry Input's carry Outputs follow it (param events). The two sides of a Branch
+        share their ports: an Input or Output of the same id on the other side is renamed with
+        it (node events there), so the Branch's port is renamed rather than split in two."""
         graph = self.graph_at(ref)
         node = self.node_at(ref, old)
         if old == new:
@@ -290,12 +292,31 @@ class Document:
             for other in graph.nodes:
                 if other.type == "Output" and other.params.get("carry") == old:
                     self.set_param(ref, other.id, "carry", new)
+        twin = self._branch_twin(ref, node.type, old, new) if other_side else None
+        if twin is not None:
+            self.rename_node(twin, old, new, other_side=False)
         for (outer_ref, outer), (ins, outs) in zip(enclosing, before):
             ins_now, outs_now = node_ports(outer, self.blocks)
             is_input = node.type == "Input"
             was, now = (ins, ins_now) if is_input else (outs, outs_now)
             if old in was and old not in now and new in now:
                 self._rename_port_edges(outer_ref, outer.id, is_input, old, new)
+
+    def _branch_twin(self, ref: GraphRef, node_type: str, old: str, new: str):
+        """The GraphRef of a Branch's other side, when it has an `old` of this (Input or
+        Output) type and no `new` yet; else None."""
+        ref = tuple(ref)
+        if node_type not in ("Input", "Output") or len(ref) < 2 or ref[-1] not in ("then", "else"):
+            return None
+        outer = self.graph_at(ref[:-2]).node(ref[-2])
+        other = "else" if ref[-1] == "then" else "then"
+        if outer is None or outer.type != "Branch" or other not in outer.bodies:
+            return None
+        side = outer.bodies[other]
+        twin = side.node(old)
+        if twin is None or twin.type != node_type or side.node(new) is not None:
+            return None
+        return ref[:-1] + (other,)
 
     def _enclosing_nodes(self, ref: GraphRef) -> list:
         """(GraphRef, node) of each node whose ports are read off the graph at `ref`."""

@@ -343,6 +343,31 @@ def test_renaming_a_block_input_renames_the_port_on_every_instance(doc):
     assert_loadable(doc)
 
 
+def test_renaming_an_input_both_branch_sides_share_moves_the_wire_to_the_new_port():
+    side = Graph([Node("h", "Input"), Node("act", "Tanh"), Node("o", "Output")],
+                 [Edge("h", "y", "act", "x"), Edge("act", "y", "o", "x")])
+    other = Graph([Node("h", "Input"), Node("o", "Output")], [Edge("h", "y", "o", "x")])
+    graph = Graph([Node("x", "Input"), Node("c", "Input"),
+                   Node("gate", "Branch", bodies={"then": side, "else": other}),
+                   Node("out", "Output")],
+                  [Edge("x", "y", "gate", "h"), Edge("c", "y", "gate", "cond"),
+                   Edge("gate", "o", "out", "x")])
+    doc = Document(graph)
+    before = doc.to_dict()
+    doc.rename_node(("gate", "then"), "h", "state")
+    assert doc.graph_at(("gate", "else")).node("state") is not None   # one port, both sides
+    assert doc.ports(doc.graph.node("gate")) == (("cond", "state"), ("o",))
+    assert Edge("x", "y", "gate", "state") in doc.graph.edges
+    assert not any(e.dst_port == "h" for e in doc.graph.edges)
+    doc.rename_node(("gate", "else"), "o", "result")                  # an Output too
+    assert doc.graph_at(("gate", "then")).node("result") is not None
+    assert Edge("gate", "result", "out", "x") in doc.graph.edges
+    assert_loadable(doc)
+    doc.rename_node(("gate", "else"), "result", "o")
+    doc.rename_node(("gate", "then"), "state", "h")
+    assert doc.to_dict() == before
+
+
 def test_renaming_back_undoes_a_rename_exactly(doc):
     before = doc.to_dict()
     doc.rename_node(("rnn", "body"), "h", "state")
