@@ -248,6 +248,7 @@ class DataView(QWidget):
             self.fit.setData(self.grid[:, 0].astype(np.float64), np.where(np.isfinite(y), y, np.nan),
                              connect="finite")
             self.fit.setVisible(True)
+        self.plot.vb.prepareForPaint()  # settle the range now, not in a second paint
         self.seconds = time.perf_counter() - started
 
     def _draw_regions(self, scores: np.ndarray) -> None:

@@ -54,6 +54,7 @@ from .worker import TrainingWorker
 EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
 PLOT_MS = 50          # plots redraw at most 20 times a second...
 PLOT_BUDGET = 0.03    # ...and less often when updating and painting them costs more than 3%
+STATUS_S = 0.2        # figures, progress bar and speed: 5 times a second during a run
 VIEW_MS = 250         # data view and probes: 4 times a second, slower when they are costly
 VIEW_BUDGET = 0.03    # fraction of UI-thread time the data view and probes may take
 # Every millisecond the UI thread spends in Python or in Qt painting holds the GIL and so
@@ -111,7 +112,7 @@ class TrainingDock(QWidget):
         self._stop_reason = ""
         self._plots_stale = self._views_stale = False
         self._view_cost = 0.0
-        self._next_plot = 0.0
+        self._next_plot = self._next_status = 0.0
         self._doc = None
         self._build()
         self.overlay = CanvasOverlay(scene) if scene is not None else None
@@ -231,7 +232,7 @@ class TrainingDock(QWidget):
         self.tabs.addTab(live, "Live")
         self.tabs.addTab(inside, "Inside the network")
         self.tabs.addTab(form_scroll, "Settings")
-        self.tabs.currentChanged.connect(lambda _i: self._mark_views())
+        self.tabs.currentChanged.connect(lambda _i: self._tab_changed())
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
@@ -503,8 +504,12 @@ class TrainingDock(QWidget):
         if not force and self.state == "running" and now < self._next_plot:
             return
         self._plots_stale = False
-        self.plots.refresh()
-        self._update_status()
+        if self.plots.isVisible():  # the Inside or Settings tab: the plots wait until shown
+            self.plots.refresh()
+        if force or self.state != "running" or now >= self._next_status:
+            # labels and the progress bar relayout in the UI thread: 5 times a second is plenty
+            self._update_status()
+            self._next_status = now + STATUS_S
         # pace the next frame by what this one cost (the paint happens later: take the last)
         cost = time.perf_counter() - now + self.plots.view.last_paint
         self._next_plot = now + cost / PLOT_BUDGET
@@ -555,8 +560,8 @@ class TrainingDock(QWidget):
         for key, value in figures.items():
             self.figure_labels[key].setText(_figure_text(key, value))
 
-    def _mark_views(self) -> None:
-        self._views_stale = True
+    def _tab_changed(self) -> None:
+        self._views_stale = self._plots_stale = True
 
     def _wants_probe(self) -> bool:
         inside = self.tabs.currentIndex() == 1 and self.isVisible()

@@ -235,6 +235,11 @@ class TrainingPlots(QWidget):
             and isinstance((current.training.get("optimizer") or {}).get("schedule"), dict))
         if wants_lr != self.show_lr:
             self.set_lr_visible(wants_lr)
+        # Settle the auto ranges now: pyqtgraph does it while painting, and the new range
+        # then asks for a second paint of the whole view (two paints per refresh, each
+        # holding the GIL for milliseconds).
+        for plot in (self.loss_plot, self.metric_plot, self.lr_plot):
+            plot.vb.prepareForPaint()
 
     def set_lr_visible(self, visible: bool) -> None:
         self.show_lr = visible

@@ -334,3 +334,17 @@ def test_the_csv_column_mapper_is_a_table_of_arrays_and_columns(qtbot, window, d
     for _ in range(3):
         window.controller.stack.undo()
     assert doc.training["dataset"]["columns"] == original
+
+
+def test_hidden_plots_are_not_redrawn_during_a_run_and_catch_up_when_shown(qtbot, window, dock):
+    open_example(window, "spiral-mlp")
+    set_training(dock, epochs=2)
+    dock.tabs.setCurrentIndex(2)                       # the Settings tab: plots hidden
+    dock.train()
+    wait_idle(qtbot, dock)
+    assert not dock.plots.curves                        # no UI-thread time spent on them
+    assert "step" in dock.progress.format()             # the status still follows the run
+    dock.tabs.setCurrentIndex(0)
+    qtbot.waitUntil(lambda: 1 in dock.plots.curves, timeout=2_000)
+    run = dock.history.current
+    assert len(dock.plots.curves[1].smooth.getData()[0]) == run.last_step()
