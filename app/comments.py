@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QPen
 from PySide6.QtWidgets import QGraphicsItem
 
@@ -20,6 +20,8 @@ NOTE_TEXT = QPen(QColor("#2a2410"))
 FRAME_BRUSH = QBrush(QColor(120, 140, 170, 40))
 FRAME_PEN = QPen(QColor(150, 170, 200, 120), 1.2)
 FRAME_TITLE = QPen(QColor("#c9d3e0"))
+GRIP = 16                      # the bottom-right corner of a frame that resizes it
+MIN_FRAME = (120.0, 60.0)
 
 
 def comments_of(doc, ref) -> list:
@@ -55,6 +57,7 @@ class CommentItem(QGraphicsItem):
         self.setFlags(QGraphicsItem.ItemIsSelectable | QGraphicsItem.ItemIsMovable)
         self.syncing = False
         self.apply(entry)
+        self.setAcceptHoverEvents(self.is_frame)
 
     @property
     def is_frame(self) -> bool:
@@ -77,6 +80,27 @@ class CommentItem(QGraphicsItem):
                          round(self.rect.width()), round(self.rect.height())]
         return entry
 
+    def in_grip(self, scene_pos) -> bool:
+        """Whether a point is on a frame's resize corner."""
+        if not self.is_frame:
+            return False
+        p = self.mapFromScene(scene_pos)
+        r = self.rect
+        return r.right() - GRIP <= p.x() <= r.right() + 2 and r.bottom() - GRIP <= p.y() <= r.bottom() + 2
+
+    def resize_to(self, width: float, height: float) -> None:
+        """Show a new size (the drag's; the document hears of it on release)."""
+        self.prepareGeometryChange()
+        self.rect = QRectF(0, 0, max(width, MIN_FRAME[0]), max(height, MIN_FRAME[1]))
+        self.update()
+
+    def hoverMoveEvent(self, event) -> None:
+        if self.in_grip(event.scenePos()):
+            self.setCursor(Qt.SizeFDiagCursor)
+        else:
+            self.unsetCursor()
+        super().hoverMoveEvent(event)
+
     def boundingRect(self) -> QRectF:
         return self.rect.adjusted(-2, -2, 2, 2)
 
@@ -90,6 +114,11 @@ class CommentItem(QGraphicsItem):
             painter.setFont(st.title_font)
             painter.drawText(self.rect.adjusted(12, 6, -12, -6), Qt.AlignLeft | Qt.AlignTop,
                              self.entry.get("text", ""))
+            painter.setPen(FRAME_PEN)  # the resize grip: two short diagonals in the corner
+            r = self.rect
+            for d in (5, 10):
+                painter.drawLine(QPointF(r.right() - 3, r.bottom() - d - 3),
+                                 QPointF(r.right() - d - 3, r.bottom() - 3))
         else:
             painter.setPen(st.selected_pen if self.isSelected() else st.no_pen)
             painter.setBrush(NOTE_BRUSH)

@@ -86,6 +86,31 @@ class MoveDrag(Interaction):
             self.controller.set_ui("comments", value, "Move comments")
 
 
+class FrameResize(Interaction):
+    """Dragging a frame's bottom-right corner: the item follows the mouse; on release the new
+    size becomes one ui edit (one undo step)."""
+
+    def __init__(self, view, frame: CommentItem, scene_pos):
+        super().__init__(view)
+        self.frame = frame
+        self.start_size = (frame.rect.width(), frame.rect.height())
+        self.offset = frame.mapFromScene(scene_pos) - frame.rect.bottomRight()
+
+    def move(self, scene_pos, event) -> None:
+        corner = self.frame.mapFromScene(scene_pos) - self.offset
+        self.frame.resize_to(corner.x(), corner.y())
+
+    def release(self, scene_pos, event) -> None:
+        self.move(scene_pos, event)
+        frame = self.frame
+        if (frame.rect.width(), frame.rect.height()) == self.start_size or frame.scene() is None:
+            return
+        entry = frame.moved_entry()
+        value = [entry if c.get("id") == entry["id"] else c
+                 for c in self.controller.doc.ui.get("comments", [])]
+        self.controller.set_ui("comments", value, "Resize frame")
+
+
 class WireDrag(Interaction):
     """From a port to a port: connect. From an input that has a wire: pick that wire up by its
     end; dropping it elsewhere reconnects, dropping it on empty canvas disconnects. A new wire

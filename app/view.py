@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QGraphicsView
 
 from . import theme
 from .comments import CommentItem
-from .interactions import MoveDrag, PanDrag, WireDrag
+from .interactions import FrameResize, MoveDrag, PanDrag, WireDrag
 from .items import NodeItem
 from .search_popup import SearchPopup
 
@@ -131,6 +131,12 @@ class CanvasView(QGraphicsView):
                 self.interaction = WireDrag(self, item, port, is_output, scene_pos)
                 event.accept()
                 return
+            frame = next((i for i in self.scene().items(scene_pos)
+                          if isinstance(i, CommentItem) and i.in_grip(scene_pos)), None)
+            if frame is not None:
+                self.interaction = FrameResize(self, frame, scene_pos)
+                event.accept()
+                return
         super().mousePressEvent(event)
         if event.button() == Qt.LeftButton and self.scene().selectedItems():
             self.interaction = MoveDrag(self)
@@ -140,7 +146,7 @@ class CanvasView(QGraphicsView):
             self.interaction.move_view(event.position())
             event.accept()
             return
-        if isinstance(self.interaction, WireDrag):
+        if isinstance(self.interaction, (WireDrag, FrameResize)):
             self.interaction.move(self.mapToScene(event.position().toPoint()), event)
             event.accept()
             return
@@ -152,7 +158,7 @@ class CanvasView(QGraphicsView):
             self.viewport().unsetCursor()
             event.accept()
             return
-        if isinstance(interaction, WireDrag):
+        if isinstance(interaction, (WireDrag, FrameResize)):
             interaction.release(self.mapToScene(event.position().toPoint()), event)
             event.accept()
             return

@@ -269,6 +269,27 @@ def test_comments_are_saved_in_ui(window, tmp_path):
     assert set(win.scene.comment_items) == {note}
 
 
+def test_a_frame_resizes_by_dragging_its_corner_in_one_undo_step(window, qtbot):
+    win = window
+    win.set_document(core.Document())
+    frame_id = win.add_comment("frame")
+    item = win.scene.comment_items[frame_id]
+    x, y, w, h = item.entry["rect"]
+    win.view.centerOn(item)
+    corner = item.mapToScene(item.rect.bottomRight()) - QPointF(4, 4)
+    drag(win.view, corner, corner + QPointF(120, 80), steps=6)
+    entry = next(c for c in win.controller.doc.ui["comments"] if c["id"] == frame_id)
+    assert entry["rect"][:2] == [x, y]                   # the corner moved, not the frame
+    assert abs(entry["rect"][2] - (w + 120)) <= 2 and abs(entry["rect"][3] - (h + 80)) <= 2
+    assert win.controller.stack.undoText() == "Resize frame"
+    item = win.scene.comment_items[frame_id]             # the canvas follows the document
+    assert abs(item.rect.width() - (w + 120)) <= 2
+    win.controller.stack.undo()                          # the whole drag is one step
+    assert win.scene.comment_items[frame_id].entry["rect"] == [x, y, w, h]
+    win.controller.stack.undo()
+    assert frame_id not in win.scene.comment_items
+
+
 def test_load_errors_show_and_open_nothing(window, tmp_path):
     win = window
     assert win.open_path(os.path.join(EXAMPLES, "spiral-mlp.wg.json"))
