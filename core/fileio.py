@@ -24,6 +24,8 @@ from .validate import structural_errors
 
 TOP_KEYS = {"format", "version", "name", "graph", "blocks", "training", "ui"}
 NODE_KEYS = {"id", "type", "params", "label", "pos", *BODY_KEYS}
+TRAINING_KEYS = ("dataset", "feeds", "split", "loss", "metrics", "optimizer", "batch_size",
+                 "epochs", "seed", "clip_grad_norm", "dtype")
 EDGE_KEYS = {"from", "to"}
 
 # Older versions of the format, and how to bring each one up a version. None exist yet; a
@@ -135,6 +137,10 @@ def from_dict(data, source: str = "document") -> Document:
     training = data.get("training")
     if training is not None and not isinstance(training, dict):
         raise GraphError(f"{source}: 'training' must be an object")
+    unknown = sorted(set(training or {}) - set(TRAINING_KEYS))
+    if unknown:
+        raise GraphError(f"{source}: unknown key {unknown[0]!r} in the training section "
+                         f"(allowed: {', '.join(TRAINING_KEYS)})")
     ui = data.get("ui", {})
     if not isinstance(ui, dict):
         raise GraphError(f"{source}: 'ui' must be an object")

@@ -23,10 +23,9 @@ import numpy as np
 from . import metrics as metric_fns
 from .datasets import Dataset, batches, load_dataset, split
 from .errors import GraphError
+from .fileio import TRAINING_KEYS
 from .optim import clip_grad_norm, make_optimizer
 
-TRAINING_KEYS = ("dataset", "feeds", "split", "loss", "metrics", "optimizer", "batch_size",
-                 "epochs", "seed", "clip_grad_norm", "dtype")
 METRICS = {"accuracy": metric_fns.accuracy, "mse": metric_fns.mse, "mae": metric_fns.mae}
 EVAL_CHUNK = 1024  # rows per forward pass when evaluating a whole set
 

@@ -614,3 +614,11 @@ def test_a_file_that_spells_defaults_out_is_still_saved_back_byte_for_byte(tmp_p
     path.write_text(text, encoding="utf-8")
     core.save(core.load(path), path)
     assert path.read_text(encoding="utf-8") == text
+
+
+def test_an_unknown_key_in_the_training_section_is_refused_at_load():
+    text = json.dumps({"format": "wiregrad.graph", "version": 1,
+                       "graph": {"nodes": [], "edges": []},
+                       "training": {"dataset": {"kind": "xor"}, "loss": "loss", "epoch": 3}})
+    with pytest.raises(core.GraphError, match="unknown key 'epoch' in the training section"):
+        core.loads(text)
