@@ -1,18 +1,25 @@
-"""Training in a background thread, its events delivered to the UI thread in batches.
+"""Training in a process of its own, its events delivered to the UI thread in batches.
 
-`TrainingWorker` runs `core.trainer.run_session` in a Python thread on a copy of the document
-(the live document is never read from that thread). The trainer's callback only appends each
-event to a list; about every 50 ms (and at once for start, pause, error and end) the list is
-handed to the UI thread through a queued signal, with a copy of the parameters at most every
-100 ms. So a fast run costs the UI ~20 deliveries a second, however many steps it takes, and
-the UI never touches the trainer's arrays while they change.
+`TrainingWorker` runs `core.trainer.run_session` in a child process (`child.py`, started with
+the "spawn" method, importing only core and numpy), so the trainer has its own interpreter and
+GIL: every wakeup of the UI thread (timers, event deliveries, drawing) would otherwise take the
+GIL from a trainer thread, which cost 10-20% of its speed. One child is started at the first run
+(or by `warm_up()`) and serves the runs after it, so only the first Train pays the child's
+imports (~0.5 s); `shutdown()` ends it (window close), and a finalizer ends it if the worker
+is dropped without one.
 
-Controls, all from the UI thread: `pause()`/`resume()` (a threading.Event the trainer waits
-on), `step()` (one batch, then pause again), `stop()` (ends after the current step). Scene
-items are never touched from the thread.
+The child gets a copy of the document as a dict, the starting parameters and the overrides; it
+batches the trainer's events and sends them through a pipe about every 50 ms (at once for
+start, pause, error and end), with a copy of the parameters at most every 100 ms. A socket
+notifier reads the pipe in the UI thread and `events` delivers each batch. So a fast run costs
+the UI ~20 deliveries a second, however many steps it takes.
+
+Controls, all from the UI thread, through a small shared-memory array the trainer reads before
+every step: `pause()`/`resume()`, `step()` (one batch, then pause again), `stop()` (ends after
+the current step).
 
 Events the UI receives, besides the trainer's own (start, step, epoch, error, end):
-  {"kind": "ready", "session": <info>}        the data is loaded and the program compiled
+  {"kind": "ready", "session": <SessionInfo>}  the data is loaded and the program compiled
   {"kind": "params", "params": {...}, "step"}  a snapshot of the parameters
   {"kind": "paused"}                          the run is waiting (after Pause or a Step)
   {"kind": "finished", "result": TrainResult | None, "stopped": bool, "failed": bool}
@@ -20,19 +27,22 @@ Events the UI receives, besides the trainer's own (start, step, epoch, error, en
 
 from __future__ import annotations
 
+import multiprocessing
+import runpy
+import sys
 import threading
 import time
-import traceback
+import types
+import weakref
 from collections import deque
 from dataclasses import dataclass
+from multiprocessing.sharedctypes import RawArray
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, QSocketNotifier, Signal
 
-from core.errors import GraphError
-from core.trainer import Session, TrainingError, run_session
+from . import child as proc
 
-FLUSH_S = 0.05      # deliver events at most ~20 times a second
-SNAPSHOT_S = 0.1    # copy the parameters at most ~10 times a second
+CLOSE_S = 2.0   # how long a child may take to quit before it is terminated
 
 
 @dataclass
@@ -48,33 +58,62 @@ class SessionInfo:
     plan: object           # core.trainer.Plan
 
 
-class _PauseFlag(threading.Event):
-    """Set while the run should wait. The trainer polls it before every step; the worker
-    thread's first poll of a pause reports it (flushing the events still queued), so the UI
-    shows exactly where the run stopped."""
+class _Child:
+    """One training process (or, in tests, a thread running the same loop), its pipe and its
+    control array. Holds no Qt object, so a finalizer may close it at any time."""
 
-    def __init__(self, on_wait):
-        super().__init__()
-        self._on_wait = on_wait
-        self._reported = False
-        self.owner: threading.Thread | None = None
+    def __init__(self, in_process: bool):
+        ctx = multiprocessing.get_context("spawn")
+        self.control = RawArray("q", proc.SLOTS)
+        self.conn, child_conn = ctx.Pipe(duplex=True)
+        if in_process:
+            self.runner = threading.Thread(target=proc.serve, args=(child_conn, self.control),
+                                           name="wiregrad-training", daemon=True)
+            self.runner.start()
+            self._child_conn = child_conn   # the thread's end: closed with ours
+            return
+        self.runner = ctx.Process(
+            target=runpy.run_path, args=(proc.__file__,), daemon=True, name="wiregrad-training",
+            kwargs={"run_name": proc.RUN_NAME,
+                    "init_globals": {"CONN": child_conn, "CONTROL": self.control}})
+        with _bare_main():
+            self.runner.start()
+        child_conn.close()  # the child has its own copy; ours would hide its end from us
+        self._child_conn = None
 
-    def set(self) -> None:
-        self._reported = False
-        super().set()
+    def is_alive(self) -> bool:
+        return self.runner.is_alive()
 
-    def is_set(self) -> bool:
-        paused = super().is_set()
-        if paused and not self._reported and threading.current_thread() is self.owner:
-            self._reported = True
-            self._on_wait()
-        return paused
+    def close(self, timeout: float = CLOSE_S) -> None:
+        """Ask the child to quit, then end it if it does not; never leaves a zombie."""
+        try:
+            self.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        self.runner.join(timeout)
+        if isinstance(self.runner, multiprocessing.process.BaseProcess):
+            if self.runner.is_alive():
+                self.runner.terminate()
+                self.runner.join(1.0)
+            if self.runner.is_alive():
+                self.runner.kill()
+                self.runner.join()
+            self.runner.close()
+        self.conn.close()
+        if self._child_conn is not None:
+            self._child_conn.close()
 
 
-class _Relay(QObject):
-    """Lives in the UI thread; the worker thread emits on it, Qt queues the call."""
+class _bare_main:
+    """While a spawned process starts, a blank `__main__`: else the child would import the
+    program's main module again (`python -m bench.live` would bring Qt into it)."""
 
-    ready = Signal()
+    def __enter__(self):
+        self.main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+
+    def __exit__(self, *exc):
+        sys.modules["__main__"] = self.main
 
 
 class TrainingWorker(QObject):
@@ -84,172 +123,165 @@ class TrainingWorker(QObject):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        # Batches wait in a deque (appends and pops are atomic); the queued signal says one is
-        # there. `drain()` also takes them, so a timer in the UI thread can deliver them even
-        # where a queued call is late (after a first QApplication.exec() has returned, as in
-        # tests, Qt may hold posted events until the next sendPostedEvents).
-        self._outbox: deque = deque()
-        self._relay = _Relay(self)
-        self._relay.ready.connect(self.drain, Qt.QueuedConnection)
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._pause = _PauseFlag(self._on_pause)
-        self._step_budget: int | None = None   # steps left before pausing (Step), or None
-        self._pending: list = []
-        self._last_flush = 0.0
-        self._last_snapshot = 0.0
-        self._session: Session | None = None
+        self.in_process = False   # True: train in a thread of this process (tests that patch it)
+        self._child: _Child | None = None
+        self._notifier: QSocketNotifier | None = None
+        self._finalizer = None
+        self._running = False
+        self._outbox: deque = deque()   # batches read from the pipe, not yet delivered
+        self._reading = False
         self.alive = True
+
+    # -- the child ----------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Start the child now, so that the next Train does not wait for its imports."""
+        if self._child is None or not self._child.is_alive():
+            self._close_child()
+            child = _Child(self.in_process)
+            self._child = child
+            self._notifier = QSocketNotifier(child.conn.fileno(), QSocketNotifier.Read, self)
+            self._notifier.activated.connect(self.drain)
+            self._finalizer = weakref.finalize(self, child.close, 0.5)
+
+    def _close_child(self, timeout: float = CLOSE_S) -> None:
+        if self._notifier is not None:
+            self._notifier.setEnabled(False)
+            self._notifier.deleteLater()
+            self._notifier = None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        if self._child is not None:
+            self._child.close(timeout)
+            self._child = None
+        self._running = False
 
     # -- control (UI thread) ------------------------------------------------------------------
 
     def is_running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._running
 
     def is_paused(self) -> bool:
-        return self.is_running() and self._pause.is_set()
+        return self._running and self._child.control[proc.PAUSE] != 0
 
     def start(self, doc, params=None, base_dir=None, paused: bool = False,
               steps: int | None = None, epochs: int | None = None) -> None:
-        """Train `doc` (a private copy: the worker keeps it) from `params` (None: fresh).
+        """Train `doc` (sent to the child as a copy) from `params` (None: fresh).
         `steps`: pause after that many steps; `paused`: wait before the first."""
         if self.is_running():
             raise RuntimeError("a run is going already")
-        self._stop.clear()
-        self._pause.clear()
-        if paused:
-            self._pause.set()
-        self._step_budget = steps
-        self._pending = []
+        if self._child is not None and self.in_process != isinstance(self._child.runner,
+                                                                     threading.Thread):
+            self._close_child()
+        self.warm_up()
+        control = self._child.control
+        control[proc.STOP] = 0
+        control[proc.PAUSE] = 1 if paused else 0
+        control[proc.BUDGET] = steps if steps is not None else proc.NO_BUDGET
+        control[proc.STEP] = 0
         self._outbox.clear()
-        self._last_flush = self._last_snapshot = 0.0
-        self._session = None
-        self._thread = threading.Thread(target=self._run, args=(doc, params, base_dir, epochs),
-                                        name="wiregrad-training", daemon=True)
-        self._pause.owner = self._thread
-        self._thread.start()
+        request = {"doc": doc.to_dict(), "folder": doc.folder, "params": params,
+                   "base_dir": base_dir, "epochs": epochs}
+        try:
+            self._child.conn.send(request)
+        except OSError:  # the child died since the last run: start another
+            self._close_child()
+            self.start(doc, params, base_dir, paused, steps, epochs)
+            return
+        self._running = True
 
     def pause(self) -> None:
-        self._step_budget = None
-        self._pause.set()
+        if self._child is not None:
+            self._child.control[proc.BUDGET] = proc.NO_BUDGET
+            self._child.control[proc.PAUSE] = 1
 
     def resume(self) -> None:
-        self._step_budget = None
-        self._pause.clear()
+        if self._child is not None:
+            self._child.control[proc.BUDGET] = proc.NO_BUDGET
+            self._child.control[proc.PAUSE] = 0
 
     def step(self, count: int = 1) -> None:
         """Let a paused run take `count` more steps, then pause again."""
-        self._step_budget = count
-        self._pause.clear()
+        if self._child is not None:
+            self._child.control[proc.BUDGET] = count
+            self._child.control[proc.PAUSE] = 0
 
     def stop(self) -> None:
         """Ask the run to end after the current step (a paused run ends at once)."""
-        self._stop.set()
-        self._pause.clear()
+        if self._child is not None:
+            self._child.control[proc.STOP] = 1
+            self._child.control[proc.PAUSE] = 0
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the thread ends (True) or `timeout` passes (False)."""
-        thread = self._thread
-        if thread is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        """Block until the run ends (True) or `timeout` passes (False). The events read
+        meanwhile are delivered by the next `drain()`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._running:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._child.conn.poll(left):
+                return False
+            self._read()
+        return True
 
     def shutdown(self, timeout: float = 5.0) -> bool:
-        """Stop and wait; afterwards nothing more is delivered. For window close."""
+        """Stop the run, wait for it and end the child; afterwards nothing more is delivered.
+        For window close (and a new document). False: the run did not end in `timeout` and
+        the child was terminated."""
         self.alive = False
         self.stop()
-        return self.wait(timeout)
+        ended = self.wait(timeout)
+        self._outbox.clear()
+        self._close_child()
+        return ended
 
     def current_step(self) -> int:
-        session = self._session
-        return session.step_count if session is not None else 0
-
-    # -- the thread ---------------------------------------------------------------------------
-
-    def _run(self, doc, params, base_dir, epochs) -> None:
-        result, failed = None, False
-        try:
-            session = Session(doc, epochs=epochs, params=params, base_dir=base_dir)
-            self._session = session
-            info = SessionInfo(session.train_feeds, session.val_feeds, session.classes,
-                               list(session.names), session.steps_per_epoch, session.plan.epochs,
-                               session.plan)
-            self._queue({"kind": "ready", "session": info}, flush=True)
-            result = run_session(session, self._on_event, self._stop, self._pause)
-        except TrainingError as exc:  # NaN or Inf: run_session has sent the error event
-            result, failed = exc.result, True
-        except GraphError as exc:     # the section, the data or the graph: before any step
-            failed = True
-            self._queue({"kind": "error", "message": str(exc), "node": exc.node, "setup": True})
-        except Exception as exc:  # noqa: BLE001 (a bug must reach the user, not kill the thread)
-            failed = True
-            detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            self._queue({"kind": "error", "message": f"training failed: {detail}", "node": None,
-                         "setup": self._session is None})
-        session = self._session
-        if session is not None:
-            self._queue({"kind": "params", "params": session.param_dict(copy=True),
-                         "step": session.step_count})
-        self._queue({"kind": "finished", "result": result, "failed": failed,
-                     "stopped": bool(result is not None and result.stopped)}, flush=True)
-
-    def _on_event(self, event: dict) -> None:
-        """The trainer's callback, in the worker thread: keep it cheap."""
-        kind = event["kind"]
-        if kind == "step":
-            self._pending.append(event)
-            budget = self._step_budget
-            if budget is not None:
-                budget -= 1
-                self._step_budget = budget
-                if budget <= 0:
-                    self._step_budget = None
-                    self._pause.set()  # the trainer's next poll reports the pause
-                    return
-            now = time.perf_counter()
-            if now - self._last_flush >= FLUSH_S:
-                if now - self._last_snapshot >= SNAPSHOT_S:
-                    self._snapshot()
-                self._flush(now)
-            return
-        if kind in ("error", "end"):
-            self._snapshot()
-        self._queue(event, flush=kind != "epoch")
-
-    def _on_pause(self) -> None:
-        self._snapshot()
-        self._queue({"kind": "paused", "step": self.current_step()}, flush=True)
-
-    def _snapshot(self) -> None:
-        session = self._session
-        if session is not None:
-            self._pending.append({"kind": "params", "params": session.param_dict(copy=True),
-                                  "step": session.step_count})
-            self._last_snapshot = time.perf_counter()
-
-    def _queue(self, event: dict, flush: bool = False) -> None:
-        self._pending.append(event)
-        now = time.perf_counter()
-        if flush or now - self._last_flush >= FLUSH_S:
-            self._flush(now)
-
-    def _flush(self, now: float) -> None:
-        batch, self._pending = self._pending, []
-        self._last_flush = now
-        if batch:
-            self._outbox.append(batch)
-            try:
-                self._relay.ready.emit()
-            except RuntimeError:  # the window is gone; the run is being shut down
-                pass
+        child = self._child
+        return int(child.control[proc.STEP]) if child is not None else 0
 
     # -- UI thread ----------------------------------------------------------------------------
 
+    def _read(self) -> None:
+        """Move every batch waiting in the pipe to the outbox; note the end of a run."""
+        conn = self._child.conn if self._child is not None else None
+        while conn is not None:
+            try:
+                if not conn.poll():
+                    return
+                batch = conn.recv()
+            except (EOFError, OSError):
+                self._lost_child()
+                return
+            for event in batch:
+                if event["kind"] == "ready":  # plain data from the child
+                    event["session"] = SessionInfo(**event["session"])
+            self._outbox.append(batch)
+            if batch and batch[-1]["kind"] == "finished":
+                self._running = False
+
+    def _lost_child(self) -> None:
+        """The child ended without being asked (killed, out of memory): end its run, if any,
+        with an error the user can read."""
+        if self._notifier is not None:
+            self._notifier.setEnabled(False)
+        if self._running:
+            self._outbox.append([
+                {"kind": "error", "node": None, "setup": False,
+                 "message": "the training process ended unexpectedly"},
+                {"kind": "finished", "result": None, "failed": True, "stopped": False}])
+        self._close_child(0.5)
+
     def drain(self) -> None:
         """Deliver every waiting batch, in order, as one `events` emission."""
-        events = []
-        while self._outbox:
-            events.extend(self._outbox.popleft())
+        if self._reading:  # a handler of `events` called us again: the outer call delivers
+            return
+        self._reading = True
+        try:
+            self._read()
+            events = []
+            while self._outbox:
+                events.extend(self._outbox.popleft())
+        finally:
+            self._reading = False
         if events and self.alive:
             self.events.emit(events)

@@ -113,6 +113,7 @@ def test_stop_during_a_step_ends_after_that_step(qtbot, window, dock, monkeypatc
         return original(self, feeds)
 
     monkeypatch.setattr(Session, "step", slow_step)
+    dock.worker.in_process = True  # the patch lives in this process: train in a thread of it
     assert dock.train()
     assert in_step.wait(10)
     qtbot.wait(50)  # well inside the first step
@@ -348,3 +349,21 @@ def test_hidden_plots_are_not_redrawn_during_a_run_and_catch_up_when_shown(qtbot
     qtbot.waitUntil(lambda: 1 in dock.plots.curves, timeout=2_000)
     run = dock.history.current
     assert len(dock.plots.curves[1].smooth.getData()[0]) == run.last_step()
+
+
+def test_training_runs_in_a_process_without_qt_that_ends_with_the_dock(qtbot, window, dock):
+    open_example(window, "spiral-mlp")
+    set_training(dock, epochs=2)
+    assert dock.train()
+    wait_idle(qtbot, dock)
+    pid = dock.worker._child.runner.pid
+    assert pid != os.getpid()
+    if os.path.exists(f"/proc/{pid}/maps"):
+        with open(f"/proc/{pid}/maps") as maps:
+            assert "PySide6" not in maps.read()            # the trainer's interpreter has no Qt
+    assert dock.train()
+    wait_idle(qtbot, dock)
+    assert dock.worker._child.runner.pid == pid               # one warm child serves every run
+    dock.shutdown()
+    with pytest.raises(ProcessLookupError):                   # ended and reaped: no zombie
+        os.kill(pid, 0)
