@@ -77,15 +77,17 @@ class MainWindow(QMainWindow):
         self.training = TrainingDock(self.controller, self.scene, self)
         self.training_dock = self._dock("Training", "trainingDock", self.training,
                                         Qt.BottomDockWidgetArea)
-        self.training.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
-        self.training.weights_changed.connect(lambda _dirty: self.update_title())
+        # Bound methods, not lambdas: Qt drops those connections when the window is deleted,
+        # while the controller's signals can still fire at exit.
+        self.training.message.connect(self._show_long_message)
+        self.training.weights_changed.connect(self._refresh_title)
 
         self.scene.selectionChanged.connect(self._selection_changed)
         self.validator.updated.connect(self._analysis_ready)
         self.problems.jump.connect(self.jump_to)
-        self.controller.stack.cleanChanged.connect(lambda _clean: self.update_title())
-        self.controller.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
-        self.controller.ref_changed.connect(lambda _ref: self._after_navigation())
+        self.controller.stack.cleanChanged.connect(self._refresh_title)
+        self.controller.message.connect(self._show_message)
+        self.controller.ref_changed.connect(self._after_navigation)
         self.view.comment_double_clicked.connect(self.edit_comment)
 
         self._build_actions()
@@ -207,6 +209,15 @@ class MainWindow(QMainWindow):
         """Unsaved edits, restored work, or trained (or reset) weights not yet saved."""
         return (self.restored_dirty or not self.controller.stack.isClean()
                 or self.training.weights_dirty)
+
+    def _refresh_title(self, *_signal_args) -> None:
+        self.update_title()
+
+    def _show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 6000)
+
+    def _show_long_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
 
     def update_title(self) -> None:
         doc = self.controller.doc
@@ -513,7 +524,7 @@ class MainWindow(QMainWindow):
     def _selection_changed(self) -> None:
         self.inspector.show_nodes(self.selected_ids())
 
-    def _after_navigation(self) -> None:
+    def _after_navigation(self, *_signal_args) -> None:
         self.view.frame_all()
 
     def jump_to(self, path: str) -> bool:
