@@ -148,3 +148,16 @@ def full_params(doc, data_params, seed=3):
     params = program.init_params(seed)
     params.update(data_params)
     return params
+
+
+def feeds_for(program, batch=5, seed=0, steps=4):
+    """Random feeds for a program's Inputs: class ids 0 or 1, `steps` for lengths set by data."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for name, shape in program.input_shapes.items():
+        full = [batch] + [steps if d is None else d for d in shape[1:]]
+        if program.input_dtypes[name] == "int64":
+            feeds[name] = rng.integers(0, 2, size=full)
+        else:
+            feeds[name] = rng.standard_normal(full)
+    return feeds

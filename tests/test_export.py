@@ -18,22 +18,10 @@ import core
 from core.export import export_source
 from tests.export_check import compare_numpy, load_module
 from tests.program_check import document, graph
-from tests.sample_graphs import full_params, sample_documents
+from tests.sample_graphs import feeds_for, full_params, sample_documents
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "assets" / "examples").glob("*.wg.json"))
 CASES = list(sample_documents())
-
-
-def feeds_for(program, batch=5, seed=0, steps=4):
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for name, shape in program.input_shapes.items():
-        full = [batch] + [steps if d is None else d for d in shape[1:]]
-        if program.input_dtypes[name] == "int64":
-            feeds[name] = rng.integers(0, 2, size=full)
-        else:
-            feeds[name] = rng.standard_normal(full)
-    return feeds
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name.split(".")[0])
