@@ -99,6 +99,14 @@ def settings(program, weights_file, data_dir, training) -> str:
     return w.text()
 
 
+def metric_code(training: dict) -> list:
+    """The metric functions the training section uses, and the METRICS table naming them."""
+    names = list(dict.fromkeys(m["type"] for m in training.get("metrics", [])))
+    parts = [source_of(getattr(runtime, name)) for name in names]
+    parts.append("METRICS = {" + ", ".join(f"\"{n}\": {n}" for n in names) + "}\n")
+    return parts
+
+
 def numpy_parts(program, weights_file, data_dir) -> list:
     """Everything after the graph's functions: settings, weights, data, training, main."""
     training = plan_of(program.doc)
@@ -108,13 +116,7 @@ def numpy_parts(program, weights_file, data_dir) -> list:
     if training is None:
         return parts
     parts.extend(dataset_code(training["dataset"]))
-    metric_names = []
-    for m in training.get("metrics", []):
-        if m["type"] not in metric_names:
-            metric_names.append(m["type"])
-    for name in metric_names:
-        parts.append(source_of(getattr(runtime, name)))
-    parts.append("METRICS = {" + ", ".join(f"\"{n}\": {n}" for n in metric_names) + "}\n")
+    parts.extend(metric_code(training))
     for name in COMMON:
         parts.append(source_of(getattr(runtime, name)))
     parts.append(source_of(runtime.main))
@@ -140,13 +142,7 @@ def torch_parts(exporter) -> list:
     if training is None:
         return parts
     parts.extend(dataset_code(training["dataset"]))
-    metric_names = []
-    for m in training.get("metrics", []):
-        if m["type"] not in metric_names:
-            metric_names.append(m["type"])
-    for name in metric_names:
-        parts.append(source_of(getattr(runtime, name)))
-    parts.append("METRICS = {" + ", ".join(f"\"{n}\": {n}" for n in metric_names) + "}\n")
+    parts.extend(metric_code(training))
     for name in ("split_rows", "batches", "feeds_from"):
         parts.append(source_of(getattr(runtime, name)))
     for name in TORCH_COMMON:
