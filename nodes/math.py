@@ -156,13 +156,6 @@ class Div(Binary):
     torch_forward = "{a} / {b}"
 
 
-def _split_weights(wins: np.ndarray, ties: np.ndarray, dtype) -> np.ndarray:
-    """1 where this side strictly wins, 0.5 on a tie (PyTorch splits the gradient), else 0."""
-    w = wins.astype(dtype)
-    w[ties] = 0.5
-    return w
-
-
 @register
 class Maximum(Binary):
     help = "The larger of a and b elementwise; a tie splits the gradient equally."
@@ -170,14 +163,6 @@ class Maximum(Binary):
     np_grads = {"a": "{gy} * np.where({a} == {b}, 0.5, {a} > {b}).astype({gy}.dtype)",
                 "b": "{gy} * np.where({a} == {b}, 0.5, {a} < {b}).astype({gy}.dtype)"}
     torch_forward = "torch.maximum({a}, {b})"
-
-    def forward(self, p, xs, ws, ctx):
-        a, b = xs
-        return [np.maximum(a, b)], (a, b)
-
-    def backward(self, p, saved, gys, need):
-        a, b = saved
-        return _minmax_grads(a > b, a, b, gys[0], need)
 
 
 @register
@@ -187,25 +172,6 @@ class Minimum(Binary):
     np_grads = {"a": "{gy} * np.where({a} == {b}, 0.5, {a} < {b}).astype({gy}.dtype)",
                 "b": "{gy} * np.where({a} == {b}, 0.5, {a} > {b}).astype({gy}.dtype)"}
     torch_forward = "torch.minimum({a}, {b})"
-
-    def forward(self, p, xs, ws, ctx):
-        a, b = xs
-        return [np.minimum(a, b)], (a, b)
-
-    def backward(self, p, saved, gys, need):
-        a, b = saved
-        return _minmax_grads(a < b, a, b, gys[0], need)
-
-
-def _minmax_grads(a_wins, a, b, gy, need):
-    ties = a == b
-    ga = gb = None
-    if need[0]:
-        ga = unbroadcast(gy * _split_weights(a_wins, ties, gy.dtype), a.shape)
-    if need[1]:
-        b_wins = ~(a_wins | ties)
-        gb = unbroadcast(gy * _split_weights(b_wins, ties, gy.dtype), b.shape)
-    return [ga, gb]
 
 
 # ---------------------------------------------------------------------------------------------
