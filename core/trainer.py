@@ -153,10 +153,9 @@ class Session:
         start = self.program.init_params(plan.seed) if params is None else params
         self.optimizer = make_optimizer(plan.optimizer, self.program.param_list(start)
                                         if isinstance(start, dict) else start)
-        names = self.program.param_names
+        self.names = self.program.param_names
         self.params = list(self.optimizer.params)  # views into the optimizer's flat buffer
         self.grads = list(self.optimizer.grads)
-        self.names = names
         self.shuffle_rng = np.random.default_rng([plan.seed, 1])
         self.dropout_rng = np.random.default_rng([plan.seed, 2])
         self.step_count = 0

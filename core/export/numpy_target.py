@@ -666,19 +666,28 @@ def _dedent(lines: list) -> list:
     return [line.removeprefix("    ") for line in lines]
 
 
-class NumpyExporter:
-    """Writes the numpy module for a document."""
+class Exporter:
+    """What both targets' exporters start from: the program, where weights and data are,
+    module-level names kept free of the helpers any type may copy in."""
 
-    def __init__(self, program: Program, weights_file: str | None = None,
-                 data_dir: str | None = None):
+    def __init__(self, program: Program, weights_file: str | None, data_dir: str | None,
+                 module_names: tuple):
+        from .rules import all_helper_names
+
         self.program = program
         self.doc = program.doc
         self.weights_file = weights_file
         self.data_dir = data_dir
-        from .rules import all_helper_names
-
-        self.names = NameTable(reserved=set(MODULE_NAMES) | all_helper_names())
+        self.names = NameTable(reserved=set(module_names) | all_helper_names())
         self.helpers: list = []
+
+
+class NumpyExporter(Exporter):
+    """Writes the numpy module for a document."""
+
+    def __init__(self, program: Program, weights_file: str | None = None,
+                 data_dir: str | None = None):
+        super().__init__(program, weights_file, data_dir, MODULE_NAMES)
         self.carries = Carries(program)
         self.carries.run(program.top, {})
         self.block_defs: list = []  # (forward text, backward text, names)

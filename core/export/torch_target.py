@@ -16,6 +16,7 @@ from .graphs import Program, Site
 from .names import NameTable, sanitize
 from .numpy_target import (
     IMPORTS_PLACEHOLDER,
+    Exporter,
     GeneratedFunction,
     graph_comment,
     header,
@@ -265,17 +266,10 @@ class TorchFn(GeneratedFunction):
         return w.text()
 
 
-class TorchExporter:
+class TorchExporter(Exporter):
     def __init__(self, program: Program, weights_file: str | None = None,
                  data_dir: str | None = None):
-        self.program = program
-        self.doc = program.doc
-        self.weights_file = weights_file
-        self.data_dir = data_dir
-        from .rules import all_helper_names
-
-        self.names = NameTable(reserved=set(MODULE_NAMES) | all_helper_names())
-        self.helpers: list = []
+        super().__init__(program, weights_file, data_dir, MODULE_NAMES)
         self.classes: list = []
         self._class_cache: dict = {}
 
