@@ -1,13 +1,13 @@
-"""From a document to a Program: check, order, infer shapes, lay out slots and weights.
+"""From a document to a Program: check, order, infer shapes, name the weights.
 
 `compile_document(doc, dtype)` returns a `Program` or raises a GraphError listing every problem
 found. `analyze(doc)` runs the same passes without raising, for the editor: every error, and
 the type of every output port it could infer.
 
-Each graph compiles to a `Function` (see execute.py). A loop body or branch side compiles once
-and is shared by every step; a block definition compiles once per instance, since each
-instance owns its weights. Node paths, used in every error and in weight names, follow
-format.md: `rnn/cell`, `gate/then/fc`, `res1/fc`.
+Every graph is checked node by node in topological order: a loop body or branch side once, a
+block definition once per instance, since each instance owns its weights. Node paths, used in
+every error and in weight names, follow format.md: `rnn/cell`, `gate/then/fc`, `res1/fc`. What
+the compiler learns (types, weights) is what the code generator writes from (core/codegen/).
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import numpy as np
 import nodes
 from nodes import FLOAT, INT, ParamError, ShapeError, TensorType
 
-from .control import BlockInstr, BranchInstr, LoopInstr
+from . import bodies
 from .document import Document, Graph
 from .errors import GraphError
-from .execute import Function, OpInstr
 from .validate import structural_errors, topo_order
 
 
@@ -52,7 +51,7 @@ def compile_document(doc: Document, dtype="float32"):
     compiler.run()
     if compiler.errors:
         raise GraphError.collect(compiler.errors)
-    return Program(compiler)
+    return Program(doc, compiler)
 
 
 class _Failed(Exception):
@@ -69,7 +68,6 @@ class Compiler:
         self.port_types: dict = {}
         self.weight_names: list = []
         self.weight_specs: list = []
-        self.top: Function | None = None
         self.input_types: dict = {}
         self.output_types: dict = {}
         self._block_stack: list = []
@@ -86,12 +84,9 @@ class Compiler:
                 t = self._top_input_type(node)
                 if t is not None:
                     args[node.id] = t
-        fn, outs = self.compile_graph(self.doc.graph, "", args)
-        self.top = fn
+        outs = self.compile_graph(self.doc.graph, "", args)
         self.input_types = args
-        self.output_types = outs
-        if fn is not None:
-            fn.plan([False] * len(fn.arg_slots))
+        self.output_types = outs or {}
         if not self.errors and not any(n.type == "Output" for n in self.doc.graph.nodes):
             self.errors.append(GraphError("the graph has no Output node: add one to name a result"))
 
@@ -115,31 +110,21 @@ class Compiler:
 
     # -- graphs -------------------------------------------------------------------------------
 
-    def compile_graph(self, graph: Graph, prefix: str, args: dict):
-        """Compile one graph whose Input nodes take the types in `args` (by Input id).
+    def compile_graph(self, graph: Graph, prefix: str, args: dict) -> dict | None:
+        """Check one graph whose Input nodes take the types in `args` (by Input id).
 
         `prefix` is the path of the graph (`""`, `rnn/`, `gate/then/`, `res1/`). Returns the
-        Function (None if any node failed) and the types of its Outputs by id.
+        types of its Outputs by id, in file order, or None if any node failed.
         """
-        slots: dict = {}  # (node id, port) -> slot
-        n_slots = 0
-        instrs, consts, arg_slots, out_slots = [], [], [], []
-        out_types: dict = {}
         types: dict = {}  # (node id, port) -> TensorType
         failed: set = set()
         ok = True
-
-        def new_slot(node_id, port):
-            nonlocal n_slots
-            slots[(node_id, port)] = n_slots
-            n_slots += 1
-            return n_slots - 1
-
         order = topo_order(graph)
         by_id = {n.id: n for n in graph.nodes}
         into = {}  # (node id, input port) -> its edge; the first one, as Graph.edge_into
         for edge in graph.edges:
             into.setdefault((edge.dst, edge.dst_port), edge)
+        out_types: dict = {}
         for node_id in order:
             node = by_id[node_id]
             path = prefix + node.id
@@ -147,50 +132,27 @@ class Compiler:
                 if node.type == "Input":
                     if node.id not in args:
                         raise _Failed
-                    t = args[node.id]
-                    types[(node.id, "y")] = t
-                    self.port_types[(path, "y")] = t
-                    arg_slots.append(new_slot(node.id, "y"))
-                    continue
-                in_types, in_slots = self._gather_inputs(into, node, path, types, slots, failed)
-                if node.type == "Output":
-                    out_types[node.id] = in_types["x"]
-                    out_slots.append(in_slots[0])
-                    continue
-                instr, outs = self._compile_node(into, node, path, in_types, in_slots)
+                    outs = {"y": args[node.id]}
+                else:
+                    in_types = self._gather_inputs(into, node, path, types, failed)
+                    if node.type == "Output":
+                        out_types[node.id] = in_types["x"]
+                        continue
+                    outs = self._compile_node(into, node, path, in_types)
             except _Failed:
                 failed.add(node.id)
                 ok = False
                 continue
-            out_slot_ids = []
             for port, t in outs.items():
                 types[(node.id, port)] = t
                 self.port_types[(path, port)] = t
-                out_slot_ids.append(new_slot(node.id, port))
-            if instr is None:  # a Constant: computed once, here
-                value = np.array(node.params.get("value", 0.0), dtype=self.dtype)
-                consts.append((out_slot_ids[0], value))
-                continue
-            instr.outs = tuple(out_slot_ids)
-            instr.out_ports = tuple(outs)
-            instrs.append(instr)
-        if len(order) < len(graph.nodes):
-            ok = False  # a cycle; reported by the structural checks
-        # Arguments and results in file order, as the enclosing node's ports are.
-        arg_slots = [slots[(n.id, "y")] for n in graph.nodes
-                     if n.type == "Input" and (n.id, "y") in slots]
-        out_ids = [n.id for n in graph.nodes if n.type == "Output" and n.id in out_types]
-        out_slots = [slots[_source(into[(i, 'x')])] for i in out_ids]
-        if not ok:
-            return None, out_types
-        fn = Function(prefix.rstrip("/"), n_slots, arg_slots, out_slots, instrs, consts)
-        fn.arg_names = [n.id for n in graph.nodes if n.type == "Input"]
-        fn.out_names = out_ids
-        return fn, {i: out_types[i] for i in out_ids}
+        if len(order) < len(graph.nodes) or not ok:
+            return None  # a cycle is reported by the structural checks
+        return {n.id: out_types[n.id] for n in graph.nodes if n.type == "Output"}
 
-    def _gather_inputs(self, into, node, path, types, slots, failed):
+    def _gather_inputs(self, into, node, path, types, failed):
         ins, _ = self.doc.ports(node)
-        in_types, in_slots = {}, []
+        in_types = {}
         missing = False
         for port in ins:
             edge = into.get((node.id, port))
@@ -202,14 +164,13 @@ class Compiler:
                 missing = True  # the problem upstream is reported there
                 continue
             in_types[port] = types[(edge.src, edge.src_port)]
-            in_slots.append(slots[(edge.src, edge.src_port)])
         if missing:
             raise _Failed
-        return in_types, in_slots
+        return in_types
 
     # -- nodes --------------------------------------------------------------------------------
 
-    def _compile_node(self, into, node, path, in_types, in_slots):
+    def _compile_node(self, into, node, path, in_types) -> dict:
         node_type = nodes.get(node.type)
         try:
             p = node_type.resolve_params(node.params)
@@ -217,17 +178,17 @@ class Compiler:
             self._error(path, f"{path}: {exc}")
             raise _Failed from None
         if node_type.control:
-            return self._compile_control(node, p, path, in_types, in_slots)
+            return self._compile_control(node, p, path, in_types)
         try:
             outs = node_type.infer(p, in_types)
             weights = node_type.weights(p, in_types)
         except ShapeError as exc:
             self._error(path, self._shape_message(into, node, path, exc))
             raise _Failed from None
-        if getattr(node_type, "constant", False):
-            return None, outs
-        w = [self._add_weight(f"{path}.{name}", spec) for name, spec in weights.items()]
-        return OpInstr(path, node_type, p, in_slots, (), w), outs
+        for name, spec in weights.items():
+            self.weight_names.append(f"{path}.{name}")
+            self.weight_specs.append(spec)
+        return outs
 
     def _shape_message(self, into, node, path, exc: ShapeError) -> str:
         if exc.port is None:
@@ -238,19 +199,13 @@ class Compiler:
             source = f" (from {edge.src}.{edge.src_port})"
         return f"{path}.{exc.port}: {exc.message}{source}"
 
-    def _add_weight(self, name: str, spec) -> int:
-        self.weight_names.append(name)
-        self.weight_specs.append(spec)
-        return len(self.weight_names) - 1
-
     # -- control flow -------------------------------------------------------------------------
 
-    def _compile_control(self, node, p, path, in_types, in_slots):
-        in_ports, _ = self.doc.ports(node)
+    def _compile_control(self, node, p, path, in_types) -> dict:
         if node.type == "Loop":
-            instr, outs = LoopInstr.build(self, node, p, path, in_ports, in_types)
+            outs = bodies.loop_outputs(self, node, p, path, in_types)
         elif node.type == "Branch":
-            instr, outs = BranchInstr.build(self, node, p, path, in_ports, in_types)
+            outs = bodies.branch_outputs(self, node, p, path, in_types)
         else:
             name = p["block"]
             if name in self._block_stack:
@@ -258,19 +213,13 @@ class Compiler:
                 raise _Failed
             self._block_stack.append(name)
             try:
-                instr, outs = BlockInstr.build(self, node, p, path, in_ports, in_types)
+                outs = bodies.block_outputs(self, node, p, path, in_types)
             finally:
                 self._block_stack.pop()
-        if instr is None:
+        if outs is None:
             raise _Failed
-        instr.path = path
-        instr.ins = tuple(in_slots)
-        return instr, outs
+        return outs
 
-    def compile_body(self, graph: Graph, prefix: str, args: dict):
-        """Compile the body of a control node (used by the control instructions)."""
+    def compile_body(self, graph: Graph, prefix: str, args: dict) -> dict | None:
+        """Check the body of a control node (used by the rules in bodies.py)."""
         return self.compile_graph(graph, prefix, args)
-
-
-def _source(edge) -> tuple:
-    return (edge.src, edge.src_port)

@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import GraphError
 from .export import export_source
-from .export.graphs import Program
+from .codegen.layout import Layout
 from .fileio import atomic_write, load
 
 
@@ -42,7 +42,7 @@ def check_weights(path: Path, doc) -> None:
         raise GraphError(f"--weights: file {str(path)!r} not found") from None
     except (OSError, ValueError, EOFError) as exc:
         raise GraphError(f"--weights: {str(path)!r} is not a readable .npz file ({exc})") from None
-    program = Program(doc)
+    program = Layout.of(doc)
     expected = dict(zip(program.weight_names, (tuple(s.shape) for s in program.weight_specs)))
     missing = [n for n in expected if n not in shapes]
     extra = [n for n in shapes if n not in expected]

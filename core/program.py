@@ -3,8 +3,11 @@
 The API is interfaces.md's: `run`, `value_and_grad`, `init_params`, `input_shapes`,
 `output_shapes`. Feeds and params are checked at the door (a wrong shape or dtype is a
 GraphError naming the Input or the parameter, never a numpy traceback) and never modified.
-Each set of requested results gets its own pruned schedule, made once and cached, so a run
-computes only what those results need, and backward only the gradients that reach a parameter.
+
+Each set of requested results gets its own function, written by the code generator
+(core/codegen/) the first time it is asked for and kept: a run computes only what those
+results need, and a loss's function only the gradients that reach a parameter. These are the
+functions `wiregrad export --target numpy` writes into its file.
 """
 
 from __future__ import annotations
@@ -15,26 +18,58 @@ import numpy as np
 
 from nodes import INT
 
+from .codegen.layout import Layout
+from .codegen.load import ERRORS, load, node_error
+from .codegen.module import GraphModule
 from .errors import GraphError
-from .execute import Function, RunState, backward, forward
+
+
+class Compiled:
+    """One generated graph function, ready to call: the Input ids it takes (`arg_names`),
+    the Outputs it returns, and with `loss`, the loss whose gradients it writes."""
+
+    def __init__(self, layout: Layout, outputs: tuple, loss: str | None, trace: bool = False):
+        module = GraphModule(layout, trace=trace)
+        fn = module.graph_function(outputs, loss)
+        self.arg_names = fn.inputs
+        self.outputs = fn.outputs
+        self.loss = loss
+        self.call = load(module, layout.dtype)[fn.name]
+
+
+class Recorder:
+    """What a traced run hands over: every value and gradient, one per time it was made."""
+
+    def __init__(self):
+        self.values: dict = {}
+        self.grads: dict = {}
+        self.order: list = []
+
+    def value(self, path: str, port: str, array) -> None:
+        key = (path, port)
+        self.values.setdefault(key, []).append(array)
+        self.order.append(key)
+
+    def grad(self, path: str, port: str, array) -> None:
+        self.grads.setdefault((path, port), []).append(array)
 
 
 class Program:
-    def __init__(self, compiler):
+    def __init__(self, doc, compiler):
+        self.layout = Layout(doc, compiler)
         self.dtype = compiler.dtype
-        self._fn: Function = compiler.top
         self.param_names: list = list(compiler.weight_names)
         self._specs = list(compiler.weight_specs)
         self.param_shapes = {n: tuple(s.shape) for n, s in zip(self.param_names, self._specs)}
         self._index = {n: j for j, n in enumerate(self.param_names)}
         self._input_types = dict(compiler.input_types)
         self._output_types = dict(compiler.output_types)
+        self.output_names = list(compiler.output_types)
         self.input_shapes = {k: t.shape for k, t in self._input_types.items()}
         self.output_shapes = {k: t.shape for k, t in self._output_types.items()}
         self.input_dtypes = {k: ("int64" if t.dtype == INT else str(self.dtype))
                              for k, t in self._input_types.items()}
-        self._pruned: dict = {}
-        self._losses: dict = {}
+        self._compiled: dict = {}
 
     # -- parameters ---------------------------------------------------------------------------
 
@@ -75,12 +110,10 @@ class Program:
     def run(self, params: dict, feeds: dict, train: bool = False, seed: int = 0,
             outputs=None) -> dict:
         """The graph's results (all Outputs, or those named in `outputs`) for these feeds."""
-        names = tuple(self._fn.out_names if outputs is None else outputs)
-        fn = self.schedule(names)
-        state = self._state(self.param_list(params), train, seed, keep=False)
-        with np.errstate(all="ignore"):
-            results, _ = forward(fn, state, self.feed_list(fn, feeds), False)
-        return dict(zip(names, results))
+        fn = self.schedule(tuple(self.output_names if outputs is None else outputs))
+        pdict = dict(zip(self.param_names, self.param_list(params)))
+        results = self._call(fn, pdict, None, train, seed, self.feed_list(fn, feeds))
+        return dict(zip(fn.outputs, results))
 
     def value_and_grad(self, params: dict, feeds: dict, loss: str = "loss", train: bool = True,
                        seed: int = 0, out: dict | None = None):
@@ -102,36 +135,57 @@ class Program:
         whole dataset), so that a step spends nothing on it.
         """
         fn = self.loss_schedule(loss)
-        state = self._state(plist, train, seed, keep=True)
-        state.targets = grads
-        args = [feeds[name] for name in fn.arg_names] if checked else self.feed_list(fn, feeds)
-        with np.errstate(all="ignore"):
-            (value,), tape = forward(fn, state, args, True)
-            if value.size != 1:
-                raise GraphError(f"{loss}: the loss must be a single number, got shape "
-                                 f"{np.shape(value)}", loss)
-            backward(fn, state, tape, [np.ones(value.shape, dtype=self.dtype)])
         if grads is None:
-            grads = [np.zeros(p.shape, self.dtype) if g is None else np.asarray(g, self.dtype)
-                     for p, g in zip(plist, state.grads)]
-        elif any(g is None for g in state.grads):  # parameters the loss does not reach
-            for target, g in zip(grads, state.grads):
-                if g is None:
-                    target.fill(0)
-        return float(value.reshape(())), grads
+            grads = [np.empty(p.shape, self.dtype) for p in plist]
+        args = [feeds[name] for name in fn.arg_names] if checked else self.feed_list(fn, feeds)
+        (value,) = self._call(fn, dict(zip(self.param_names, plist)),
+                              dict(zip(self.param_names, grads)), train, seed, args)
+        if np.size(value) != 1:
+            raise GraphError(f"{loss}: the loss must be a single number, got shape "
+                             f"{np.shape(value)}", loss)
+        return float(np.reshape(value, ())), grads
 
-    def loss_schedule(self, loss: str) -> Function:
-        """The schedule for a loss Output, checked once to give a single number."""
-        fn = self._losses.get(loss)
+    def _call(self, fn: Compiled, pdict: dict, gdict: dict | None, train, seed, args: list,
+              recorder: Recorder | None = None):
+        """Call a generated function; an error on one of its lines names the node."""
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        fixed = (pdict, train, rng) if gdict is None else (pdict, gdict, train, rng)
+        if recorder is not None:
+            fixed += (recorder,)
+        with np.errstate(all="ignore"):
+            try:
+                return fn.call(*fixed, *args)
+            except ERRORS as exc:
+                raise node_error(exc) from exc
+
+    def loss_schedule(self, loss: str) -> Compiled:
+        """The function for a loss Output, checked once to give a single number."""
+        key = ("loss", loss)
+        fn = self._compiled.get(key)
         if fn is None:
-            fn = self.schedule((loss,))
+            self._known((loss,))
             shape = self.output_shapes[loss]
             if any(d is None for d in shape) or int(np.prod(shape)) != 1:
                 shown = "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
                 raise GraphError(f"{loss}: the loss must be a single number, but it has shape "
                                  f"{shown}; reduce it with Mean or Sum", loss)
-            self._losses[loss] = fn
+            fn = self._compiled[key] = Compiled(self.layout, (loss,), loss)
         return fn
+
+    def schedule(self, outputs: tuple) -> Compiled:
+        """The function computing the named Outputs and what they need (made once)."""
+        key = ("run", tuple(outputs))
+        fn = self._compiled.get(key)
+        if fn is None:
+            self._known(outputs)
+            fn = self._compiled[key] = Compiled(self.layout, tuple(outputs), None)
+        return fn
+
+    def _known(self, outputs) -> None:
+        for name in outputs:
+            if name not in self._output_types:
+                raise GraphError(f"no Output named {name!r} (outputs: "
+                                 f"{', '.join(self.output_names)})")
 
     def trace(self, params: dict, feeds: dict, loss: str | None = None, train: bool = False,
               seed: int = 0) -> dict:
@@ -142,22 +196,12 @@ class Program:
         time the node ran, so a node in a loop body has one per step, in step order. Slower than
         `run`: for looking inside a network (the editor's inspector), not for training.
         """
-        names = tuple(self._fn.out_names)
-        fn = self.schedule(names)
-        state = self._state(self.param_list(params), train, seed, keep=loss is not None)
-        state.record = {"values": {}, "grads": {}, "order": []}
-        with np.errstate(all="ignore"):
-            results, tape = forward(fn, state, self.feed_list(fn, feeds), loss is not None)
-            if loss is not None:
-                if loss not in names:
-                    raise GraphError(f"no Output named {loss!r}")
-                self.loss_schedule(loss)  # checks that it is a single number
-                value = results[names.index(loss)]
-                gouts = [np.ones(value.shape, self.dtype) if n == loss else None for n in names]
-                backward(fn, state, tape, gouts)
-        for steps in state.record["grads"].values():
+        if loss is not None:
+            self.loss_schedule(loss)  # checks that it names a single-number Output
+        record = self._traced(params, feeds, loss, train, seed)
+        for steps in record.grads.values():
             steps.reverse()  # recorded walking back through the steps
-        return {"values": state.record["values"], "grads": state.record["grads"]}
+        return {"values": record.values, "grads": record.grads}
 
     def first_nonfinite(self, params: dict, feeds: dict, outputs=None, train=False, seed=0):
         """The path of the first node whose output is NaN or Inf on these feeds, or None.
@@ -165,64 +209,37 @@ class Program:
         Inside a loop the first step that went wrong counts, so the node named is where the
         trouble started, not where it spread to. For error reports: it traces a whole run.
         """
-        names = tuple(self._fn.out_names if outputs is None else outputs)
-        fn = self.schedule(names)
-        state = self._state(self.param_list(params), train, seed, keep=False)
-        state.record = {"values": {}, "grads": {}, "order": []}
-        with np.errstate(all="ignore"):
-            try:
-                forward(fn, state, self.feed_list(fn, feeds), False)
-            except GraphError as exc:  # a run that fails outright names its node itself
-                return exc.node
+        try:
+            record = self._traced(params, feeds, None, train, seed, outputs)
+        except GraphError as exc:  # a run that fails outright names its node itself
+            return exc.node
         seen: dict = {}
-        for key in state.record["order"]:
+        for key in record.order:
             k = seen.get(key, 0)
             seen[key] = k + 1
-            value = state.record["values"][key][k]
+            value = record.values[key][k]
             if isinstance(value, np.ndarray) and value.dtype.kind == "f" and \
                     not np.isfinite(value).all():
                 return key[0]
         return None
 
-    def _state(self, plist, train, seed, keep) -> RunState:
-        n = len(plist)
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        return RunState(dtype=self.dtype, train=train, rng=rng, params=plist, keep=keep,
-                        grads=[None] * n, owned=[False] * n)
-
-    # -- schedules and feeds ------------------------------------------------------------------
-
-    def schedule(self, outputs: tuple) -> Function:
-        """The top-level function cut down to what the named Outputs need (cached)."""
-        fn = self._pruned.get(outputs)
+    def _traced(self, params, feeds, loss, train, seed, outputs=None) -> Recorder:
+        outputs = tuple(self.output_names if outputs is None else outputs)
+        self._known(outputs)
+        key = ("trace", outputs, loss)
+        fn = self._compiled.get(key)
         if fn is None:
-            fn = self._prune(outputs)
-            self._pruned[outputs] = fn
-        return fn
+            fn = self._compiled[key] = Compiled(self.layout, outputs, loss, trace=True)
+        plist = self.param_list(params)
+        grads = [np.empty(p.shape, self.dtype) for p in plist] if loss is not None else None
+        recorder = Recorder()
+        self._call(fn, dict(zip(self.param_names, plist)),
+                   None if grads is None else dict(zip(self.param_names, grads)),
+                   train, seed, self.feed_list(fn, feeds), recorder)
+        return recorder
 
-    def _prune(self, outputs: tuple) -> Function:
-        top = self._fn
-        for name in outputs:
-            if name not in top.out_names:
-                raise GraphError(f"no Output named {name!r} (outputs: {', '.join(top.out_names)})")
-        wanted = {top.out_slots[top.out_names.index(n)] for n in outputs}
-        keep = []
-        for instr in reversed(top.instrs):
-            if wanted.intersection(instr.outs):
-                keep.append(instr)
-                wanted.update(instr.ins)
-        keep.reverse()
-        args = [(name, slot) for name, slot in zip(top.arg_names, top.arg_slots) if slot in wanted]
-        fn = Function(top.path, top.n_slots, [s for _, s in args],
-                      [top.out_slots[top.out_names.index(n)] for n in outputs], keep,
-                      [(s, v) for s, v in top.consts if s in wanted])
-        fn.arg_names = [n for n, _ in args]
-        fn.out_names = list(outputs)
-        fn.plan([False] * len(fn.arg_slots))
-        return fn
-
-    def feed_list(self, fn: Function, feeds: dict) -> list:
-        """The feeds a schedule needs, checked and cast, in its argument order."""
+    def feed_list(self, fn: Compiled, feeds: dict) -> list:
+        """The feeds a function needs, checked and cast, in its argument order."""
         if not isinstance(feeds, dict):
             raise GraphError("feeds must be a dict of arrays keyed by Input id")
         unknown = [k for k in feeds if k not in self._input_types]

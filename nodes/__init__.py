@@ -8,7 +8,6 @@ from .base import (
     FLOAT,
     INT,
     REQUIRED,
-    Context,
     NodeType,
     Param,
     ParamError,
@@ -20,6 +19,6 @@ from .base import (
 from .registry import all_types, canonical_name, get, register
 
 __all__ = [
-    "FLOAT", "INT", "REQUIRED", "Context", "NodeType", "Param", "ParamError", "Sample",
+    "FLOAT", "INT", "REQUIRED", "NodeType", "Param", "ParamError", "Sample",
     "ShapeError", "TensorType", "Weight", "all_types", "canonical_name", "get", "register",
 ]

@@ -1,4 +1,4 @@
-"""How a node type is declared: ports, parameters, shape rule, forward, backward.
+"""How a node type is declared: ports, parameters, shape rule, and its rules for code.
 
 A node type is one subclass of `NodeType`, registered by name with `@register`. Everything the
 rest of Wiregrad knows about a type comes from that one class:
@@ -9,10 +9,10 @@ rest of Wiregrad knows about a type comes from that one class:
 - `infer(p, ins)`: the shape rule, from input `TensorType`s to output `TensorType`s, raising
   `ShapeError(port, message)` on input it cannot take;
 - `weights(p, ins)`: the trainable tensors, their shapes and initialisers, in a fixed order;
-- `forward(p, xs, ws, ctx)` -> `(ys, saved)`: numpy arrays in, numpy arrays out, plus whatever
-  backward needs and nothing more;
-- `backward(p, saved, gys, need)` -> one gradient (or None) per input then per weight, each the
-  shape of what it is the gradient of. `need[i]` says whether that gradient is wanted at all.
+- `np_forward` / `np_backward`: the type's one numpy rule, the code of its forward and of its
+  gradients (templates, or methods writing code, with helpers from kernels.py). The engine runs
+  that code and the numpy export writes it out; see core/codegen/rules.py and docs/engine.md;
+- `torch_forward` / `torch_module`: its PyTorch rule, for the torch export;
 - `samples`: small parameter/input combinations the registry-wide gradient test runs.
 
 `p` is always the node's parameter dict with defaults filled in and values checked.
@@ -22,7 +22,7 @@ Shapes here include the batch axis; `None` in a shape is a length known only at 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -205,7 +205,7 @@ _CHECKS = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Weights, run context, samples
+# Weights and samples
 
 
 @dataclass(frozen=True)
@@ -247,16 +247,6 @@ def constant(value: float) -> Init:
     return Init("constant", float(value))
 
 
-@dataclass
-class Context:
-    """What a forward pass may ask of the run: training or not, its random stream, the loop step."""
-
-    dtype: Any = np.float32
-    train: bool = False
-    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
-    step: int = 0
-
-
 @dataclass(frozen=True)
 class Sample:
     """A case for the registry-wide gradient check: params, and input shapes (batch included).
@@ -289,9 +279,8 @@ class NodeType:
     int_inputs: ClassVar[tuple] = ()
     # Inputs through which no gradient flows (conditions, targets given as ids).
     nondiff_inputs: ClassVar[tuple] = ()
-    # Control-flow types (Loop, Branch, Block) are run by the compiler, not by forward/backward.
+    # Control-flow types (Loop, Branch, Block): the code generator writes how they run.
     control: ClassVar[bool] = False
-    # Types with randomness (Dropout) or run-time state (LoopIndex) read the context.
     samples: ClassVar[tuple] = ()
     # The summary shown on the canvas: a format over params, such as "{out_features}".
     summary_format: ClassVar[str] = ""
@@ -343,12 +332,6 @@ class NodeType:
     def weights(self, p: dict, ins: dict) -> dict:
         return {}
 
-    def forward(self, p: dict, xs: list, ws: list, ctx: Context):
-        raise NotImplementedError(f"{self.name} has no forward")
-
-    def backward(self, p: dict, saved, gys: list, need: list) -> list:
-        raise NotImplementedError(f"{self.name} has no backward")
-
 
 # ---------------------------------------------------------------------------------------------
 # Helpers the node modules share
@@ -389,16 +372,3 @@ def broadcast_shapes(a: tuple, b: tuple, port: str = "b") -> tuple:
 
 def _fmt(shape: tuple) -> str:
     return str(TensorType(tuple(shape)))
-
-
-def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
-    """Sum a gradient back to the shape of the input that was broadcast to make it."""
-    if g.shape == shape:
-        return g
-    extra = g.ndim - len(shape)
-    if extra:
-        g = g.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, d in enumerate(shape) if d == 1 and g.shape[i] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g.reshape(shape)

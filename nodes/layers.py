@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .base import (
     FLOAT,
     INT,
@@ -23,6 +21,7 @@ from .base import (
     normal,
     uniform,
 )
+from .kernels import embedding
 from .registry import register
 
 
@@ -40,7 +39,10 @@ class Linear(NodeType):
     torch_weights = {"weight": ("weight", True), "bias": ("bias", False)}  # (in, out) -> (out, in)
 
     def np_forward(self, p, e):
-        return e.fmt("{x} @ {weight} + {bias}" if p["bias"] else "{x} @ {weight}")
+        if not p["bias"]:
+            return e.fmt("{x} @ {weight}")
+        e.emit(e.fmt("{y} = {x} @ {weight}"))
+        e.emit(e.fmt("{y} += {bias}"))  # y is new: adding in place saves a copy
 
     def np_backward(self, p, e):
         out = {}
@@ -81,36 +83,21 @@ class Linear(NodeType):
             out["bias"] = Weight((p["out_features"],), uniform(k))
         return out
 
-    def forward(self, p, xs, ws, ctx):
-        x = xs[0]
-        y = x @ ws[0]
-        if len(ws) > 1:
-            y += ws[1]  # y is ours: adding in place saves a copy
-        return [y], (x, ws[0])
-
-    def backward(self, p, saved, gys, need):
-        x, w = saved
-        gy = gys[0]
-        gx = gy @ w.T if need[0] else None
-        if x.ndim != 2:  # every axis before the last is a batch of rows
-            x, gy = x.reshape(-1, x.shape[-1]), gy.reshape(-1, gy.shape[-1])
-        gw = x.T @ gy if need[1] else None
-        if len(need) == 2:
-            return [gx, gw]
-        return [gx, gw, np.add.reduce(gy, axis=0) if need[2] else None]
-
 
 @register
 class Embedding(NodeType):
     category = "Layers"
     help = "Looks up a learned vector for each int64 id; y adds a last axis."
-    np_forward = "{weight}[{x}]"
     torch_forward = "{self}({x})"
     torch_weights = {"weight": ("weight", False)}
+
+    def np_forward(self, p, e):
+        return e.fmt(f"{e.helper(embedding)}({{weight}}, {{x}})")
 
     def np_backward(self, p, e):
         gw = e.tmp("gw")
         e.emit(e.fmt(f"{gw} = np.zeros({{weight}}.shape, dtype={{gy}}.dtype)"))
+        # add.at accumulates ids that occur more than once.
         e.emit(e.fmt(f"np.add.at({gw}, {{x}}.ravel(), {{gy}}.reshape(-1, {{weight}}.shape[1]))"))
         return {"weight": gw}
 
@@ -137,22 +124,6 @@ class Embedding(NodeType):
 
     def weights(self, p, ins):
         return {"weight": Weight((p["num_embeddings"], p["embedding_dim"]), normal(1.0))}
-
-    def forward(self, p, xs, ws, ctx):
-        x, w = xs[0], ws[0]
-        if x.size and (x.min() < 0 or x.max() >= len(w)):
-            raise ValueError(f"Embedding ids must be in [0, {len(w)}), got ids from "
-                             f"{x.min()} to {x.max()}")
-        return [w[x]], (x, w.shape)
-
-    def backward(self, p, saved, gys, need):
-        x, wshape = saved
-        gw = None
-        if need[1]:
-            gw = np.zeros(wshape, dtype=gys[0].dtype)
-            # add.at accumulates ids that occur more than once.
-            np.add.at(gw, x.ravel(), gys[0].reshape(-1, wshape[1]))
-        return [None, gw]
 
 
 @register
@@ -200,52 +171,33 @@ class LayerNorm(NodeType):
         n = _known_last_axis(ins["x"], "the normalised features")
         return {"weight": Weight((n,), constant(1.0)), "bias": Weight((n,), constant(0.0))}
 
-    def forward(self, p, xs, ws, ctx):
-        x, (w, b) = xs[0], ws
-        xc = x - x.mean(axis=-1, keepdims=True)
-        rstd = 1 / np.sqrt((xc * xc).mean(axis=-1, keepdims=True) + p["eps"])
-        xhat = xc * rstd
-        return [xhat * w + b], (xhat, rstd, w)
-
-    def backward(self, p, saved, gys, need):
-        xhat, rstd, w = saved
-        gy = gys[0]
-        gx = gw = gb = None
-        if need[0]:
-            gxhat = gy * w
-            gx = rstd * (gxhat - gxhat.mean(axis=-1, keepdims=True)
-                         - xhat * (gxhat * xhat).mean(axis=-1, keepdims=True))
-        rows = gy.reshape(-1, gy.shape[-1])
-        if need[1]:
-            gw = (rows * xhat.reshape(rows.shape)).sum(axis=0)
-        if need[2]:
-            gb = rows.sum(axis=0)
-        return [gx, gw, gb]
-
 
 @register
 class Dropout(NodeType):
     category = "Layers"
     help = ("While training, zeroes each element with probability p and scales the rest by "
             "1/(1-p); the identity otherwise.")
-    # Export: numpy draws the engine's masks from the run's rng; torch uses nn.Dropout.
+    # numpy draws its masks from the run's rng; torch uses nn.Dropout (and its own masks).
     torch_forward = "{self}({x})"
     torch_weights: dict = {}
 
     def np_forward(self, p, e):
-        scale = e.local("scale")
         if p["p"] == 0.0:
-            e.emit(f"{scale} = 1.0")
-        elif p["p"] == 1.0:
-            e.emit(e.fmt(f"{scale} = np.zeros({{x}}.shape, dtype={{x}}.dtype) if train else 1.0"))
+            return e.fmt("{x}")
+        scale = e.local("scale")
+        if p["p"] == 1.0:
+            e.emit(e.fmt(f"{scale} = np.zeros({{x}}.shape, dtype={{x}}.dtype) if train else None"))
         else:
             keep = f"1.0 / (1.0 - {e.lit(p['p'])})"
             e.emit(e.fmt(f"{scale} = (rng.random({{x}}.shape) >= {{p}}).astype({{x}}.dtype) * "
-                         f"({keep}) if train else 1.0"))
-        return e.fmt(f"{{x}} * {scale}")
+                         f"({keep}) if train else None"))
+        return e.fmt(f"{{x}} * {scale} if train else {{x}}")
 
     def np_backward(self, p, e):
-        return {"x": e.fmt(f"{{gy}} * {e.local('scale')}")}
+        if p["p"] == 0.0:
+            return {"x": e.fmt("{gy}")}
+        scale = e.local("scale")
+        return {"x": e.fmt(f"{{gy}} * {scale} if train else {{gy}}")}
 
     def torch_module(self, p, e):
         return f"nn.Dropout({e.lit(p['p'])})"
@@ -260,19 +212,3 @@ class Dropout(NodeType):
 
     def infer(self, p, ins):
         return {"y": float_input(ins, "x")}
-
-    def forward(self, p, xs, ws, ctx):
-        x = xs[0]
-        if not ctx.train or p["p"] == 0.0:
-            return [x], None
-        if p["p"] == 1.0:
-            scale = np.zeros(x.shape, dtype=x.dtype)
-        else:
-            keep = ctx.rng.random(x.shape) >= p["p"]
-            scale = keep.astype(x.dtype)
-            scale *= 1.0 / (1.0 - p["p"])
-        return [x * scale], scale
-
-    def backward(self, p, saved, gys, need):
-        scale = saved
-        return [gys[0] if scale is None else gys[0] * scale]

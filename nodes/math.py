@@ -1,15 +1,11 @@
 """Elementwise and linear-algebra math: binary ops with broadcasting, unary functions, MatMul,
 Greater and Where.
 
-Gradients returned here may be views of the upstream gradient (Add passes it straight through);
-callers must not modify gradients in place.
+Gradients written here may be the upstream gradient itself (Add passes it straight through);
+generated code never modifies a gradient in place.
 """
 
 from __future__ import annotations
-
-import re
-
-import numpy as np
 
 from .base import (
     FLOAT,
@@ -20,8 +16,8 @@ from .base import (
     TensorType,
     broadcast_shapes,
     float_input,
-    unbroadcast,
 )
+from .kernels import matmul_backward
 from .registry import register
 
 _BIN_SAMPLES = (
@@ -32,58 +28,18 @@ _BIN_SAMPLES = (
 
 
 # ---------------------------------------------------------------------------------------------
-# Elementwise types made from their export templates
-
-
-def template_function(template: str, values: tuple):
-    """(function, parameter names) evaluating an export template such as "{gy} * np.cos({x})".
-
-    The function takes `values` then the parameters: the placeholders that are not among
-    `values`, read from a node's params. The template is this library's own text, never a
-    document's.
-    """
-    names = list(dict.fromkeys(re.findall(r"\{(\w+)\}", template)))
-    params = [n for n in names if n not in values]
-    expression = template.format(**{n: n for n in names})
-    code = f"lambda {', '.join(values + tuple(params))}: {expression}"
-    return eval(code, {"np": np}), params  # a template of this library, see above
-
-
-def _with_params(function, params: list):
-    """A method (self, p, *values) calling `function` with the node's params appended."""
-    if not params:
-        return lambda self, p, *args: function(*args)
-    return lambda self, p, *args: function(*args, *(p[n] for n in params))
-
-
-# ---------------------------------------------------------------------------------------------
 # Binary elementwise
 
 
 class Binary(NodeType):
-    """a (op) b with numpy broadcasting. Subclasses give `fn` and `grads`, or only the export
-    templates, from which fn and grads are made (see Unary).
-
-    Export: `np_forward`/`torch_forward` templates, and `np_grads`, each port's gradient
-    before it is summed back to the port's shape (`np_backward` does that for the family).
-    """
+    """a (op) b with numpy broadcasting. Subclasses give the templates `np_forward` and
+    `np_grads`, each port's gradient before it is summed back to the port's shape (which
+    `np_backward` does for the family)."""
 
     category = "Math"
     inputs = ("a", "b")
     samples = _BIN_SAMPLES
     np_grads: dict = {}
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if "fn" not in cls.__dict__ and isinstance(cls.__dict__.get("np_forward"), str):
-            f, _ = template_function(cls.np_forward, ("a", "b"))
-            cls.fn = lambda self, a, b: f(a, b)
-        grads = cls.__dict__.get("np_grads")
-        if "grads" not in cls.__dict__ and grads:
-            ga, _ = template_function(grads["a"], ("a", "b", "y", "gy"))
-            gb, _ = template_function(grads["b"], ("a", "b", "y", "gy"))
-            cls.grads = lambda self, a, b, y, gy, need: (
-                ga(a, b, y, gy) if need[0] else None, gb(a, b, y, gy) if need[1] else None)
 
     def np_backward(self, p, e):
         return {port: e.ub(e.fmt(t), port) for port, t in self.np_grads.items() if e.need(port)}
@@ -91,19 +47,6 @@ class Binary(NodeType):
     def infer(self, p, ins):
         a, b = float_input(ins, "a"), float_input(ins, "b")
         return {"y": TensorType(broadcast_shapes(a.shape, b.shape), FLOAT)}
-
-    def forward(self, p, xs, ws, ctx):
-        a, b = xs
-        y = self.fn(a, b)
-        return [y], (a, b, y)
-
-    def backward(self, p, saved, gys, need):
-        a, b, y = saved
-        ga, gb = self.grads(a, b, y, gys[0], need)
-        return [
-            unbroadcast(ga, a.shape) if need[0] else None,
-            unbroadcast(gb, b.shape) if need[1] else None,
-        ]
 
 
 @register
@@ -113,15 +56,6 @@ class Add(Binary):
     np_grads = {"a": "{gy}", "b": "{gy}"}
     torch_forward = "{a} + {b}"
 
-    def forward(self, p, xs, ws, ctx):
-        a, b = xs
-        return [a + b], (a.shape, b.shape)
-
-    def backward(self, p, saved, gys, need):
-        sa, sb = saved
-        gy = gys[0]
-        return [unbroadcast(gy, sa) if need[0] else None, unbroadcast(gy, sb) if need[1] else None]
-
 
 @register
 class Sub(Binary):
@@ -129,15 +63,6 @@ class Sub(Binary):
     np_forward = "{a} - {b}"
     np_grads = {"a": "{gy}", "b": "-{gy}"}
     torch_forward = "{a} - {b}"
-
-    def forward(self, p, xs, ws, ctx):
-        a, b = xs
-        return [a - b], (a.shape, b.shape)
-
-    def backward(self, p, saved, gys, need):
-        sa, sb = saved
-        gy = gys[0]
-        return [unbroadcast(gy, sa) if need[0] else None, unbroadcast(-gy, sb) if need[1] else None]
 
 
 @register
@@ -194,10 +119,6 @@ class MatMul(NodeType):
     np_forward = "np.asarray(np.matmul({a}, {b}))"
     torch_forward = "torch.matmul({a}, {b})"
 
-    @property
-    def np_helpers(self):
-        return (matmul_backward,)
-
     def np_backward(self, p, e):
         if e.ndim("a") == 2 and e.ndim("b") == 2:
             return {"a": e.fmt("{gy} @ {b}.T"), "b": e.fmt("{a}.T @ {gy}")}
@@ -222,25 +143,6 @@ class MatMul(NodeType):
         out = batch + (() if a.ndim == 1 else (sa[-2],)) + (() if b.ndim == 1 else (sb[-1],))
         return {"y": TensorType(out, FLOAT)}
 
-    def forward(self, p, xs, ws, ctx):
-        a, b = xs
-        return [np.asarray(np.matmul(a, b))], (a, b)
-
-    def backward(self, p, saved, gys, need):
-        a, b = saved
-        gy = gys[0]
-        # Promote 1-D operands to matrices as matmul does, then drop the added axes again.
-        a2 = a[None, :] if a.ndim == 1 else a
-        b2 = b[:, None] if b.ndim == 1 else b
-        gy2 = gy[..., None] if b.ndim == 1 else gy
-        gy2 = gy2[..., None, :] if a.ndim == 1 else gy2
-        ga = gb = None
-        if need[0]:
-            ga = unbroadcast(gy2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
-        if need[1]:
-            gb = unbroadcast(np.swapaxes(a2, -1, -2) @ gy2, b2.shape).reshape(b.shape)
-        return [ga, gb]
-
 
 # ---------------------------------------------------------------------------------------------
 # Comparison and selection
@@ -261,13 +163,6 @@ class Greater(NodeType):
         a, b = float_input(ins, "a"), float_input(ins, "b")
         return {"y": TensorType(broadcast_shapes(a.shape, b.shape), FLOAT)}
 
-    def forward(self, p, xs, ws, ctx):
-        a, b = xs
-        return [(a > b).astype(np.result_type(a, b))], None
-
-    def backward(self, p, saved, gys, need):
-        return [None, None]
-
 
 @register
 class Where(NodeType):
@@ -284,6 +179,8 @@ class Where(NodeType):
     torch_forward = "torch.where({cond} > 0, {a}, {b})"
 
     def np_backward(self, p, e):
+        # np.where rather than multiplying by the mask: inf * 0 would leak NaN into the side
+        # that was not taken.
         grads = {"a": "np.where({cond} > 0, {gy}, 0)", "b": "np.where({cond} > 0, 0, {gy})"}
         return {port: e.ub(e.fmt(t), port) for port, t in grads.items() if e.need(port)}
 
@@ -294,53 +191,19 @@ class Where(NodeType):
         shape = broadcast_shapes(a.shape, b.shape)
         return {"y": TensorType(broadcast_shapes(cond.shape, shape, port="cond"), FLOAT)}
 
-    def forward(self, p, xs, ws, ctx):
-        cond, a, b = xs
-        mask = cond > 0
-        return [np.where(mask, a, b)], (mask, a.shape, b.shape)
-
-    def backward(self, p, saved, gys, need):
-        mask, sa, sb = saved
-        gy = gys[0]
-        zero = gy.dtype.type(0)
-        # np.where rather than multiplying by the mask: inf * 0 would leak NaN into the side
-        # that was not taken.
-        ga = unbroadcast(np.where(mask, gy, zero), sa) if need[1] else None
-        gb = unbroadcast(np.where(mask, zero, gy), sb) if need[2] else None
-        return [None, ga, gb]
-
 
 # ---------------------------------------------------------------------------------------------
 # Unary elementwise
 
 
 class Unary(NodeType):
-    """y = f(x) elementwise. Subclasses give `fn(p, x)` and `grad(p, x, y, gy)`, or only the
-    export templates `np_forward` and `np_backward["x"]`: then fn and grad are made from those
-    very expressions, so the engine and the exported code compute the same thing."""
+    """y = f(x) elementwise, from the templates `np_forward` and `np_backward["x"]`."""
 
     category = "Math"
     samples = (Sample({}, {"x": (3, 4)}), Sample({}, {"x": (2, 3, 4)}))
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if "fn" not in cls.__dict__ and isinstance(cls.__dict__.get("np_forward"), str):
-            cls.fn = _with_params(*template_function(cls.np_forward, ("x",)))
-        backward = cls.__dict__.get("np_backward")
-        if "grad" not in cls.__dict__ and isinstance(backward, dict) and "x" in backward:
-            cls.grad = _with_params(*template_function(backward["x"], ("x", "y", "gy")))
-
     def infer(self, p, ins):
         return {"y": float_input(ins, "x")}
-
-    def forward(self, p, xs, ws, ctx):
-        x = xs[0]
-        y = self.fn(p, x)
-        return [y], (x, y)
-
-    def backward(self, p, saved, gys, need):
-        x, y = saved
-        return [self.grad(p, x, y, gys[0]) if need[0] else None]
 
 
 @register
@@ -425,37 +288,6 @@ class Pow(Unary):
 
     def np_backward(self, p, e):
         if p["exponent"] == 0.0:
+            # d/dx x**0 is 0 everywhere, also at x = 0 where the formula would give 0 * inf.
             return {"x": e.fmt("np.zeros_like({gy})")}
         return {"x": e.fmt("{gy} * {exponent} * {x} ** ") + e.lit(p["exponent"] - 1.0)}
-
-    def fn(self, p, x):
-        return x ** p["exponent"]
-
-    def grad(self, p, x, y, gy):
-        e = p["exponent"]
-        if e == 0.0:
-            # d/dx x**0 is 0 everywhere, also at x = 0 where the formula would give 0 * inf.
-            return np.zeros_like(gy)
-        return gy * e * x ** (e - 1.0)
-
-
-def matmul_backward(a, b, gy):
-    """Gradients of np.matmul(a, b) for any ranks: 1-D operands promoted as matmul does,
-    broadcast batch axes summed back."""
-
-    def unbroadcast(g, shape):
-        extra = g.ndim - len(shape)
-        if extra:
-            g = g.sum(axis=tuple(range(extra)))
-        axes = tuple(i for i, d in enumerate(shape) if d == 1 and g.shape[i] != 1)
-        if axes:
-            g = g.sum(axis=axes, keepdims=True)
-        return g.reshape(shape)
-
-    a2 = a[None, :] if a.ndim == 1 else a
-    b2 = b[:, None] if b.ndim == 1 else b
-    gy2 = gy[..., None] if b.ndim == 1 else gy
-    gy2 = gy2[..., None, :] if a.ndim == 1 else gy2
-    ga = unbroadcast(gy2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
-    gb = unbroadcast(np.swapaxes(a2, -1, -2) @ gy2, b2.shape).reshape(b.shape)
-    return ga, gb

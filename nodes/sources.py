@@ -75,13 +75,6 @@ class Constant(NodeType):
     def infer(self, p, ins):
         return {"y": TensorType(np.shape(p["value"]), FLOAT)}
 
-    def forward(self, p, xs, ws, ctx):
-        return [np.array(p["value"], dtype=ctx.dtype)], None
-
-    def backward(self, p, saved, gys, need):
-        return []
-
-
 _INITS = {
     "zeros": lambda scale: constant(0.0),
     "ones": lambda scale: constant(1.0),
@@ -116,13 +109,6 @@ class Parameter(NodeType):
     def weights(self, p, ins):
         return {"value": Weight(tuple(p["shape"]), _INITS[p["init"]](p["scale"]))}
 
-    def forward(self, p, xs, ws, ctx):
-        return [ws[0]], None
-
-    def backward(self, p, saved, gys, need):
-        return [gys[0]]
-
-
 @register
 class LoopIndex(NodeType):
     category = "Control"
@@ -131,12 +117,5 @@ class LoopIndex(NodeType):
 
     def infer(self, p, ins):
         return {"y": TensorType((), FLOAT)}
-
-    def forward(self, p, xs, ws, ctx):
-        return [np.array(ctx.step, dtype=ctx.dtype)], None
-
-    def backward(self, p, saved, gys, need):
-        return []
-
 
 __all__ = ["INT", "Constant", "Input", "LoopIndex", "Output", "Parameter"]

@@ -21,6 +21,7 @@ from .base import (
     float_input,
     norm_axis,
 )
+from .kernels import max_backward
 from .registry import register
 
 
@@ -94,11 +95,6 @@ class Reduction(NodeType):
         return {"y": TensorType(shape, FLOAT)}
 
 
-def _expand(gy: np.ndarray, axes: tuple, keepdims: bool) -> np.ndarray:
-    """gy with the reduced axes put back as length 1, ready to broadcast against x."""
-    return gy if keepdims else np.expand_dims(gy, axes)
-
-
 @register
 class Sum(Reduction):
     help = "Sum over the given axes (null: all)."
@@ -107,18 +103,6 @@ class Sum(Reduction):
 
     def np_backward(self, p, e):
         return {"x": e.fmt(f"np.broadcast_to({self.expand_text(p, e, '{gy}')}, {{x}}.shape)")}
-
-    def forward(self, p, xs, ws, ctx):
-        x = xs[0]
-        axes = reduce_axes(p["axis"], x.ndim)
-        return [np.asarray(x.sum(axis=axes, keepdims=p["keepdims"]))], (x.shape, axes)
-
-    def backward(self, p, saved, gys, need):
-        shape, axes = saved
-        g = _expand(gys[0], axes, p["keepdims"])
-        # A fresh, writable array rather than a read-only broadcast view.
-        return [np.broadcast_to(g, shape).copy()]
-
 
 @register
 class Mean(Reduction):
@@ -136,55 +120,16 @@ class Mean(Reduction):
         g = self.expand_text(p, e, "{gy}")
         return {"x": e.fmt(f"np.broadcast_to({g} / {count}, {{x}}.shape)")}
 
-    def forward(self, p, xs, ws, ctx):
-        x = xs[0]
-        axes = reduce_axes(p["axis"], x.ndim)
-        count = math.prod(x.shape[a] for a in axes)
-        return [np.asarray(x.mean(axis=axes, keepdims=p["keepdims"]))], (x.shape, axes, count)
-
-    def backward(self, p, saved, gys, need):
-        shape, axes, count = saved
-        g = _expand(gys[0], axes, p["keepdims"])
-        return [np.broadcast_to(g / count, shape).copy()]
-
-
 @register
 class Max(Reduction):
     help = "Maximum over the given axes (null: all); the gradient goes to the first arg-max."
     np_method = "max"
     torch_method = "amax"  # on ties PyTorch shares the gradient; the engine gives it to the first
 
-    @property
-    def np_helpers(self):
-        return (max_backward,)
 
     def np_backward(self, p, e):
         name = e.helper(max_backward)
         return {"x": e.fmt(f"{name}({{x}}, {{gy}}, {self.axes_text(p, e)}, {{keepdims}})")}
-
-    def forward(self, p, xs, ws, ctx):
-        x = xs[0]
-        axes = reduce_axes(p["axis"], x.ndim)
-        # Move the reduced axes to the end and flatten them, so one argmax finds the first
-        # maximum in row-major order over all of them.
-        kept = tuple(a for a in range(x.ndim) if a not in axes)
-        flat = x.transpose(kept + axes).reshape([x.shape[a] for a in kept] + [-1])
-        idx = flat.argmax(axis=-1)
-        y = np.take_along_axis(flat, idx[..., None], axis=-1)[..., 0]
-        if p["keepdims"]:
-            y = np.expand_dims(y, axes)
-        return [y], (x.shape, axes, kept, idx)
-
-    def backward(self, p, saved, gys, need):
-        shape, axes, kept, idx = saved
-        gy = gys[0]
-        if p["keepdims"]:
-            gy = np.squeeze(gy, axis=axes)
-        flat = np.zeros(idx.shape + (math.prod(shape[a] for a in axes),), dtype=gy.dtype)
-        np.put_along_axis(flat, idx[..., None], gy[..., None], axis=-1)
-        moved = flat.reshape([shape[a] for a in kept + axes])
-        return [moved.transpose(np.argsort(kept + axes))]
-
 
 # ---------------------------------------------------------------------------------------------
 # Joining, cutting, permuting
@@ -249,20 +194,6 @@ class Concat(NodeType):
                 elif d is None:
                     out[i] = e
         return {"y": TensorType(tuple(out), FLOAT)}
-
-    def forward(self, p, xs, ws, ctx):
-        axis = p["axis"] % xs[0].ndim
-        return [np.concatenate(xs, axis=axis)], (axis, [x.shape[axis] for x in xs])
-
-    def backward(self, p, saved, gys, need):
-        # Plain slices: np.split costs several times more on the small arrays of a loop body.
-        axis, lengths = saved
-        gy, lead, start, out = gys[0], (slice(None),) * axis, 0, []
-        for length, want in zip(lengths, need):
-            out.append(gy[lead + (slice(start, start + length),)] if want else None)
-            start += length
-        return out
-
 
 @register
 class Slice(NodeType):
@@ -334,17 +265,6 @@ class Slice(NodeType):
                                                          p["step"]).indices(n)))
         return {"y": TensorType(x.shape[:axis] + (length,) + x.shape[axis + 1:], FLOAT)}
 
-    def forward(self, p, xs, ws, ctx):
-        x = xs[0]
-        return [x[self._index(p, x.ndim)]], x.shape
-
-    def backward(self, p, saved, gys, need):
-        gy = gys[0]
-        gx = np.zeros(saved, dtype=gy.dtype)
-        gx[self._index(p, len(saved))] = gy
-        return [gx]
-
-
 @register
 class Transpose(NodeType):
     category = "Tensor"
@@ -382,15 +302,6 @@ class Transpose(NodeType):
         perm = self._perm(p, x.ndim)
         return {"y": TensorType(tuple(x.shape[a] for a in perm), FLOAT)}
 
-    def forward(self, p, xs, ws, ctx):
-        x = xs[0]
-        perm = self._perm(p, x.ndim)
-        return [x.transpose(perm)], perm
-
-    def backward(self, p, saved, gys, need):
-        return [gys[0].transpose(np.argsort(saved))]
-
-
 # ---------------------------------------------------------------------------------------------
 # Reshaping (shown among the layers, as in PyTorch's nn)
 
@@ -409,14 +320,6 @@ class Flatten(NodeType):
         if x.ndim < 1:
             raise ShapeError("x", "expected a batch axis, got a single number")
         return {"y": TensorType((x.shape[0], _known_product(x.shape[1:])), FLOAT)}
-
-    def forward(self, p, xs, ws, ctx):
-        x = xs[0]
-        return [x.reshape(x.shape[0], -1)], x.shape
-
-    def backward(self, p, saved, gys, need):
-        return [gys[0].reshape(saved)]
-
 
 @register
 class Reshape(NodeType):
@@ -458,32 +361,11 @@ class Reshape(NodeType):
                                   f"{p['shape']} ({fixed} values)")
         return {"y": TensorType((x.shape[0],) + tuple(shape), FLOAT)}
 
-    def forward(self, p, xs, ws, ctx):
-        x = xs[0]
-        return [x.reshape((x.shape[0],) + tuple(p["shape"]))], x.shape
-
-    def backward(self, p, saved, gys, need):
-        return [gys[0].reshape(saved)]
-
-
 def _plus(a: str, b: str) -> str:
     """a + b as code, folded when both are numbers."""
     if a.isdigit() and b.isdigit():
         return str(int(a) + int(b))
     return b if a == "0" else f"{a} + {b}"
-
-
-def max_backward(x, gy, axes, keepdims):
-    """The gradient of x.max(axis=axes), all of it to the first maximum in row-major order."""
-    if keepdims:
-        gy = np.squeeze(gy, axis=axes)
-    kept = tuple(a for a in range(x.ndim) if a not in axes)
-    flat = x.transpose(kept + axes).reshape([x.shape[a] for a in kept] + [-1])
-    idx = flat.argmax(axis=-1)
-    g = np.zeros(flat.shape, dtype=gy.dtype)
-    np.put_along_axis(g, idx[..., None], np.asarray(gy)[..., None], axis=-1)
-    moved = g.reshape([x.shape[a] for a in kept + axes])
-    return moved.transpose(np.argsort(kept + axes))
 
 
 def slice_backwards(x, axis, start, stop, step):

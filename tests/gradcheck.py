@@ -18,7 +18,8 @@ import math
 import numpy as np
 
 import nodes
-from nodes.base import FLOAT, INT, Context, Sample, TensorType
+from core.codegen.single import NodeRun
+from nodes.base import FLOAT, INT, Sample, TensorType
 
 EPS = 1e-6
 RTOL = 1e-5
@@ -64,15 +65,26 @@ def draw_weights(node, p: dict, types: dict, rng, dtype=np.float64) -> list:
     return [(0.5 * rng.standard_normal(w.shape)).astype(dtype) for w in decls.values()]
 
 
-def run_forward(node, p: dict, xs: list, ws: list, dtype=np.float64, seed: int = 0):
+def compiled(node, p: dict, xs: list, dtype=np.float64) -> NodeRun:
+    """The node's numpy rule compiled for inputs shaped like xs."""
+    types = {port: TensorType(x.shape, INT if x.dtype.kind in "iu" else FLOAT)
+             for port, x in zip(node.input_ports(p), xs)}
+    return NodeRun(node, p, types, dtype)
+
+
+def run_forward(run: NodeRun, xs: list, ws: list, seed: int = 0) -> list:
     """Forward in training mode with a fresh, fixed random stream, so Dropout draws the same
     mask on every call."""
-    ctx = Context(dtype=dtype, train=True, rng=np.random.default_rng(seed))
-    return node.forward(p, xs, ws, ctx)
+    return run.forward(xs, ws, train=True, rng=np.random.default_rng(seed))
 
 
-def projected_loss(node, p, xs, ws, rs) -> float:
-    ys, _ = run_forward(node, p, xs, ws)
+def run_backward(run: NodeRun, xs: list, ws: list, rs: list, need: list, seed: int = 0) -> list:
+    """The gradients for upstream gradients rs, through the same forward as run_forward."""
+    return run.grads(xs, ws, rs, need, train=True, rng=np.random.default_rng(seed))[1]
+
+
+def projected_loss(run: NodeRun, xs, ws, rs) -> float:
+    ys = run_forward(run, xs, ws)
     return float(sum(np.sum(y * r) for y, r in zip(ys, rs)))
 
 
@@ -95,7 +107,8 @@ def check_gradients(type_name: str, sample: Sample, seed: int = 0) -> None:
 
     # Forward agrees with the shape rule.
     inferred = node.infer(p, types)
-    ys, saved = run_forward(node, p, xs, ws)
+    run = compiled(node, p, xs)
+    ys = run_forward(run, xs, ws)
     out_ports = node.output_ports(p)
     assert len(ys) == len(out_ports)
     for port, y in zip(out_ports, ys):
@@ -107,7 +120,7 @@ def check_gradients(type_name: str, sample: Sample, seed: int = 0) -> None:
     rs_copy = [r.copy() for r in rs]
     wanted = [differentiable(node, name, v) if i < len(xs) else True
               for i, (name, v) in enumerate(zip(names, values))]
-    grads = node.backward(p, saved, rs, [True] * len(values))
+    grads = run_backward(run, xs, ws, rs, [True] * len(values))
     assert len(grads) == len(values), f"backward gave {len(grads)} gradients for {len(values)}"
 
     for name, v, g, want in zip(names, values, grads, wanted):
@@ -118,7 +131,7 @@ def check_gradients(type_name: str, sample: Sample, seed: int = 0) -> None:
         g = np.asarray(g)
         assert g.shape == v.shape, f"{name}: gradient shape {g.shape} vs {v.shape}"
         assert g.dtype == np.float64, f"{name}: gradient dtype {g.dtype}"
-        numeric = numeric_gradient(node, p, xs, ws, rs, v)
+        numeric = numeric_gradient(run, xs, ws, rs, v)
         bad = ~np.isclose(g, numeric, rtol=RTOL, atol=ATOL)
         assert not bad.any(), (
             f"{type_name} {sample.note or sample.params}: gradient of {name} differs at "
@@ -128,8 +141,7 @@ def check_gradients(type_name: str, sample: Sample, seed: int = 0) -> None:
     # Asking for one gradient at a time gives that gradient alone, and the same one.
     for i, want in enumerate(wanted):
         need = [j == i for j in range(len(values))]
-        _, saved = run_forward(node, p, xs, ws)
-        single = node.backward(p, saved, rs, need)
+        single = run_backward(run, xs, ws, rs, need)
         for j, g in enumerate(single):
             if j != i:
                 assert g is None, f"{names[j]}: computed although not needed"
@@ -142,7 +154,7 @@ def check_gradients(type_name: str, sample: Sample, seed: int = 0) -> None:
         assert np.array_equal(r, orig), "backward modified the upstream gradient"
 
 
-def numeric_gradient(node, p, xs, ws, rs, target: np.ndarray) -> np.ndarray:
+def numeric_gradient(run: NodeRun, xs, ws, rs, target: np.ndarray) -> np.ndarray:
     """Central differences of the projected loss with respect to every element of `target`,
     one of the arrays in xs or ws (perturbed in place, then restored)."""
     grad = np.zeros(target.shape)
@@ -150,9 +162,9 @@ def numeric_gradient(node, p, xs, ws, rs, target: np.ndarray) -> np.ndarray:
     for i in range(flat.size):
         keep = flat[i]
         flat[i] = keep + EPS
-        up = projected_loss(node, p, xs, ws, rs)
+        up = projected_loss(run, xs, ws, rs)
         flat[i] = keep - EPS
-        down = projected_loss(node, p, xs, ws, rs)
+        down = projected_loss(run, xs, ws, rs)
         flat[i] = keep
         gflat[i] = (up - down) / (2 * EPS)
     return grad
@@ -167,11 +179,12 @@ def check_float32(type_name: str, sample: Sample, seed: int = 0) -> None:
     types = input_types(inputs)
     xs = [inputs[port] for port in node.input_ports(p)]
     ws = draw_weights(node, p, types, rng, dtype=np.float32)
-    ys, saved = run_forward(node, p, xs, ws, dtype=np.float32)
+    run = compiled(node, p, xs, dtype=np.float32)
+    ys = run_forward(run, xs, ws)
     for y in ys:
         assert isinstance(y, np.ndarray) and y.dtype == np.float32, f"output dtype {y.dtype}"
     rs = [np.ones(y.shape, dtype=np.float32) for y in ys]
-    grads = node.backward(p, saved, rs, [True] * (len(xs) + len(ws)))
+    grads = run_backward(run, xs, ws, rs, [True] * (len(xs) + len(ws)))
     for g, v in zip(grads, xs + ws):
         if g is not None:
             assert np.asarray(g).dtype == v.dtype, f"gradient dtype {np.asarray(g).dtype}"

@@ -63,8 +63,7 @@ def test_matches_torch(type_name, sample):
     torch = pytest.importorskip("torch")
     import numpy as np
 
-    from nodes.base import Context
-    from tests.gradcheck import differentiable, draw_inputs, draw_weights, input_types
+    from tests.gradcheck import compiled, differentiable, draw_inputs, draw_weights, input_types
     from tests.torch_reference import REFERENCE
 
     node = nodes.get(type_name)
@@ -76,9 +75,10 @@ def test_matches_torch(type_name, sample):
     ws = draw_weights(node, p, types, rng)
     names = list(node.input_ports(p)) + list(node.weights(p, types))
 
-    ys, saved = node.forward(p, xs, ws, Context(dtype=np.float64, train=False))
+    run = compiled(node, p, xs)
+    ys = run.forward(xs, ws)
     rs = [rng.standard_normal(y.shape) for y in ys]
-    grads = node.backward(p, saved, rs, [True] * len(names))
+    _, grads = run.grads(xs, ws, rs, [True] * len(names))
 
     tensors = {}
     for i, (name, v) in enumerate(zip(names, xs + ws)):

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import nodes
-from nodes.base import FLOAT, INT, Context, ParamError, ShapeError, TensorType
+from core.codegen.single import NodeRun
+from nodes.base import FLOAT, INT, ParamError, ShapeError, TensorType
 
 N = None  # the batch axis, unknown until run time
 
@@ -25,12 +26,27 @@ def infer(type_name, params, **ins):
     return node.infer(node.resolve_params(params), ins)
 
 
+class Ran:
+    """One node run forward by its numpy rule; `backward` sends gradients back through the
+    same run (same inputs, same random draws)."""
+
+    def __init__(self, node_run, xs, ws, train, seed):
+        self.node_run, self.xs, self.ws, self.train, self.seed = node_run, xs, ws, train, seed
+
+    def backward(self, gys, need):
+        rng = np.random.default_rng(self.seed)
+        return self.node_run.grads(self.xs, self.ws, gys, need, self.train, rng)[1]
+
+
 def run(type_name, params, *xs, ws=(), train=False, seed=0):
+    """(outputs, the run) of one node on these inputs and weights."""
     node = nodes.get(type_name)
     p = node.resolve_params(params)
-    ctx = Context(dtype=xs[0].dtype, train=train, rng=np.random.default_rng(seed))
-    ys, saved = node.forward(p, list(xs), list(ws), ctx)
-    return node, p, ys, saved
+    types = {port: TensorType(x.shape, INT if x.dtype.kind in "iu" else FLOAT)
+             for port, x in zip(node.input_ports(p), xs)}
+    node_run = NodeRun(node, p, types, dtype=xs[0].dtype if xs[0].dtype.kind == "f" else np.float64)
+    ys = node_run.forward(list(xs), list(ws), train, np.random.default_rng(seed))
+    return ys, Ran(node_run, list(xs), list(ws), train, seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,46 +241,46 @@ def test_where_does_not_leak_nan_from_the_side_not_taken():
     cond = np.array([[1.0, -1.0, 0.0]])
     a = np.array([[1.0, np.inf, np.nan]])
     b = np.array([[np.inf, 2.0, 3.0]])
-    node, p, (y,), saved = run("Where", {}, cond, a, b)
+    (y,), ran = run("Where", {}, cond, a, b)
     assert np.array_equal(y, [[1.0, 2.0, 3.0]])
     gy = np.array([[1.0, np.inf, np.nan]])
-    _, ga, gb = node.backward(p, saved, [gy], [True, True, True])
+    _, ga, gb = ran.backward([gy], [True, True, True])
     assert np.array_equal(ga, [[1.0, 0.0, 0.0]])
     assert np.array_equal(gb[:, :1], [[0.0]]) and np.isinf(gb[0, 1])
 
 
 def test_max_gradient_goes_to_first_argmax():
     x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]])
-    node, p, (y,), saved = run("Max", {"axis": 1}, x)
+    (y,), ran = run("Max", {"axis": 1}, x)
     assert np.array_equal(y, [3.0, 2.0])
-    (g,) = node.backward(p, saved, [np.ones(2)], [True])
+    (g,) = ran.backward([np.ones(2)], [True])
     assert np.array_equal(g, [[0, 1, 0], [1, 0, 0]])
-    node, p, (y,), saved = run("Max", {}, x)
-    (g,) = node.backward(p, saved, [np.array(5.0)], [True])
+    (y,), ran = run("Max", {}, x)
+    (g,) = ran.backward([np.array(5.0)], [True])
     assert np.array_equal(g, [[0, 5, 0], [0, 0, 0]])
 
 
 def test_maxpool_gradient_goes_to_one_argmax_per_window():
     x = np.zeros((1, 1, 2, 4))
     x[0, 0, 1, 3] = 1.0  # second window has one maximum, the first is all ties
-    node, p, _, saved = run("MaxPool2D", {"kernel_size": 2}, x)
-    (g,) = node.backward(p, saved, [np.ones((1, 1, 1, 2))], [True])
+    _, ran = run("MaxPool2D", {"kernel_size": 2}, x)
+    (g,) = ran.backward([np.ones((1, 1, 1, 2))], [True])
     assert np.array_equal(g[0, 0], [[1, 0, 0, 0], [0, 0, 0, 1]])
 
 
 def test_maximum_and_minimum_split_ties_like_torch():
     a, b = np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 4.0])
     for name, expect_a in (("Maximum", [0.5, 1, 0]), ("Minimum", [0.5, 0, 1])):
-        node, p, _, saved = run(name, {}, a, b)
-        ga, gb = node.backward(p, saved, [np.ones(3)], [True, True])
+        _, ran = run(name, {}, a, b)
+        ga, gb = ran.backward([np.ones(3)], [True, True])
         assert np.array_equal(ga, expect_a) and np.array_equal(ga + gb, np.ones(3))
 
 
 def test_greater_is_float_without_gradient():
-    node, p, (y,), saved = run("Greater", {}, np.array([1.0, 2.0], np.float32),
+    (y,), ran = run("Greater", {}, np.array([1.0, 2.0], np.float32),
                                np.array([2.0, 1.0], np.float32))
     assert y.dtype == np.float32 and np.array_equal(y, [0.0, 1.0])
-    assert node.backward(p, saved, [np.ones(2, np.float32)], [True, True]) == [None, None]
+    assert ran.backward([np.ones(2, np.float32)], [True, True]) == [None, None]
 
 
 def test_cross_entropy_2d_matches_torch_exactly():
@@ -273,8 +289,8 @@ def test_cross_entropy_2d_matches_torch_exactly():
     logits = rng.standard_normal((64, 10)) * 5
     logits[0] = [1000.0] + [0.0] * 9  # stable with huge logits
     target = rng.integers(0, 10, 64)
-    node, p, (y,), saved = run("CrossEntropyLoss", {}, logits, target)
-    (g, gt) = node.backward(p, saved, [np.array(1.0)], [True, False])
+    (y,), ran = run("CrossEntropyLoss", {}, logits, target)
+    (g, gt) = ran.backward([np.array(1.0)], [True, False])
     t_logits = torch.tensor(logits, requires_grad=True)
     t_loss = torch.nn.functional.cross_entropy(t_logits, torch.tensor(target))
     t_loss.backward()
@@ -295,10 +311,10 @@ def test_embedding_rejects_out_of_range_ids():
 
 
 def test_embedding_accumulates_repeated_ids():
-    node, p, (y,), saved = run("Embedding", {"num_embeddings": 3, "embedding_dim": 2},
+    (y,), ran = run("Embedding", {"num_embeddings": 3, "embedding_dim": 2},
                                np.array([[0, 2, 0]]), ws=[np.arange(6.0).reshape(3, 2)])
     assert np.array_equal(y, [[[0, 1], [4, 5], [0, 1]]])
-    gx, gw = node.backward(p, saved, [np.ones((1, 3, 2))], [False, True])
+    gx, gw = ran.backward([np.ones((1, 3, 2))], [False, True])
     assert gx is None and np.array_equal(gw, [[2, 2], [0, 0], [1, 1]])
 
 
@@ -313,13 +329,13 @@ def test_activations_are_stable_at_extremes(type_name, x):
     x = np.array(x)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        node, p, (y,), saved = run(type_name, {}, x)
-        (g,) = node.backward(p, saved, [np.ones_like(x)], [True])
+        (y,), ran = run(type_name, {}, x)
+        (g,) = ran.backward([np.ones_like(x)], [True])
     assert np.all(np.isfinite(y)) and np.all(np.isfinite(g))
 
 
 def test_softplus_is_the_identity_above_twenty_as_torch():
-    _, _, (y,), _ = run("Softplus", {}, np.array([20.5, 25.0]))
+    (y,), _ = run("Softplus", {}, np.array([20.5, 25.0]))
     assert np.array_equal(y, [20.5, 25.0])
 
 
@@ -328,14 +344,14 @@ def test_bce_with_logits_is_stable():
     t = np.array([[0.0, 1.0]])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        _, _, (y,), _ = run("BCEWithLogitsLoss", {}, x, t)
+        (y,), _ = run("BCEWithLogitsLoss", {}, x, t)
     assert y == 0.0
 
 
 def test_losses_are_float_scalars():
     x = np.ones((3, 2), np.float32)
     for name in ("MSELoss", "L1Loss", "BCEWithLogitsLoss", "CrossEntropyLoss"):
-        _, _, (y,), _ = run(name, {}, x, x)
+        (y,), _ = run(name, {}, x, x)
         assert isinstance(y, np.ndarray) and y.shape == () and y.dtype == np.float32
 
 
@@ -345,35 +361,35 @@ def test_losses_are_float_scalars():
 
 def test_dropout_is_identity_when_not_training():
     x = np.arange(6.0).reshape(2, 3)
-    node, p, (y,), saved = run("Dropout", {"p": 0.9}, x)
+    (y,), ran = run("Dropout", {"p": 0.9}, x)
     assert np.array_equal(y, x)
-    (g,) = node.backward(p, saved, [np.ones_like(x)], [True])
+    (g,) = ran.backward([np.ones_like(x)], [True])
     assert np.array_equal(g, np.ones_like(x))
 
 
 def test_dropout_in_training_drops_p_and_scales_the_rest():
     x = np.ones((200, 500), np.float32)
-    node, p, (y,), saved = run("Dropout", {"p": 0.3}, x, train=True)
+    (y,), ran = run("Dropout", {"p": 0.3}, x, train=True)
     assert y.dtype == np.float32
     kept = y != 0
     assert abs(kept.mean() - 0.7) < 0.01
     np.testing.assert_allclose(y[kept], 1 / 0.7, rtol=1e-6)
-    (g,) = node.backward(p, saved, [np.ones_like(x)], [True])
+    (g,) = ran.backward([np.ones_like(x)], [True])
     assert np.array_equal(g, y)  # the gradient passes through the same mask and scale
 
 
 def test_dropout_masks_follow_the_seed():
     x = np.ones((4, 50))
-    _, _, (a,), _ = run("Dropout", {}, x, train=True, seed=1)
-    _, _, (b,), _ = run("Dropout", {}, x, train=True, seed=1)
-    _, _, (c,), _ = run("Dropout", {}, x, train=True, seed=2)
+    (a,), _ = run("Dropout", {}, x, train=True, seed=1)
+    (b,), _ = run("Dropout", {}, x, train=True, seed=1)
+    (c,), _ = run("Dropout", {}, x, train=True, seed=2)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
 def test_dropout_p_one_gives_zeros():
-    node, p, (y,), saved = run("Dropout", {"p": 1.0}, np.ones((3, 4)), train=True)
+    (y,), ran = run("Dropout", {"p": 1.0}, np.ones((3, 4)), train=True)
     assert np.array_equal(y, np.zeros((3, 4)))
-    (g,) = node.backward(p, saved, [np.ones((3, 4))], [True])
+    (g,) = ran.backward([np.ones((3, 4))], [True])
     assert np.array_equal(g, np.zeros((3, 4)))
 
 
@@ -387,10 +403,10 @@ def test_conv2d_matches_torch_on_an_mnist_sized_batch():
     x = rng.standard_normal((64, 8, 13, 13)).astype(np.float32)
     w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
     b = rng.standard_normal(16).astype(np.float32)
-    node, p, (y,), saved = run("Conv2D", {"out_channels": 16, "kernel_size": 3, "padding": 1},
+    (y,), ran = run("Conv2D", {"out_channels": 16, "kernel_size": 3, "padding": 1},
                                x, ws=[w, b])
     gy = rng.standard_normal(y.shape).astype(np.float32)
-    gx, gw, gb = node.backward(p, saved, [gy], [True, True, True])
+    gx, gw, gb = ran.backward([gy], [True, True, True])
     tx, tw, tb = (torch.tensor(v, requires_grad=True) for v in (x, w, b))
     ty = torch.nn.functional.conv2d(tx, tw, tb, padding=1)
     ty.backward(torch.tensor(gy))

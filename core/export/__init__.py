@@ -4,7 +4,7 @@ the engine computes. `export_source(doc, target)` returns the module's text.
 
 from __future__ import annotations
 
-from .graphs import Program
+from ..codegen.layout import Layout
 
 TARGETS = ("numpy", "torch")
 
@@ -23,7 +23,7 @@ def export_source(doc, target: str = "numpy", dtype: str | None = None,
         dtype = training.get("dtype", "float32")
         if dtype not in ("float32", "float64"):
             dtype = "float32"
-    program = Program(doc, dtype)
+    program = Layout.of(doc, dtype)
     if target == "numpy":
         from .numpy_target import NumpyExporter
 

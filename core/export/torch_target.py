@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import nodes
 
-from .graphs import Program, Site
-from .names import NameTable, sanitize
-from .numpy_target import (
+from ..codegen.function import GeneratedFunction
+from ..codegen.layout import Layout, Site
+from ..codegen.names import NameTable, sanitize
+from ..codegen.passes import q, tidy_source
+from ..codegen.rules import RuleContext, helper_source, rule
+from ..codegen.writer import Writer, comment_text, float_literal
+from .common import (
     IMPORTS_PLACEHOLDER,
     Exporter,
-    GeneratedFunction,
     graph_comment,
     header,
     imports_for,
-    q,
-    tidy,
+    join_parts,
 )
-from .rules import RuleContext, helper_source, rule
-from .writer import Writer, comment_text, float_literal
 
 MODULE_ATTRS = (
     "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init",
@@ -52,6 +52,7 @@ class TorchFn(GeneratedFunction):
 
     def __init__(self, exporter, root: str = ""):
         super().__init__(exporter, root, FUNCTION_NAMES, 0)
+        self.exporter = exporter
         self.attrs = NameTable(reserved=MODULE_ATTRS)
         self.init: list = []  # lines of __init__ after super().__init__()
         self.param_map: list = []  # (engine name relative to root, torch key, transposed)
@@ -65,7 +66,7 @@ class TorchFn(GeneratedFunction):
     def forward(self, site: Site, args: dict, keep: set | None = None) -> dict:
         outs = {}
         if keep is None:
-            keep = self.program.ancestors(site, [o.id for o in site.outputs()])
+            keep = self.layout.ancestors(site, [o.id for o in site.outputs()])
         for node in site.order:
             if node.id not in keep:
                 continue
@@ -103,9 +104,9 @@ class TorchFn(GeneratedFunction):
         p = site.params[node.id]
         out = self.value(site, node.id)
         ins = {port: self.source_var(site, node.id, port) for port in node_type.input_ports(p)}
-        weights = self.program.weights(site, node)
-        e = RuleContext(self, node_type, p, ins, self.program.in_types(site, node), {}, out,
-                        self.program.type_of(site, node.id), "torch")
+        weights = self.layout.weights(site, node)
+        e = RuleContext(self, node_type, p, ins, self.layout.in_types(site, node), {}, out,
+                        self.layout.type_of(site, node.id), "torch")
         e.key = (site.path, node.id)
         rel = f"{site.path}{node.id}"[len(self.root):]
         if node.type == "Parameter":
@@ -135,10 +136,10 @@ class TorchFn(GeneratedFunction):
 
     def loop(self, site: Site, node) -> None:
         p = site.params[node.id]
-        body = self.program.bodies(site, node)["body"]
-        ins, out_ports = self.program.ports(node)
+        body = self.layout.bodies(site, node)["body"]
+        ins, out_ports = self.layout.ports(node)
         outer = {port: self.source_var(site, node.id, port) for port in ins}
-        in_types = self.program.in_types(site, node)
+        in_types = self.layout.in_types(site, node)
         stem = self.stem(site, node.id)
         t = self.names.new("t")
         batched = [port for port in ins if in_types[port].ndim >= 1
@@ -192,7 +193,7 @@ class TorchFn(GeneratedFunction):
                 self.w.line("    break")
         self.loop_steps.pop()
         for o in stack_outs:
-            t_out = self.program.type_of(site, node.id, o)
+            t_out = self.layout.type_of(site, node.id, o)
             pos = min(stack_axis, t_out.ndim - 1)
             self.w.line(f"{self.value(site, node.id, o)} = torch.stack({lists[o]}, dim={pos})")
         for o, c in carry_outs.items():
@@ -204,8 +205,8 @@ class TorchFn(GeneratedFunction):
 
     def branch(self, site: Site, node) -> None:
         p = site.params[node.id]
-        bodies = self.program.bodies(site, node)
-        ins, out_ports = self.program.ports(node)
+        bodies = self.layout.bodies(site, node)
+        ins, out_ports = self.layout.ports(node)
         outer = {port: self.source_var(site, node.id, port) for port in ins}
         cond = outer["cond"]
         outs = {port: self.value(site, node.id, port) for port in out_ports}
@@ -221,10 +222,10 @@ class TorchFn(GeneratedFunction):
         for side in ("then", "else"):
             body = bodies[side]
             got[side] = self.forward(body, {n.id: outer[n.id] for n in body.inputs()})
-        cond_nd = self.program.in_types(site, node)["cond"].ndim
+        cond_nd = self.layout.in_types(site, node)["cond"].ndim
         masks = {}
         for port in out_ports:
-            nd = self.program.type_of(site, node.id, port).ndim
+            nd = self.layout.type_of(site, node.id, port).ndim
             if nd not in masks:
                 masks[nd] = self.names.new(f"{self.stem(site, node.id)}_mask")
                 shape = f".reshape((-1,) + (1,) * {nd - 1})" if cond_nd == 1 and nd > 1 else ""
@@ -233,9 +234,9 @@ class TorchFn(GeneratedFunction):
                         f"{got['else'][port]})")
 
     def block(self, site: Site, node) -> None:
-        body = self.program.bodies(site, node)["definition"]
-        ins, out_ports = self.program.ports(node)
-        class_name, mapping = self.exporter.block_class(body, site.params[node.id]["block"])
+        body = self.layout.bodies(site, node)["definition"]
+        ins, out_ports = self.layout.ports(node)
+        class_name, mapping = self.module.block_class(body, site.params[node.id]["block"])
         name = self.attr(site, node.id)
         self.init.append(f"self.{name} = {class_name}()")
         rel = f"{site.path}{node.id}/"[len(self.root):]
@@ -267,13 +268,13 @@ class TorchFn(GeneratedFunction):
 
 
 class TorchExporter(Exporter):
-    def __init__(self, program: Program, weights_file: str | None = None,
+    def __init__(self, layout: Layout, weights_file: str | None = None,
                  data_dir: str | None = None):
-        super().__init__(program, weights_file, data_dir, MODULE_NAMES)
+        super().__init__(layout, weights_file, data_dir, MODULE_NAMES)
         self.classes: list = []
         self._class_cache: dict = {}
 
-    def use_helper(self, fn, family=()) -> str:
+    def use_helper(self, fn) -> str:
         if fn not in self.helpers:
             self.helpers.append(fn)
         return fn.__name__
@@ -299,8 +300,8 @@ class TorchExporter(Exporter):
 
     def model_class(self) -> tuple:
         fn = TorchFn(self)
-        top = self.program.top
-        keep = self.program.ancestors(top, [o.id for o in top.outputs()])
+        top = self.layout.top
+        keep = self.layout.ancestors(top, [o.id for o in top.outputs()])
         args = {}
         for node in top.inputs():
             if node.id in keep:
@@ -317,7 +318,7 @@ class TorchExporter(Exporter):
         from .training import torch_parts
 
         model, param_map = self.model_class()
-        if len(param_map) != len(self.program.weight_names):
+        if len(param_map) != len(self.layout.weight_names):
             raise NotImplementedError("some weights have no place in the torch model")
         parts = [header(self.doc, "torch") + "\n" + IMPORTS_PLACEHOLDER + "\n"
                  + graph_comment(self.doc)
@@ -331,15 +332,14 @@ class TorchExporter(Exporter):
         w.line("# in the engine and (out, in) in PyTorch.")
         w.line("PARAM_NAMES = {")
         by_name = {name: (key, tr) for name, key, tr in param_map}
-        for name in self.program.weight_names:
+        for name in self.layout.weight_names:
             key, tr = by_name[name]
             w.line(f"    {q(name)}: ({q(key)}, {tr}),")
         w.line("}")
         parts.append(w.text())
         parts.append(LOAD_PARAMS)
         parts.extend(torch_parts(self))
-        text = "\n\n".join(part.rstrip("\n") + "\n" for part in parts if part).rstrip("\n") + "\n"
-        text = tidy(text)
+        text = tidy_source(join_parts(parts))
         imports = [line for line in imports_for(text, []).splitlines() if line]
         block = "\n".join(imports) + ("\n\n" if imports else "")
         block += "import torch\n"

@@ -14,7 +14,8 @@ from .. import datasets
 from ..errors import GraphError
 from ..trainer import read_plan
 from . import runtime, runtime_torch
-from .writer import Writer, data_literal
+from .common import init_code
+from ..codegen.writer import Writer, data_literal
 
 GENERATOR_HELPERS = {
     "spiral": (), "moons": (), "circles": (), "xor": (), "sine": (),
@@ -130,13 +131,11 @@ TORCH_COMMON = ("make_torch_optimizer", "to_device", "evaluate_torch", "train_to
 
 def torch_parts(exporter) -> list:
     """A torch module's training half: engine-equal initial values, data, torch.optim loop."""
-    from .numpy_target import NumpyExporter
-
-    program = exporter.program
+    program = exporter.layout
     training = plan_of(program.doc)
     parts = [settings(program, exporter.weights_file, exporter.data_dir, training)
              + "DTYPE = \"float32\"  # numpy dtype of initial values and data\n"]
-    parts.append(NumpyExporter.init_function(exporter))
+    parts.append(init_code(program))
     parts.append(source_of(runtime.weights_path))
     parts.append(source_of(runtime.load_weights))
     if training is None:

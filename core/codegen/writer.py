@@ -69,14 +69,22 @@ def float_literal(value) -> str:
 
 
 class Writer:
-    """Lines of source with an indentation level."""
+    """Lines of source with an indentation level, each line tagged with its owner.
+
+    The owner is whatever was current (`owning`) when the line was written: the generator tags
+    each node's lines with the node, so that an error raised on a generated line can name the
+    node it came from. Lines keep their owners when spliced into another writer.
+    """
 
     def __init__(self, level: int = 0):
         self.lines: list[str] = []
+        self.owners: list = []
         self.level = level
+        self.owner = None
 
     def line(self, text: str = "") -> None:
         self.lines.append(INDENT * self.level + text if text else "")
+        self.owners.append(self.owner)
 
     def extend(self, lines) -> None:
         for text in lines:
@@ -91,6 +99,16 @@ class Writer:
         """Lines already indented relative to this writer's level."""
         for text in lines:
             self.lines.append(INDENT * self.level + text if text else "")
+            self.owners.append(self.owner)
+
+    def splice(self, other: Writer, strip: int = 0) -> None:
+        """Another writer's lines, `strip` levels less indented, at this writer's level; each
+        keeps its owner."""
+        cut = INDENT * strip
+        for text, owner in zip(other.lines, other.owners):
+            text = text.removeprefix(cut)
+            self.lines.append(INDENT * self.level + text if text else "")
+            self.owners.append(owner)
 
     @contextmanager
     def indent(self, header: str | None = None):
@@ -101,6 +119,15 @@ class Writer:
             yield self
         finally:
             self.level -= 1
+
+    @contextmanager
+    def owning(self, owner):
+        """Tag the lines written inside with `owner`."""
+        saved, self.owner = self.owner, owner
+        try:
+            yield self
+        finally:
+            self.owner = saved
 
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"

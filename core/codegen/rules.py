@@ -1,7 +1,8 @@
-"""How a node type's export rules are read, and what a rule sees while it writes code.
+"""How a node type's rules are read, and what a rule sees while it writes code.
 
 Each node type declares its rules in its own class (see nodes/*.py), as template strings or as
-small methods taking `(p, e)`:
+small methods taking `(p, e)`. The numpy rules are the type's one computation: the engine runs
+the code they write, and the numpy export writes the same code into its file.
 
 - `np_forward`: a numpy expression for the output `y` (a string with `{port}`, `{weight}`,
   `{param}` fields), or a method returning one; statements it needs first go through
@@ -12,8 +13,9 @@ small methods taking `(p, e)`:
 - `torch_forward`: a torch expression for `y` (`{self}` is the node's submodule, if any).
 - `torch_module(p, e)`: the constructor of the node's submodule (`"nn.Linear(3, 4)"`), with
   `torch_weights` mapping engine weight names to (submodule attribute, transposed).
-- `np_helpers` / `torch_helpers`: plain functions the rules call by name; their source is
-  copied once into the exported module when a graph uses the type.
+- `e.helper(fn)`: a plain function the rule calls by name; numpy's live in nodes/kernels.py
+  (the engine calls them as they are, an exported module carries a copy of their source and
+  of the helpers they call); torch's are listed in `torch_helpers`.
 
 `e` is a `RuleContext`. Fields in templates are always plain variable names or subscripts,
 so templates need no parentheses around them.
@@ -25,14 +27,9 @@ import inspect
 import textwrap
 
 import nodes
-from nodes import INT
+from nodes import INT, kernels
 
 from .writer import literal
-
-TARGET_ATTRS = {
-    "numpy": ("np_forward", "np_backward"),
-    "torch": ("torch_forward",),
-}
 
 
 def rule(node_type, attr: str):
@@ -40,20 +37,30 @@ def rule(node_type, attr: str):
     return getattr(node_type, attr, None)
 
 
-def helpers_of(node_type, target: str) -> tuple:
-    attr = "np_helpers" if target == "numpy" else "torch_helpers"
-    value = rule(node_type, attr)
+def helpers_of(node_type) -> tuple:
+    """The functions a type's torch rule may copy into an exported module."""
+    value = rule(node_type, "torch_helpers")
     if callable(value) and not isinstance(value, tuple):
         value = value(None, None)
     return tuple(value or ())
 
 
+def helper_dependencies(fn) -> list:
+    """The functions of fn's own module that fn calls by name."""
+    out = []
+    for name in fn.__code__.co_names:
+        other = fn.__globals__.get(name)
+        if inspect.isfunction(other) and other is not fn and other.__module__ == fn.__module__:
+            out.append(other)
+    return out
+
+
 def all_helper_names() -> set:
-    """Every helper any type may copy in: module-level names an export must keep free."""
-    out = set()
+    """Every helper a rule may copy in: module-level names an export must keep free."""
+    out = {name for name, fn in vars(kernels).items()
+           if inspect.isfunction(fn) and fn.__module__ == kernels.__name__}
     for node_type in nodes.all_types().values():
-        for target in ("numpy", "torch"):
-            out.update(fn.__name__ for fn in helpers_of(node_type, target))
+        out.update(fn.__name__ for fn in helpers_of(node_type))
     return out
 
 
@@ -128,7 +135,7 @@ class RuleContext:
     def helper(self, fn) -> str:
         """Copy a helper function into the module (once), with the type's other helpers it
         calls; returns its name."""
-        return self.fn.exporter.use_helper(fn, helpers_of(self.type, self.target))
+        return self.fn.module.use_helper(fn)
 
     def local(self, stem: str) -> str:
         """A variable of this node's own that its forward and backward rules share."""

@@ -1,11 +1,11 @@
-"""What the exporters need to know about a compiled document, graph by graph.
+"""What the code generator needs to know about a compiled document, graph by graph.
 
 A `Site` is one graph as it sits in the program: the top graph, a loop body, a branch side, a
 block instance. It knows its nodes in the compiler's order, their resolved params and the
-types the compiler inferred for every port. Two static analyses run over sites, mirroring the
-engine's planning (core/execute.py): `Carries` marks the values a gradient can flow back
-through (they depend on a weight), and `Gradients` marks the values that receive a gradient
-from a given set of results (only those are computed in a written-out backward pass).
+types the compiler inferred for every port. Two static analyses run over sites: `Carries` marks
+the values a gradient can flow back through (they depend on a weight), and `Gradients` marks
+the values that receive a gradient from a given set of results (only those are computed in a
+written-out backward pass).
 Recursion here follows the nesting of bodies, never the length of a graph.
 """
 
@@ -48,16 +48,13 @@ class Site:
         return edge.src, edge.src_port
 
 
-class Program:
-    """A document compiled for export: sites, types, weights, and the analyses."""
+class Layout:
+    """A compiled document as the generator sees it: sites, types, weights."""
 
-    def __init__(self, doc: Document, dtype: str = "float32"):
+    def __init__(self, doc: Document, compiler: Compiler):
         self.doc = doc
-        self.compiler = Compiler(doc, dtype)
-        self.compiler.run()
-        if self.compiler.errors:
-            raise GraphError.collect(self.compiler.errors)
-        self.dtype = dtype
+        self.compiler = compiler
+        self.dtype = str(compiler.dtype)
         self._sites: dict = {}
         self.types = self.compiler.port_types
         self.weight_names = list(self.compiler.weight_names)
@@ -65,6 +62,17 @@ class Program:
         self.top = self.site(doc.graph, "", "top")
         self.input_types = dict(self.compiler.input_types)
         self.output_types = dict(self.compiler.output_types)
+        self.carries = Carries(self)
+        self.carries.run(self.top, {})
+
+    @classmethod
+    def of(cls, doc: Document, dtype: str = "float32") -> Layout:
+        """Compile `doc` (raising a GraphError listing every problem) and lay it out."""
+        compiler = Compiler(doc, dtype)
+        compiler.run()
+        if compiler.errors:
+            raise GraphError.collect(compiler.errors)
+        return cls(doc, compiler)
 
     # -- sites --------------------------------------------------------------------------------
 
@@ -126,7 +134,7 @@ def is_int(t: TensorType) -> bool:
     return t.dtype == INT
 
 
-def diff_ports(program: Program, site: Site, node: Node) -> list:
+def diff_ports(program: Layout, site: Site, node: Node) -> list:
     """Input ports of an ordinary node through which a gradient may flow."""
     node_type = nodes.get(node.type)
     ins = node_type.input_ports(site.params[node.id])
@@ -137,7 +145,7 @@ def diff_ports(program: Program, site: Site, node: Node) -> list:
 class Carries:
     """Which values depend on a weight (or on a body argument that does)."""
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Layout):
         self.program = program
         self.value: dict = {}  # (path, node id, port) -> bool
         self.outputs: dict = {}  # (path, output id) -> bool
@@ -202,7 +210,7 @@ class Carries:
 class Gradients:
     """Which values receive a gradient, given which results of a site receive one."""
 
-    def __init__(self, program: Program, carries: Carries):
+    def __init__(self, program: Layout, carries: Carries):
         self.program = program
         self.carries = carries
         self.value: dict = {}  # (path, node id, port) -> bool

@@ -1,0 +1,277 @@
+"""One generated function: the forward pass of a graph, and with gradients, its backward pass.
+
+The forward pass is the graph's nodes in the compiler's order, one assignment per value, each
+node's code written by its numpy rule (nodes/*.py, read through rules.py). The backward pass
+walks the same nodes in reverse, accumulating gradients (a value used twice gets the sum of
+both), and computes only the gradients that reach a weight (layout.Gradients). Loops, branches
+and block calls are written by the mixins in loops.py, branches.py and blocks.py.
+
+Every line is tagged with the node it was written for (`Writer.owning`), so an error raised on
+a generated line can name that node, and in traced functions every value and gradient is
+handed to a recorder `R` as it is made (for the editor's look inside a network).
+
+Weight gradients go into a `grads` dict of arrays the caller owns. A weight whose gradient is
+written exactly once, by a node of the top-level graph, is written there whole (with `out=`
+where its expression allows, see passes.assign_into); every other weight is zeroed at the start
+of the backward pass and accumulated into.
+"""
+
+from __future__ import annotations
+
+import nodes
+
+from .blocks import BlockCalls
+from .branches import Branches
+from .layout import CONTROL, Gradients, Layout, Site, diff_ports
+from .loops import Loops
+from .names import NameTable
+from .passes import assign_into, q
+from .rules import RuleContext, rule
+from .writer import Writer, comment_text, float_literal
+
+# Names a generated function binds itself (its arguments and loop variables).
+FUNCTION_NAMES = ("params", "feeds", "grads", "rng", "train", "seed", "prefix", "saved", "loss",
+                  "name", "value", "shape", "kind", "scale", "R")
+
+
+class GeneratedFunction:
+    """What every generated function keeps: its variable names for the graph's values.
+
+    Both targets' functions derive from it (numpy's Fn here, torch's TorchFn).
+    """
+
+    def __init__(self, module, root: str, reserved: tuple, level: int):
+        self.module = module  # the module being written: its layout, names and helpers
+        self.layout: Layout = module.layout
+        self.names = NameTable(reserved=reserved, parent=module.names)
+        self.w = Writer(level)
+        self.root = root  # the path the function's weights and nodes are relative to
+        self.var: dict = {}  # (path, node id, port) -> variable
+        self.loop_steps: list = []  # loop counter variables, innermost last
+
+    def stem(self, site: Site, node_id: str, port: str = "y") -> str:
+        rel = site.path[len(self.root):] + node_id
+        return rel.replace("/", "_") + ("" if port == "y" else "_" + port)
+
+    def value(self, site: Site, node_id: str, port: str = "y") -> str:
+        key = (site.path, node_id, port)
+        if key not in self.var:
+            self.var[key] = self.names.new(self.stem(site, node_id, port))
+        return self.var[key]
+
+    def source_var(self, site: Site, node_id: str, port: str) -> str:
+        src, sport = site.source(node_id, port)
+        return self.var[(site.path, src, sport)]
+
+    def owner(self, site: Site, node_id: str, phase: str = "forward") -> tuple:
+        """What a node's lines are tagged with: its path relative to the function, the phase."""
+        return (site.path[len(self.root):] + node_id, phase)
+
+
+class Fn(Loops, Branches, BlockCalls, GeneratedFunction):
+    """A numpy function: names, lines, and the values and gradients it holds."""
+
+    def __init__(self, module, root: str = "", dynamic: bool = False, level: int = 1):
+        super().__init__(module, root, FUNCTION_NAMES, level)
+        self.dynamic = dynamic  # weights are params[prefix + ...] (block functions)
+        self.trace = module.trace
+        self.pending_backward: dict = {}  # (path, node id) -> callable(acc) for control nodes
+        self.carries = self.layout.carries
+        self.grads: Gradients | None = None
+        self.depth = 0  # bodies (loop steps, branch sides) being written around the current line
+        self.direct: set = set()  # weights whose gradient is written whole, once
+
+    # -- names --------------------------------------------------------------------------------
+
+    def gname(self, key: tuple) -> str:
+        return self.names.of(("g",) + key, "g_" + self.var[key])
+
+    def full_name(self, relative: str) -> str:
+        return f"prefix + {q(relative)}" if self.dynamic else q(relative)
+
+    def weight_ref(self, full_name: str, table: str = "params") -> str:
+        return f"{table}[{self.full_name(full_name[len(self.root):])}]"
+
+    def block_prefix(self, path: str) -> str:
+        return self.full_name(path[len(self.root):])
+
+    @property
+    def dtype(self) -> str:
+        return "DTYPE"
+
+    def fragment(self, write, level: int = 0) -> Writer:
+        """A writer holding the lines `write()` writes (indented `level` from 0)."""
+        saved = self.w
+        self.w = Writer(level)
+        self.w.owner = saved.owner
+        try:
+            write()
+            return self.w
+        finally:
+            self.w = saved
+
+    # -- recording (traced functions only) ------------------------------------------------------
+
+    def record(self, kind: str, site: Site, node_id: str, port: str, var: str) -> None:
+        """In a traced function, hand a value (kind "value") or gradient ("grad") to R."""
+        if self.trace:
+            path = self.full_name(site.path[len(self.root):] + node_id)
+            self.w.line(f"R.{kind}({path}, {q(port)}, {var})")
+
+    # -- forward ------------------------------------------------------------------------------
+
+    def forward(self, site: Site, args: dict, grad: bool, keep: set | None = None) -> dict:
+        """Write the forward pass of a site; args: Input id -> variable. Returns Output id ->
+        variable. With `grad`, control nodes also prepare their backward."""
+        outs = {}
+        if keep is None:
+            keep = self.layout.ancestors(site, [o.id for o in site.outputs()])
+        for node in site.order:
+            if node.id not in keep:
+                continue
+            if node.type == "Output":
+                outs[node.id] = self.source_var(site, node.id, "x")
+                continue
+            with self.w.owning(self.owner(site, node.id)):
+                if node.type == "Input":
+                    self.var[(site.path, node.id, "y")] = args[node.id]
+                    self.record("value", site, node.id, "y", args[node.id])
+                    continue
+                self._comment(node)
+                if node.type == "Constant":
+                    value = float_literal(site.params[node.id]["value"])
+                    name = self.module.constant(value, self.stem(site, node.id))
+                    self.var[(site.path, node.id, "y")] = name
+                elif node.type == "LoopIndex":
+                    step = self.loop_steps[-1] if self.loop_steps else "0"
+                    self.w.line(f"{self.value(site, node.id)} = np.array({step}, dtype={self.dtype})")
+                elif node.type == "Loop":
+                    self.loop_forward(site, node, grad)
+                elif node.type == "Branch":
+                    self.branch_forward(site, node, grad)
+                elif node.type == "Block":
+                    self.block_forward(site, node, grad)
+                else:
+                    self.op_forward(site, node)
+                for port in self.layout.ports(node)[1] if node.type in CONTROL else ("y",):
+                    if (site.path, node.id, port) in self.var:
+                        self.record("value", site, node.id, port, self.var[(site.path, node.id, port)])
+        return outs
+
+    def _comment(self, node) -> None:
+        text = f"{node.id}: {node.type}"
+        if node.label:
+            text += f" ({comment_text(node.label, 60)})"
+        self.w.comment(text)
+
+    def context(self, site: Site, node, out: str | None) -> RuleContext:
+        node_type = nodes.get(node.type)
+        p = site.params[node.id]
+        ins = {port: self.source_var(site, node.id, port) for port in node_type.input_ports(p)}
+        in_types = self.layout.in_types(site, node)
+        weights = {name: self.weight_ref(f"{site.path}{node.id}.{name}")
+                   for name in self.layout.weights(site, node)}
+        out_type = self.layout.type_of(site, node.id, "y")
+        e = RuleContext(self, node_type, p, ins, in_types, weights, out, out_type, "numpy")
+        e.key = (site.path, node.id)
+        return e
+
+    def op_forward(self, site: Site, node) -> None:
+        e = self.context(site, node, self.value(site, node.id))
+        write_forward(e)
+
+    # -- backward -----------------------------------------------------------------------------
+
+    def contribute(self, acc: dict, key: tuple, expr: str) -> None:
+        if key in acc:
+            self.w.line(f"{acc[key]} = {acc[key]} + {expr}")
+        else:
+            name = self.gname(key)
+            if expr != name:
+                self.w.line(f"{name} = {expr}")
+            acc[key] = name
+
+    def backward(self, site: Site, out_grads: dict, keep: set | None = None) -> dict:
+        """Write the backward pass of a site. out_grads: Output id -> gradient variable.
+        Returns Input id -> gradient variable (only those that receive one)."""
+        acc: dict = {}
+        if keep is None:
+            keep = self.layout.ancestors(site, [o.id for o in site.outputs()])
+        for out in site.outputs():
+            if out.id in out_grads:
+                src, sport = site.source(out.id, "x")
+                key = (site.path, src, sport)
+                if self.carries.value.get(key):
+                    self.contribute(acc, key, out_grads[out.id])
+        for node in reversed(site.order):
+            if node.id not in keep or node.type in ("Input", "Output", "Constant", "LoopIndex"):
+                continue
+            with self.w.owning(self.owner(site, node.id, "backward")):
+                if node.type in CONTROL:
+                    pending = self.pending_backward.get((site.path, node.id))
+                    if pending is not None and self.grads.active.get((site.path, node.id)):
+                        for port in self.layout.ports(node)[1]:
+                            if (site.path, node.id, port) in acc:
+                                self.record("grad", site, node.id, port, acc[(site.path, node.id, port)])
+                        pending(acc)
+                    continue
+                key = (site.path, node.id, "y")
+                if key not in acc:
+                    continue
+                self.record("grad", site, node.id, "y", acc[key])
+                self.op_backward(site, node, acc)
+        grads = {}
+        for n in site.inputs():
+            key = (site.path, n.id, "y")
+            if key in acc:
+                grads[n.id] = acc[key]
+                with self.w.owning(self.owner(site, n.id, "backward")):
+                    self.record("grad", site, n.id, "y", acc[key])
+        return grads
+
+    def op_backward(self, site: Site, node, acc: dict) -> None:
+        out = self.var[(site.path, node.id, "y")]
+        e = self.context(site, node, out)
+        e.gy = acc[(site.path, node.id, "y")]
+        ports = [port for port in diff_ports(self.layout, site, node)
+                 if self.carries.source(site, node.id, port)]
+        weights = list(self.layout.weights(site, node))
+        e.needs = set(ports) | set(weights)
+        self.w.comment(f"{node.id}: {node.type}, backward")
+        grads = write_backward(e)
+        for port in ports:
+            src, sport = site.source(node.id, port)
+            self.contribute(acc, (site.path, src, sport), grads[port])
+        for name in weights:
+            full = f"{site.path}{node.id}.{name}"
+            self.weight_grad(full, grads[name])
+
+    def weight_grad(self, full: str, expr: str) -> None:
+        """Put a weight's gradient into `grads`: written whole when this is the one write it
+        gets (a top-level node), else added to what the zeroed buffer holds."""
+        dest = self.weight_ref(full, "grads")
+        if self.dynamic or self.depth:
+            self.w.line(f"{dest} += {expr}")
+        else:
+            self.direct.add(full)
+            self.w.line(assign_into(dest, expr))
+
+
+def write_forward(e: RuleContext) -> None:
+    """A node's forward by its numpy rule: the lines it needs, then `y = expression`."""
+    fwd = rule(e.type, "np_forward")
+    if fwd is None:
+        raise NotImplementedError(f"{e.type.name} has no numpy rule")
+    expr = fwd(e.p, e) if callable(fwd) else e.fmt(fwd)
+    if expr is not None:
+        e.emit(f"{e.y} = {expr}")
+
+
+def write_backward(e: RuleContext) -> dict:
+    """A node's gradients by its numpy rule: port or weight name -> expression, for e.needs."""
+    bwd = rule(e.type, "np_backward")
+    if bwd is None:
+        raise NotImplementedError(f"{e.type.name} has no numpy gradient rule")
+    if callable(bwd):
+        return bwd(e.p, e)
+    return {k: e.fmt(v) for k, v in bwd.items() if k in e.needs}
