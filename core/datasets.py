@@ -17,6 +17,10 @@ batch_size, rng)` yields shuffled mini-batches as dicts; both index whole arrays
 
 Anything wrong with the data raises `core.errors.DataError`, naming the file, the column or array,
 and the row.
+
+An exported training script generates, reads, splits and batches its data with a copy of the
+functions here (core/export/copying.py), so those use only numpy, the standard library and each
+other, and builtins in annotations.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ import inspect
 import math
 import os
 import zipfile
-from collections.abc import Iterator, Mapping
 
 import numpy as np
 
@@ -50,6 +53,7 @@ __all__ = [
     "sine",
     "spiral",
     "split",
+    "split_rows",
     "xor",
 ]
 
@@ -62,8 +66,7 @@ class Dataset:
     Two names may refer to one array (aliases); subsets keep them one array.
     """
 
-    def __init__(self, arrays: Mapping[str, np.ndarray], classes: Mapping[str, list] | None = None,
-                 source: str = "dataset"):
+    def __init__(self, arrays: dict, classes: dict | None = None, source: str = "dataset"):
         self.source = source
         self.arrays = {name: np.asarray(a) for name, a in arrays.items()}
         self.classes = dict(classes or {})
@@ -94,7 +97,7 @@ class Dataset:
         return f"Dataset({self.source}, {len(self)} rows; {shapes})"
 
 
-def _common_length(arrays: Mapping[str, np.ndarray], source: str) -> int:
+def _common_length(arrays: dict, source: str) -> int:
     if not arrays:
         raise DataError(f"{source}: no arrays")
     lengths = {}
@@ -108,7 +111,7 @@ def _common_length(arrays: Mapping[str, np.ndarray], source: str) -> int:
     return next(iter(lengths.values()))
 
 
-def _take(arrays: Mapping[str, np.ndarray], indices) -> dict[str, np.ndarray]:
+def _take(arrays: dict, indices) -> dict:
     """Index every array once (aliases share the result)."""
     taken: dict[int, np.ndarray] = {}
     out = {}
@@ -355,7 +358,7 @@ def _csv_plan(columns, header: list[str], shown: str) -> list[tuple[str, list[st
     """[(array name, column names, is_2d)] from the "columns" entry (None: every column)."""
     if columns is None:
         return [(h, [h], False) for h in header]
-    if not isinstance(columns, Mapping) or not columns:
+    if not isinstance(columns, dict) or not columns:
         raise DataError(f"{shown}: \"columns\" must map array names to a column or a list of "
                         f"columns, like {{\"x\": [\"a\", \"b\"], \"label\": \"c\"}}")
     plan = []
@@ -398,9 +401,15 @@ def _csv_rows(handle, delimiter: str, shown: str) -> tuple[list[str], list[list[
     return header, rows, lines
 
 
-def read_csv(path: str, columns: Mapping | None = None, delimiter: str = ",",
+def read_csv(path: str, columns: dict | None = None, delimiter: str = ",",
              shown: str | None = None) -> Dataset:
-    """A CSV file with a header row, as a Dataset.
+    """A CSV file with a header row, as a Dataset (see csv_arrays)."""
+    return Dataset(*csv_arrays(path, columns, delimiter, shown), shown or path)
+
+
+def csv_arrays(path: str, columns: dict | None = None, delimiter: str = ",",
+               shown: str | None = None) -> tuple:
+    """A CSV file with a header row, as (arrays, class names of the text columns).
 
     `columns` maps array names to a column name (a 1-D array) or a list of column names (a 2-D
     float64 array, columns in that order); left out, each column is an array of its own name.
@@ -450,7 +459,7 @@ def read_csv(path: str, columns: Mapping | None = None, delimiter: str = ",",
             raise DataError(f"{shown}, row {bad + 1} (line {lines[bad]}), column {cols[0]!r} "
                             f"(array {name!r}): an empty value")
         arrays[name], classes[name] = _class_ids(values)
-    return Dataset(arrays, classes, shown)
+    return arrays, classes
 
 
 def _from_file_array(name: str, array: np.ndarray, shown: str, classes: dict) -> np.ndarray:
@@ -468,7 +477,13 @@ def _from_file_array(name: str, array: np.ndarray, shown: str, classes: dict) ->
 
 
 def read_npz(path: str, shown: str | None = None) -> Dataset:
-    """A numpy .npz archive: every array keeps its name. Text arrays become class ids."""
+    """A numpy .npz archive as a Dataset (see npz_arrays)."""
+    return Dataset(*npz_arrays(path, shown), shown or path)
+
+
+def npz_arrays(path: str, shown: str | None = None) -> tuple:
+    """A numpy .npz archive as (arrays, class names): every array keeps its name, and text
+    arrays become class ids."""
     shown = shown or path
     arrays, classes = {}, {}
     try:
@@ -489,11 +504,16 @@ def read_npz(path: str, shown: str | None = None) -> Dataset:
             except (zipfile.BadZipFile, EOFError, OSError) as error:
                 raise DataError(f"{shown}: array {name!r} cannot be read ({error})") from None
             arrays[name] = _from_file_array(name, array, shown, classes)
-    return Dataset(arrays, classes, shown)
+    return arrays, classes
 
 
 def read_npy(path: str, name: str = "x", shown: str | None = None) -> Dataset:
-    """A numpy .npy file: one array, named `name`."""
+    """A numpy .npy file as a Dataset (see npy_arrays)."""
+    return Dataset(*npy_arrays(path, name, shown), shown or path)
+
+
+def npy_arrays(path: str, name: str = "x", shown: str | None = None) -> tuple:
+    """A numpy .npy file as (arrays, class names): one array, named `name`."""
     shown = shown or path
     try:
         array = np.load(path, allow_pickle=False)
@@ -503,8 +523,8 @@ def read_npy(path: str, name: str = "x", shown: str | None = None) -> Dataset:
         raise DataError(f"{shown}: not a readable .npy file ({error})") from None
     if not isinstance(array, np.ndarray):
         raise DataError(f"{shown}: an .npz archive, not a single .npy array (use kind \"npz\")")
-    classes: dict = {}
-    return Dataset({name: _from_file_array(name, array, shown, classes)}, classes, shown)
+    classes = {}
+    return {name: _from_file_array(name, array, shown, classes)}, classes
 
 
 FILE_KINDS = {
@@ -517,10 +537,10 @@ KINDS = sorted([*GENERATORS, *FILE_KINDS])
 
 # -- from a document's dataset entry ----------------------------------------------------------
 
-def load_dataset(spec: Mapping, base_dir: str | os.PathLike | None = None) -> Dataset:
+def load_dataset(spec: dict, base_dir: str | os.PathLike | None = None) -> Dataset:
     """The Dataset a `training.dataset` entry describes; file paths are relative to `base_dir`
     (the document's directory; None: the working directory)."""
-    if not isinstance(spec, Mapping):
+    if not isinstance(spec, dict):
         raise DataError(f"dataset must be an object with a \"kind\", got {spec!r}")
     kind = spec.get("kind")
     if kind is None:
@@ -561,31 +581,37 @@ def load_dataset(spec: Mapping, base_dir: str | os.PathLike | None = None) -> Da
 
 # -- splitting and batching -------------------------------------------------------------------
 
-def split(dataset: Dataset | Mapping, validation: float = 0.2,
-          seed: int = 0) -> tuple[Dataset, Dataset]:
-    """A seeded random split into (train, validation). round(len * validation) rows go to
-    validation (0 <= validation < 1; zero rows for 0); the rest, at least one, to training."""
+def split(dataset: Dataset | dict, validation: float = 0.2, seed: int = 0) -> tuple:
+    """A seeded random split into (train, validation) Datasets (see split_rows)."""
     if not isinstance(dataset, Dataset):
         dataset = Dataset(dataset)
+    train, val = split_rows(dataset.arrays, validation, seed)
+    return (Dataset(train, dataset.classes, dataset.source),
+            Dataset(val, dataset.classes, dataset.source))
+
+
+def split_rows(arrays: dict, validation: float = 0.2, seed: int = 0) -> tuple:
+    """A seeded random split of arrays into (train, validation) dicts. round(rows * validation)
+    rows go to validation (0 <= validation < 1; zero rows for 0); the rest, at least one, to
+    training."""
     validation = _float("split", "validation", validation, 0.0, 1.0)
     seed = _int("split", "seed", seed, 0)
-    n = len(dataset)
+    n = _common_length(arrays, "split")
     n_val = round(n * validation)
     if validation >= 1.0 or n_val >= n:
         raise DataError(f"split: validation {validation:g} of {n} rows leaves no rows to train on")
     order = np.random.default_rng(seed).permutation(n)
-    return dataset.subset(order[n_val:]), dataset.subset(order[:n_val])
+    return _take(arrays, order[n_val:]), _take(arrays, order[:n_val])
 
 
-def batches(arrays: Dataset | Mapping, batch_size: int, rng,
-            shuffle: bool = True) -> Iterator[dict[str, np.ndarray]]:
+def batches(arrays: dict, batch_size: int, rng, shuffle: bool = True):
     """Mini-batches as dicts of arrays, covering every row once; the last one may be smaller.
 
     With `shuffle`, the rows are in a fresh random order drawn from `rng` (a numpy Generator, or
     a seed); without, in order, and each batch is a view of the arrays (rng may be None).
     """
-    if isinstance(arrays, Dataset):
-        arrays = arrays.arrays
+    if not isinstance(arrays, dict):
+        arrays = arrays.arrays  # a Dataset
     n = _common_length(arrays, "batches")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
             or batch_size < 1:

@@ -13,7 +13,7 @@ from ..codegen.rules import all_helper_names
 from ..codegen.writer import Writer, comment_text, literal
 
 IMPORTS_PLACEHOLDER = "# -- imports --\n"
-STDLIB = ("argparse", "csv", "json", "math", "os", "sys", "time", "zlib")
+STDLIB = ("argparse", "csv", "json", "math", "os", "sys", "time", "zipfile", "zlib")
 
 
 class Exporter:
@@ -31,10 +31,13 @@ class Exporter:
 
 
 def imports_for(text: str, third_party: list) -> str:
-    """The standard-library imports a module's text uses, then the third-party ones."""
+    """The standard-library imports a module's text uses, then the third-party ones.
+
+    Annotations are not evaluated (PEP 563): the engine code an export copies may name its
+    own classes in annotations before they are defined."""
     used = [m for m in STDLIB if re.search(rf"(?<![\w.]){m}\.", text)]
-    lines = [f"import {m}" for m in used]
-    if lines:
+    lines = ["from __future__ import annotations", ""] + [f"import {m}" for m in used]
+    if used:
         lines.append("")
     lines += [f"import {m}" for m in third_party]
     return "\n".join(lines) + "\n"

@@ -78,9 +78,12 @@ class NumpyExporter(Exporter):
 
     def _value_and_grad(self, losses: list) -> str:
         w = Writer()
-        w.line("def value_and_grad(params, feeds, loss=\"loss\", train=True, seed=0):")
+        w.line("def value_and_grad(params, feeds, loss=\"loss\", train=True, seed=0, out=None):")
         with w.indent():
-            w.line("\"\"\"(loss value, gradients): the gradients have the keys and shapes of params.\"\"\"")
+            w.line("\"\"\"(loss value, gradients): the gradients have the keys and shapes of params.")
+            w.line()
+            w.line("`out`, if given, is a dict of arrays to write the gradients into (returned as well).")
+            w.line("\"\"\"")
             known = ", ".join(fn.loss for fn in losses) or "none"
             unknown = (f"raise KeyError(f\"no single-number Output named {{loss!r}} (losses: \" + "
                        f"{q(known + ')')})")
@@ -88,8 +91,8 @@ class NumpyExporter(Exporter):
                 w.line(unknown)
                 return w.text()
             w.line("params = {name: np.asarray(value, dtype=DTYPE) for name, value in params.items()}")
-            w.line("grads = {name: np.empty(np.shape(value), dtype=DTYPE) "
-                   "for name, value in params.items()}")
+            w.line("grads = out if out is not None else {")
+            w.line("    name: np.empty(np.shape(value), dtype=DTYPE) for name, value in params.items()}")
             w.line("rng = np.random.default_rng(seed)")
             for k, fn in enumerate(losses):
                 with w.indent(f"{'if' if k == 0 else 'elif'} loss == {q(fn.loss)}:"):

@@ -340,8 +340,7 @@ class TorchExporter(Exporter):
         parts.append(LOAD_PARAMS)
         parts.extend(torch_parts(self))
         text = tidy_source(join_parts(parts))
-        imports = [line for line in imports_for(text, []).splitlines() if line]
-        block = "\n".join(imports) + ("\n\n" if imports else "")
+        block = imports_for(text, []).rstrip("\n") + "\n\n"
         block += "import torch\n"
         if "F." in text:
             block += "import torch.nn.functional as F\n"

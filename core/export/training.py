@@ -1,8 +1,11 @@
 """The parts of an exported module that load weights and train (run as a script).
 
-The code is copied from core/export/runtime.py (and, for a generated dataset, the generator
-itself from core/datasets.py), so an exported script reads, splits, batches and updates
-exactly as the engine's trainer does.
+Data, metrics and (numpy target) the optimizer are the engine's own code, copied
+(copying.py): the dataset generators and readers, split_rows and batches from core.datasets,
+the metrics from core.metrics, the optimizers and schedules from core.optim. What only a
+script needs (its training loop, reading weights, main) is in runtime.py and runtime_torch.py.
+So an exported numpy script reads, splits, batches and updates exactly as the engine's
+trainer does, to the bit.
 """
 
 from __future__ import annotations
@@ -10,26 +13,15 @@ from __future__ import annotations
 import inspect
 import textwrap
 
-from .. import datasets
+from .. import datasets, metrics, optim
+from ..codegen.writer import Writer, data_literal
 from ..errors import GraphError
 from ..trainer import read_plan
 from . import runtime, runtime_torch
 from .common import init_code
-from ..codegen.writer import Writer, data_literal
+from .copying import Copies
 
-GENERATOR_HELPERS = {
-    "spiral": (), "moons": (), "circles": (), "xor": (), "sine": (),
-    "seq_sum": ("_lengths", "_step_mask", "_sequences"),
-    "seq_parity": ("_lengths", "_step_mask", "_sequences"),
-    "copy_first": ("_lengths", "_step_mask", "_sequences"),
-}
-FILE_READERS = {
-    "csv": ("looks_numeric", "class_ids", "read_csv"),
-    "npz": ("text_to_ids", "read_npz"),
-    "npy": ("text_to_ids", "read_npy"),
-}
-COMMON = ("split_rows", "batches", "feeds_from", "Adam", "SGD", "clip_grad_norm", "next_lr",
-          "make_optimizer", "evaluate", "train")
+FILE_READERS = {"csv": "csv_arrays", "npz": "npz_arrays", "npy": "npy_arrays"}
 
 
 def source_of(obj) -> str:
@@ -53,36 +45,34 @@ def plan_of(doc):
     return doc.training
 
 
-def dataset_code(spec: dict) -> list:
-    """Source parts that define make_dataset(spec) for this dataset kind."""
+def data_code(copies: Copies, training: dict) -> list:
+    """The engine's data code the script runs, and make_dataset(spec) for the document's kind."""
+    spec = training["dataset"]
     kind = spec["kind"]
-    parts = []
+    for name in ((kind if kind in datasets.GENERATORS else FILE_READERS[kind]),
+                 "split_rows", "batches"):
+        copies.add(datasets, name)
+    names = list(dict.fromkeys(m["type"] for m in training.get("metrics", [])))
+    for name in names:
+        copies.add(metrics, name)
+    w = Writer()
+    w.line("def make_dataset(spec):")
     if kind in datasets.GENERATORS:
-        parts.append("class DataError(ValueError):\n    \"\"\"Bad generator settings.\"\"\"\n")
-        for name in ("_int", "_float", "_rng", *GENERATOR_HELPERS[kind]):
-            parts.append(source_of(getattr(datasets, name)))
-        parts.append(source_of(datasets.GENERATORS[kind]))
-        w = Writer()
-        w.line("def make_dataset(spec):")
         w.line(f"    \"\"\"The document's dataset: the {kind} generator.\"\"\"")
         w.line("    options = {k: v for k, v in spec.items() if k != \"kind\"}")
         w.line(f"    return {kind}(**options)")
-        parts.append(w.text())
-        return parts
-    for name in FILE_READERS[kind]:
-        parts.append(source_of(getattr(runtime, name)))
-    w = Writer()
-    w.line("def make_dataset(spec):")
-    w.line(f"    \"\"\"The document's dataset: a {kind} file, relative to the document.\"\"\"")
-    w.line("    path = os.path.join(HERE, DATA_DIR, spec[\"path\"])")
-    if kind == "csv":
-        w.line("    return read_csv(path, spec.get(\"columns\"), spec.get(\"delimiter\", \",\"))")
-    elif kind == "npz":
-        w.line("    return read_npz(path)")
     else:
-        w.line("    return read_npy(path, spec.get(\"name\", \"x\"))")
-    parts.append(w.text())
-    return parts
+        w.line(f"    \"\"\"The document's dataset: a {kind} file, relative to the document.\"\"\"")
+        w.line("    path = os.path.join(HERE, DATA_DIR, spec[\"path\"])")
+        if kind == "csv":
+            w.line("    return csv_arrays(path, spec.get(\"columns\"), spec.get(\"delimiter\", \",\"), "
+                   "spec[\"path\"])[0]")
+        elif kind == "npz":
+            w.line("    return npz_arrays(path, spec[\"path\"])[0]")
+        else:
+            w.line("    return npy_arrays(path, spec.get(\"name\", \"x\"), spec[\"path\"])[0]")
+    metric_table = "METRICS = {" + ", ".join(f"\"{n}\": {n}" for n in names) + "}\n"
+    return [w.text(), metric_table]
 
 
 def settings(program, weights_file, data_dir, training) -> str:
@@ -100,14 +90,6 @@ def settings(program, weights_file, data_dir, training) -> str:
     return w.text()
 
 
-def metric_code(training: dict) -> list:
-    """The metric functions the training section uses, and the METRICS table naming them."""
-    names = list(dict.fromkeys(m["type"] for m in training.get("metrics", [])))
-    parts = [source_of(getattr(runtime, name)) for name in names]
-    parts.append("METRICS = {" + ", ".join(f"\"{n}\": {n}" for n in names) + "}\n")
-    return parts
-
-
 def numpy_parts(program, weights_file, data_dir) -> list:
     """Everything after the graph's functions: settings, weights, data, training, main."""
     training = plan_of(program.doc)
@@ -116,11 +98,13 @@ def numpy_parts(program, weights_file, data_dir) -> list:
     parts.append(source_of(runtime.load_weights))
     if training is None:
         return parts
-    parts.extend(dataset_code(training["dataset"]))
-    parts.extend(metric_code(training))
-    for name in COMMON:
+    copies = Copies()
+    own = data_code(copies, training)
+    copies.add(optim, "make_optimizer")
+    parts.extend(copies.parts)
+    parts.extend(own)
+    for name in ("feeds_from", "evaluate", "train", "main"):
         parts.append(source_of(getattr(runtime, name)))
-    parts.append(source_of(runtime.main))
     parts.append("if __name__ == \"__main__\":\n    sys.exit(main())\n")
     return parts
 
@@ -140,10 +124,11 @@ def torch_parts(exporter) -> list:
     parts.append(source_of(runtime.load_weights))
     if training is None:
         return parts
-    parts.extend(dataset_code(training["dataset"]))
-    parts.extend(metric_code(training))
-    for name in ("split_rows", "batches", "feeds_from"):
-        parts.append(source_of(getattr(runtime, name)))
+    copies = Copies()
+    own = data_code(copies, training)
+    parts.extend(copies.parts)
+    parts.extend(own)
+    parts.append(source_of(runtime.feeds_from))
     for name in TORCH_COMMON:
         parts.append(source_of(getattr(runtime_torch, name)))
     parts.append("if __name__ == \"__main__\":\n    sys.exit(main())\n")
