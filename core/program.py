@@ -56,7 +56,10 @@ class Recorder:
 
 class Program:
     def __init__(self, doc, compiler):
-        self.layout = Layout(doc, compiler)
+        # Training and runs use the code written from scan loops rewritten to do less per step
+        # (codegen/lower.py); a traced run, which records every node, the document as it is.
+        self.doc, self._compiler = doc, compiler
+        self._layouts: dict = {}
         self.dtype = compiler.dtype
         self.param_names: list = list(compiler.weight_names)
         self._specs = list(compiler.weight_specs)
@@ -70,6 +73,12 @@ class Program:
         self.input_dtypes = {k: ("int64" if t.dtype == INT else str(self.dtype))
                              for k, t in self._input_types.items()}
         self._compiled: dict = {}
+
+    def layout(self, traced: bool = False) -> Layout:
+        if traced not in self._layouts:
+            self._layouts[traced] = Layout(self.doc, self._compiler) if traced else \
+                Layout.lower(self.doc, self._compiler)
+        return self._layouts[traced]
 
     # -- parameters ---------------------------------------------------------------------------
 
@@ -169,7 +178,7 @@ class Program:
                 shown = "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
                 raise GraphError(f"{loss}: the loss must be a single number, but it has shape "
                                  f"{shown}; reduce it with Mean or Sum", loss)
-            fn = self._compiled[key] = Compiled(self.layout, (loss,), loss)
+            fn = self._compiled[key] = Compiled(self.layout(), (loss,), loss)
         return fn
 
     def schedule(self, outputs: tuple) -> Compiled:
@@ -178,7 +187,7 @@ class Program:
         fn = self._compiled.get(key)
         if fn is None:
             self._known(outputs)
-            fn = self._compiled[key] = Compiled(self.layout, tuple(outputs), None)
+            fn = self._compiled[key] = Compiled(self.layout(), tuple(outputs), None)
         return fn
 
     def _known(self, outputs) -> None:
@@ -229,7 +238,7 @@ class Program:
         key = ("trace", outputs, loss)
         fn = self._compiled.get(key)
         if fn is None:
-            fn = self._compiled[key] = Compiled(self.layout, outputs, loss, trace=True)
+            fn = self._compiled[key] = Compiled(self.layout(traced=True), outputs, loss, trace=True)
         plist = self.param_list(params)
         grads = [np.empty(p.shape, self.dtype) for p in plist] if loss is not None else None
         recorder = Recorder()

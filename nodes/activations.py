@@ -126,6 +126,9 @@ class AxisActivation(Activation):
     def summary(self, p):
         return self.name if p["axis"] == -1 else f"{self.name} axis {p['axis']}"
 
+    def rowwise_axes(self, p):
+        return 1 if p["axis"] == -1 else None
+
     def infer(self, p, ins):
         x = super().infer(p, ins)["y"]
         norm_axis(p["axis"], x.ndim)

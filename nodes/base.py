@@ -282,6 +282,18 @@ class NodeType:
     # Control-flow types (Loop, Branch, Block): the code generator writes how they run.
     control: ClassVar[bool] = False
     samples: ClassVar[tuple] = ()
+    # Whether the numpy rule's weight gradients, written for inputs and an output gradient
+    # stacked along one more leading axis, are the sum of those of each slice (Linear's
+    # x.T @ gy over all rows is). A loop then computes them once after its steps, from the
+    # stacked steps, rather than once per step (core/codegen/loops.py).
+    stacked_weight_grads: ClassVar[bool] = False
+
+    def rowwise_axes(self, p: dict) -> int | None:
+        """How many trailing axes the rule works across, if it works on every index of the
+        axes before them on its own (a Linear: 1, an elementwise function: 0); None if not.
+        Given a whole sequence instead of one step, such a rule computes every step at once,
+        so a scan Loop can run it once before its steps (core/codegen/lower.py)."""
+        return None
     # The summary shown on the canvas: a format over params, such as "{out_features}".
     summary_format: ClassVar[str] = ""
 

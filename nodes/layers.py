@@ -35,6 +35,7 @@ def _known_last_axis(x: TensorType, what: str) -> int:
 class Linear(NodeType):
     category = "Layers"
     help = "y = x @ weight + bias over the last axis."
+    stacked_weight_grads = True  # the weight gradients sum over every row of x and gy
     torch_forward = "{self}({x})"
     torch_weights = {"weight": ("weight", True), "bias": ("bias", False)}  # (in, out) -> (out, in)
 
@@ -59,6 +60,9 @@ class Linear(NodeType):
 
     def torch_module(self, p, e):
         return f"nn.Linear({e.t('x').shape[-1]}, {p['out_features']}, bias={p['bias']})"
+
+    def rowwise_axes(self, p):
+        return 1
     params = (
         Param("out_features", "int", help="Number of output units.", minimum=1),
         Param("bias", "bool", True, "Add a learned bias."),
@@ -88,6 +92,7 @@ class Linear(NodeType):
 class Embedding(NodeType):
     category = "Layers"
     help = "Looks up a learned vector for each int64 id; y adds a last axis."
+    stacked_weight_grads = True  # add.at over every id
     torch_forward = "{self}({x})"
     torch_weights = {"weight": ("weight", False)}
 
@@ -156,6 +161,9 @@ class LayerNorm(NodeType):
 
     def torch_module(self, p, e):
         return f"nn.LayerNorm({e.t('x').shape[-1]}, eps={e.lit(p['eps'])})"
+
+    def rowwise_axes(self, p):
+        return 1
     params = (Param("eps", "float", 1e-5, "Added to the variance.", minimum=0.0),)
     samples = (
         Sample({}, {"x": (3, 5)}),

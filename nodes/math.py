@@ -202,6 +202,9 @@ class Unary(NodeType):
     category = "Math"
     samples = (Sample({}, {"x": (3, 4)}), Sample({}, {"x": (2, 3, 4)}))
 
+    def rowwise_axes(self, p):
+        return 0
+
     def infer(self, p, ins):
         return {"y": float_input(ins, "x")}
 

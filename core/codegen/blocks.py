@@ -99,6 +99,7 @@ def block_functions(module, body: Site, block_name: str) -> tuple:
     w.line(f"def {name}(params, prefix, train, rng{extra}{''.join(', ' + a for a in args.values())}):")
     with w.indent():
         w.line("\"\"\"The block's forward: its results and what its backward needs.\"\"\"")
+        fwd.bind(w, fwd_w)
         w.splice(fwd_w, strip=1)
         w.line(f"return {', '.join([outs[o.id] for o in body.outputs()] + [pack(saved)])}")
     module.add_function(w)
@@ -110,6 +111,7 @@ def block_functions(module, body: Site, block_name: str) -> tuple:
         w.line("\"\"\"Gradients of the block's arguments; weight gradients go into grads.\"\"\"")
         if saved:
             w.line(f"{unpack(saved)} = saved")
+        fwd.bind(w, back_w)
         w.splice(back_w, strip=1)
     module.add_function(w)
     result = (name, back_name, {"inputs": inputs, "outputs": list(g_params)})

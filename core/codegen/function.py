@@ -19,13 +19,14 @@ of the backward pass and accumulated into.
 from __future__ import annotations
 
 import nodes
+from nodes import TensorType
 
 from .blocks import BlockCalls
 from .branches import Branches
 from .layout import CONTROL, Gradients, Layout, Site, diff_ports
 from .loops import Loops
 from .names import NameTable
-from .passes import assign_into, q
+from .passes import assign_into, q, stored_and_loaded
 from .rules import RuleContext, rule
 from .writer import Writer, comment_text, float_literal
 
@@ -64,8 +65,9 @@ class GeneratedFunction:
         return self.var[(site.path, src, sport)]
 
     def owner(self, site: Site, node_id: str, phase: str = "forward") -> tuple:
-        """What a node's lines are tagged with: its path relative to the function, the phase."""
-        return (site.path[len(self.root):] + node_id, phase)
+        """What a node's lines are tagged with: its path relative to the function (the
+        document node's, for a node a loop rewrite made), and the phase."""
+        return (site.path[len(self.root):] + self.layout.real_id(site, node_id), phase)
 
 
 class Fn(Loops, Branches, BlockCalls, GeneratedFunction):
@@ -80,6 +82,10 @@ class Fn(Loops, Branches, BlockCalls, GeneratedFunction):
         self.grads: Gradients | None = None
         self.depth = 0  # bodies (loop steps, branch sides) being written around the current line
         self.direct: set = set()  # weights whose gradient is written whole, once
+        # Per loop whose backward is being written (innermost last): its body's path, and the
+        # nodes whose weight gradients it computes once after its steps (see loops.py).
+        self.deferring: list = []
+        self.bindings: dict = {}  # local name -> the weight (or gradient) it is bound to
 
     # -- names --------------------------------------------------------------------------------
 
@@ -89,8 +95,18 @@ class Fn(Loops, Branches, BlockCalls, GeneratedFunction):
     def full_name(self, relative: str) -> str:
         return f"prefix + {q(relative)}" if self.dynamic else q(relative)
 
-    def weight_ref(self, full_name: str, table: str = "params") -> str:
-        return f"{table}[{self.full_name(full_name[len(self.root):])}]"
+    def weight_ref(self, site: Site, node_id: str, name: str, table: str = "params") -> str:
+        """A node's weight `name` as code: params[...] (or grads[...]), a row range of it for
+        the nodes a loop rewrite made."""
+        full, rows = self.layout.weight_view(site, node_id, name)
+        ref = f"{table}[{self.full_name(full[len(self.root):])}]{rows}"
+        if not self.loop_steps:
+            return ref
+        # Inside a loop: a local bound once, before the function's work (bindings).
+        stem = ("w_" if table == "params" else "gw_") + full[len(self.root):]
+        local = self.names.of(("bound", ref), stem.replace("/", "_").replace(".", "_"))
+        self.bindings[local] = ref
+        return local
 
     def block_prefix(self, path: str) -> str:
         return self.full_name(path[len(self.root):])
@@ -98,6 +114,14 @@ class Fn(Loops, Branches, BlockCalls, GeneratedFunction):
     @property
     def dtype(self) -> str:
         return "DTYPE"
+
+    def bind(self, w: Writer, body: Writer) -> None:
+        """Write, into w, the bindings of the weights that `body`'s lines use inside loops."""
+        stored, loaded = stored_and_loaded(body.lines)
+        used = loaded | set(stored)  # `gw += ...` reads the bound gradient as it stores it
+        for local, ref in self.bindings.items():
+            if local in used:
+                w.line(f"{local} = {ref}")
 
     def fragment(self, write, level: int = 0) -> Writer:
         """A writer holding the lines `write()` writes (indented `level` from 0)."""
@@ -169,7 +193,7 @@ class Fn(Loops, Branches, BlockCalls, GeneratedFunction):
         p = site.params[node.id]
         ins = {port: self.source_var(site, node.id, port) for port in node_type.input_ports(p)}
         in_types = self.layout.in_types(site, node)
-        weights = {name: self.weight_ref(f"{site.path}{node.id}.{name}")
+        weights = {name: self.weight_ref(site, node.id, name)
                    for name in self.layout.weights(site, node)}
         out_type = self.layout.type_of(site, node.id, "y")
         e = RuleContext(self, node_type, p, ins, in_types, weights, out, out_type, "numpy")
@@ -236,21 +260,67 @@ class Fn(Loops, Branches, BlockCalls, GeneratedFunction):
         ports = [port for port in diff_ports(self.layout, site, node)
                  if self.carries.source(site, node.id, port)]
         weights = list(self.layout.weights(site, node))
+        if weights and self._defer_weight_grads(site, e):
+            weights = []
         e.needs = set(ports) | set(weights)
         self.w.comment(f"{node.id}: {node.type}, backward")
-        grads = write_backward(e)
+        grads = write_backward(e) if e.needs else {}
         for port in ports:
             src, sport = site.source(node.id, port)
             self.contribute(acc, (site.path, src, sport), grads[port])
         for name in weights:
-            full = f"{site.path}{node.id}.{name}"
-            self.weight_grad(full, grads[name])
+            self.weight_grad(site, node.id, name, grads[name])
 
-    def weight_grad(self, full: str, expr: str) -> None:
+    def _defer_weight_grads(self, site: Site, e: RuleContext) -> bool:
+        """In a loop body, leave a stackable type's weight gradients to the loop, which
+        computes them once from every step's inputs and output gradient (loops.py)."""
+        if not self.deferring or not e.type.stacked_weight_grads:
+            return False
+        scope = self.deferring[-1]
+        if scope["path"] != site.path:  # deeper in: a branch side may not run every step
+            return False
+        node_id = e.key[1]
+        stem = self.stem(site, node_id)
+        gy_steps = self.names.new(f"{stem}_gy_steps")
+        inputs = {port: (var, self.names.new(f"{stem}_{port}_steps"))
+                  for port, var in e.ins.items()}
+        scope["nodes"].append({"site": site, "node": site.by_id[node_id], "gy": gy_steps,
+                               "inputs": inputs})
+        self.w.line(f"{gy_steps}.append({e.gy})")
+        return True
+
+    def stacked_weight_grads(self, info: dict) -> None:
+        """A loop body node's weight gradients over all the steps at once: its rule written
+        for its inputs and output gradient stacked along a new leading axis."""
+        site, node = info["site"], info["node"]
+        with self.w.owning(self.owner(site, node.id, "backward")):
+            self.w.comment(f"{node.id}: {node.type}, weight gradients of every step at once")
+            e = self.context(site, node, None)
+            stacked_ins = {}
+            for port, (_, steps) in info["inputs"].items():
+                stacked_ins[port] = self.names.new(f"{steps}_all")
+                self.w.line(f"{stacked_ins[port]} = np.stack({steps})")
+            e.ins = stacked_ins
+            e.in_types = {port: TensorType((None,) + t.shape, t.dtype)
+                          for port, t in e.in_types.items()}
+            e.out_type = TensorType((None,) + e.out_type.shape, e.out_type.dtype)
+            e.gy = self.names.new(f"{info['gy']}_all")
+            self.w.line(f"{e.gy} = np.stack({info['gy']}[::-1])")  # walked back: reversed
+            weights = list(self.layout.weights(site, node))
+            e.needs = set(weights)
+            grads = write_backward(e)
+            self.depth += 1  # added to what the other steps of enclosing loops gave
+            for name in weights:
+                self.weight_grad(site, node.id, name, grads[name])
+            self.depth -= 1
+
+    def weight_grad(self, site: Site, node_id: str, name: str, expr: str) -> None:
         """Put a weight's gradient into `grads`: written whole when this is the one write it
-        gets (a top-level node), else added to what the zeroed buffer holds."""
-        dest = self.weight_ref(full, "grads")
-        if self.dynamic or self.depth:
+        gets (a top-level node of the document's own), else added to what the zeroed buffer
+        holds."""
+        dest = self.weight_ref(site, node_id, name, "grads")
+        full, rows = self.layout.weight_view(site, node_id, name)
+        if self.dynamic or self.depth or rows:
             self.w.line(f"{dest} += {expr}")
         else:
             self.direct.add(full)

@@ -20,6 +20,7 @@ from ..compiler import Compiler
 from ..document import Document, Graph, Node
 from ..errors import GraphError
 from ..validate import topo_order
+from .lower import Rewrites, lower
 
 CONTROL = ("Loop", "Branch", "Block")
 
@@ -49,11 +50,16 @@ class Site:
 
 
 class Layout:
-    """A compiled document as the generator sees it: sites, types, weights."""
+    """A compiled document as the generator sees it: sites, types, weights.
 
-    def __init__(self, doc: Document, compiler: Compiler):
+    A layout for the numpy code (`lowered=True`) is of a rewritten copy of the document whose
+    scan loops do less per step (lower.py); its weights stay the document's own.
+    """
+
+    def __init__(self, doc: Document, compiler: Compiler, rewrites: Rewrites | None = None):
         self.doc = doc
         self.compiler = compiler
+        self.rewrites = rewrites or Rewrites()
         self.dtype = str(compiler.dtype)
         self._sites: dict = {}
         self.types = self.compiler.port_types
@@ -66,13 +72,41 @@ class Layout:
         self.carries.run(self.top, {})
 
     @classmethod
-    def of(cls, doc: Document, dtype: str = "float32") -> Layout:
+    def of(cls, doc: Document, dtype: str = "float32", lowered: bool = False) -> Layout:
         """Compile `doc` (raising a GraphError listing every problem) and lay it out."""
         compiler = Compiler(doc, dtype)
         compiler.run()
         if compiler.errors:
             raise GraphError.collect(compiler.errors)
-        return cls(doc, compiler)
+        return cls.lower(doc, compiler) if lowered else cls(doc, compiler)
+
+    @classmethod
+    def lower(cls, doc: Document, compiler: Compiler) -> Layout:
+        """The layout the numpy code is written from: of the document with its scan loops
+        rewritten (lower.py), keeping the compiled document's weights."""
+        rewritten, rewrites = lower(doc, compiler)
+        if rewritten is doc:
+            return cls(doc, compiler)
+        again = Compiler(rewritten, compiler.dtype)
+        again.run()
+        if again.errors:  # a rewrite that does not compile is a bug; say which
+            raise GraphError(f"internal error rewriting loops: {again.errors[0]}")
+        layout = cls(rewritten, again, rewrites)
+        layout.weight_names = list(compiler.weight_names)
+        layout.weight_specs = list(compiler.weight_specs)
+        return layout
+
+    def weight_view(self, site: Site, node_id: str, name: str) -> tuple:
+        """(the real weight's full name, a row slice or "") a node's weight `name` is."""
+        view = self.rewrites.weight_view(site.graph, node_id, name)
+        if view is None:
+            return f"{site.path}{node_id}.{name}", ""
+        real_id, rows = view
+        return f"{site.path}{real_id}.{name}", rows
+
+    def real_id(self, site: Site, node_id: str) -> str:
+        """The document node a node of a site stands for (itself, unless a rewrite made it)."""
+        return self.rewrites.real_id(site.graph, node_id) or node_id
 
     # -- sites --------------------------------------------------------------------------------
 

@@ -105,9 +105,15 @@ class Loops:
             self.w.line(f"{lists[o]} = []")
         if grad:
             self.w.line(f"{tape} = []")
+            for info in plan["deferred"]:
+                for _, steps in info["inputs"].values():
+                    self.w.line(f"{steps} = []")
         with self.w.indent(header):
             self.w.splice(fwd, strip=1)
             if grad:
+                for info in plan["deferred"]:  # what the weight gradients read, every step
+                    for var, steps in info["inputs"].values():
+                        self.w.line(f"{steps}.append({var})")
                 # Values the backward reads are saved per step, before the carries move on.
                 saved = tape_names([line.removeprefix("    ") for line in fwd.lines] + update,
                                    plan["lines"].lines)
@@ -179,8 +185,12 @@ class Loops:
                 self.w.line(line)
             arg_grads.update(self.backward(body, out_g))
 
-        lines = self.fragment(body_backward, 0)
-        plan = {"lines": lines, "saved": []}
+        self.deferring.append({"path": body.path, "nodes": []})
+        try:
+            lines = self.fragment(body_backward, 0)
+        finally:
+            deferred = self.deferring.pop()["nodes"]
+        plan = {"lines": lines, "saved": [], "deferred": deferred}
 
         def emit(acc):
             stem = self.stem(site, node.id)
@@ -195,14 +205,15 @@ class Loops:
                 name = inp.id
                 if name not in arg_grads or name in carries:
                     continue
-                if name in seq_axes:
-                    seqs[name] = self.names.new(f"g_{stem}_{name}_all")
-                    self.w.line(f"{seqs[name]} = np.zeros(np.shape({outer[name]}), "
-                                f"dtype={self.dtype})")
+                if name in seq_axes:  # one slice a step, stacked when the steps are done
+                    seqs[name] = self.names.new(f"g_{stem}_{name}_steps")
+                    self.w.line(f"{seqs[name]} = []")
                 else:
                     sums[name] = self.names.new(f"g_{stem}_{name}_sum")
                     self.w.line(f"{sums[name]} = np.zeros(np.shape({outer[name]}), "
                                 f"dtype={self.dtype})")
+            for info in deferred:
+                self.w.line(f"{info['gy']} = []")
             with self.w.indent(f"for {t} in reversed(range(len({tape}))):"):
                 if plan["saved"]:
                     self.w.line(f"{unpack(plan['saved'])} = {tape}[{t}]")
@@ -216,7 +227,15 @@ class Loops:
                 for name, var in sums.items():
                     self.w.line(f"{var} = {var} + {arg_grads[name]}")
                 for name, var in seqs.items():
-                    self.w.line(f"{var}[{':, ' * seq_axes[name]}{t}] = {arg_grads[name]}")
+                    self.w.line(f"{var}.append({arg_grads[name]})")
+            if deferred:
+                with self.w.indent(f"if {tape}:"):
+                    for info in deferred:
+                        self.stacked_weight_grads(info)
+            for name, steps in list(seqs.items()):
+                seqs[name] = self.names.new(f"g_{stem}_{name}_all")
+                self.w.line(f"{seqs[name]} = np.stack({steps}[::-1], axis={seq_axes[name]}) "
+                            f"if {steps} else np.zeros(np.shape({outer[name]}), dtype={self.dtype})")
             for inp in body.inputs():
                 name = inp.id
                 if not self.carries.source(site, node.id, name):

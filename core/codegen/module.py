@@ -122,6 +122,7 @@ class GraphModule:
                 w.line("\"\"\"The graph's Outputs, in the order asked for.\"\"\"")
             else:
                 w.line("\"\"\"The loss and its gradients, written into grads.\"\"\"")
+            fn.bind(w, fn.w)
             w.splice(fn.w, strip=1)
             results = [outs[o] for o in outputs]
             w.line(f"return ({', '.join(results)}{',' if len(results) == 1 else ''})")

@@ -96,6 +96,8 @@ def _unused_names(tree) -> list:
     for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
         loaded = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)
                   and not isinstance(n.ctx, ast.Store)}
+        loaded |= {n.target.id for n in ast.walk(fn)  # `x += y` reads x
+                   if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name)}
         for node in ast.walk(fn):
             if not isinstance(node, ast.Assign):
                 continue

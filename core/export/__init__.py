@@ -23,14 +23,13 @@ def export_source(doc, target: str = "numpy", dtype: str | None = None,
         dtype = training.get("dtype", "float32")
         if dtype not in ("float32", "float64"):
             dtype = "float32"
-    program = Layout.of(doc, dtype)
     if target == "numpy":
         from .numpy_target import NumpyExporter
 
-        return NumpyExporter(program, weights_file, data_dir).export()
+        return NumpyExporter(Layout.of(doc, dtype, lowered=True), weights_file, data_dir).export()
     from .torch_target import TorchExporter
 
-    return TorchExporter(program, weights_file, data_dir).export()
+    return TorchExporter(Layout.of(doc, dtype), weights_file, data_dir).export()
 
 
 __all__ = ["TARGETS", "export_source"]
