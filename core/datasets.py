@@ -34,6 +34,19 @@ import zipfile
 import numpy as np
 
 from .errors import DataError
+from .generators import (  # noqa: F401 (the built-in generators are datasets' too)
+    GENERATORS,
+    _float,
+    _int,
+    circles,
+    copy_first,
+    moons,
+    seq_parity,
+    seq_sum,
+    sine,
+    spiral,
+    xor,
+)
 
 __all__ = [
     "FILE_KINDS",
@@ -120,189 +133,6 @@ def _take(arrays: dict, indices) -> dict:
             taken[id(a)] = a[indices]
         out[name] = taken[id(a)]
     return out
-
-
-# -- checking generator parameters -----------------------------------------------------------
-
-def _int(where: str, name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise DataError(f"{where}: {name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _float(where: str, name: str, value, minimum: float = 0.0, maximum: float = math.inf) -> float:
-    if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
-            or not minimum <= value <= maximum):
-        bound = f"between {minimum:g} and {maximum:g}" if maximum < math.inf else f">= {minimum:g}"
-        raise DataError(f"{where}: {name} must be a number {bound}, got {value!r}")
-    return float(value)
-
-
-def _rng(where: str, seed) -> np.random.Generator:
-    return np.random.default_rng(_int(where, "seed", seed, 0))
-
-
-def _lengths(where: str, n: int, min_len, max_len, rng) -> tuple[np.ndarray, int]:
-    """Each row's length, uniform in min_len .. max_len, and max_len (the padded length)."""
-    min_len = _int(where, "min_len", min_len, 1)
-    max_len = _int(where, "max_len", max_len, 1)
-    if min_len > max_len:
-        raise DataError(f"{where}: min_len {min_len} is more than max_len {max_len}")
-    if min_len == max_len:
-        return np.full(n, max_len, dtype=np.int64), max_len
-    return rng.integers(min_len, max_len + 1, size=n, dtype=np.int64), max_len
-
-
-def _step_mask(lengths: np.ndarray, steps: int) -> np.ndarray:
-    """(n, steps) bool: True where step t < the row's length."""
-    return np.arange(steps)[None, :] < lengths[:, None]
-
-
-# -- built-in generators ----------------------------------------------------------------------
-
-def spiral(n: int, classes: int = 3, noise: float = 0.2, seed: int = 0) -> dict:
-    """Karpathy's spiral arms (CS231n): `classes` interleaved arms around the origin.
-
-    Arm j holds n // classes points (the first n % classes arms one more), at radius r from 0 to
-    1 and angle 4 j + 4 r plus Gaussian noise of std `noise` (radians); rows are grouped by arm.
-    Returns x float64 (n, 2) = (r sin t, r cos t), y int64 (n,) the arm, 0 .. classes-1.
-    """
-    where = "dataset 'spiral'"
-    n, classes = _int(where, "n", n, 1), _int(where, "classes", classes, 2)
-    noise, rng = _float(where, "noise", noise), _rng(where, seed)
-    counts = np.full(classes, n // classes) + (np.arange(classes) < n % classes)
-    y = np.repeat(np.arange(classes, dtype=np.int64), counts)
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
-    r = (np.arange(n) - starts) / np.maximum(counts[y] - 1, 1)
-    t = 4.0 * y + 4.0 * r + rng.standard_normal(n) * noise
-    return {"x": np.stack([r * np.sin(t), r * np.cos(t)], axis=1), "y": y}
-
-
-def moons(n: int, noise: float = 0.1, seed: int = 0) -> dict:
-    """Two interleaving half circles, as scikit-learn's make_moons (rows grouped by moon).
-
-    Moon 0 (n - n // 2 points) is the upper half of the unit circle; moon 1 (n // 2) is the
-    lower half shifted to (1, 0.5). Gaussian noise of std `noise` is added to both coordinates.
-    Returns x float64 (n, 2), y int64 (n,) in {0, 1}.
-    """
-    where = "dataset 'moons'"
-    n, noise = _int(where, "n", n, 2), _float(where, "noise", noise)
-    rng = _rng(where, seed)
-    n_in = n // 2
-    n_out = n - n_in
-    a_out, a_in = np.linspace(0, np.pi, n_out), np.linspace(0, np.pi, n_in)
-    x = np.concatenate([np.stack([np.cos(a_out), np.sin(a_out)], axis=1),
-                        np.stack([1 - np.cos(a_in), 0.5 - np.sin(a_in)], axis=1)])
-    x += rng.standard_normal(x.shape) * noise
-    return {"x": x, "y": np.repeat(np.array([0, 1], dtype=np.int64), [n_out, n_in])}
-
-
-def circles(n: int, noise: float = 0.05, factor: float = 0.5, seed: int = 0) -> dict:
-    """A circle inside another, as scikit-learn's make_circles (rows grouped by circle).
-
-    Class 0 (n - n // 2 points) lies on the unit circle, class 1 (n // 2) on a circle of radius
-    `factor` (0 < factor < 1), evenly spaced; Gaussian noise of std `noise` is added.
-    Returns x float64 (n, 2), y int64 (n,) in {0, 1}.
-    """
-    where = "dataset 'circles'"
-    n, noise = _int(where, "n", n, 2), _float(where, "noise", noise)
-    factor = _float(where, "factor", factor, 0.0, 1.0)
-    rng = _rng(where, seed)
-    n_in = n // 2
-    n_out = n - n_in
-    a_out = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
-    a_in = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
-    x = np.concatenate([np.stack([np.cos(a_out), np.sin(a_out)], axis=1),
-                        factor * np.stack([np.cos(a_in), np.sin(a_in)], axis=1)])
-    x += rng.standard_normal(x.shape) * noise
-    return {"x": x, "y": np.repeat(np.array([0, 1], dtype=np.int64), [n_out, n_in])}
-
-
-def xor(n: int, noise: float = 0.1, seed: int = 0) -> dict:
-    """The XOR problem: points uniform in the square [-1, 1]^2, class 1 where the two
-    coordinates have different signs (quadrants II and IV), class 0 elsewhere. The label is
-    taken before Gaussian noise of std `noise` moves the points.
-    Returns x float64 (n, 2), y int64 (n,) in {0, 1}.
-    """
-    where = "dataset 'xor'"
-    n, noise = _int(where, "n", n, 1), _float(where, "noise", noise)
-    rng = _rng(where, seed)
-    x = rng.uniform(-1.0, 1.0, size=(n, 2))
-    y = ((x[:, 0] > 0) != (x[:, 1] > 0)).astype(np.int64)
-    x += rng.standard_normal(x.shape) * noise
-    return {"x": x, "y": y}
-
-
-def sine(n: int, noise: float = 0.1, seed: int = 0) -> dict:
-    """Regression of a sine wave: x uniform in [-pi, pi], y = sin(x) plus Gaussian noise of std
-    `noise`. Returns x float64 (n, 1), y float64 (n, 1)."""
-    where = "dataset 'sine'"
-    n, noise = _int(where, "n", n, 1), _float(where, "noise", noise)
-    rng = _rng(where, seed)
-    x = rng.uniform(-np.pi, np.pi, size=(n, 1))
-    return {"x": x, "y": np.sin(x) + rng.standard_normal((n, 1)) * noise}
-
-
-def _sequences(seq: np.ndarray, target: np.ndarray, lengths: np.ndarray) -> dict:
-    """The arrays of a sequence task: `seq`/`target`, with `x`/`y` naming the same arrays."""
-    return {"seq": seq, "target": target, "length": lengths, "x": seq, "y": target}
-
-
-def seq_sum(n: int, min_len: int = 10, max_len: int = 10, seed: int = 0) -> dict:
-    """Sum a sequence of numbers (a task for a `scan` Loop).
-
-    Each row is a sequence of max_len steps of one value, uniform in [-1, 1]. Its length is
-    drawn uniformly from min_len .. max_len (by default all are max_len = 10); the steps past it
-    are zeros, which leave the sum unchanged.
-    Returns seq float64 (n, max_len, 1), target float64 (n, 1) the sum, length int64 (n,);
-    x and y are the same arrays as seq and target.
-    """
-    where = "dataset 'seq_sum'"
-    n, rng = _int(where, "n", n, 1), _rng(where, seed)
-    lengths, steps = _lengths(where, n, min_len, max_len, rng)
-    seq = rng.uniform(-1.0, 1.0, size=(n, steps, 1)) * _step_mask(lengths, steps)[:, :, None]
-    return _sequences(seq, seq.sum(axis=1), lengths)
-
-
-def seq_parity(n: int, min_len: int = 16, max_len: int = 16, seed: int = 0) -> dict:
-    """The parity of a sequence of bits: is the number of ones odd? (a task for a `scan` Loop).
-
-    Each step is a bit, 0.0 or 1.0, with probability 1/2. Lengths as in `seq_sum` (default all
-    16); padding is zeros, which leave the parity unchanged. A loop needs to carry one bit of
-    state from step to step; a loop-free MLP of the same size, fed the whole sequence, has to
-    learn a function that flips with every bit, and for long sequences does no better than
-    chance on patterns it has not seen.
-    Returns seq float64 (n, max_len, 1), target int64 (n,) the class id (1: odd), length int64
-    (n,); x and y are the same arrays as seq and target.
-    """
-    where = "dataset 'seq_parity'"
-    n, rng = _int(where, "n", n, 1), _rng(where, seed)
-    lengths, steps = _lengths(where, n, min_len, max_len, rng)
-    bits = rng.integers(0, 2, size=(n, steps, 1)) * _step_mask(lengths, steps)[:, :, None]
-    target = (bits.sum(axis=(1, 2)) % 2).astype(np.int64)
-    return _sequences(bits.astype(np.float64), target, lengths)
-
-
-def copy_first(n: int, symbols: int = 4, min_len: int = 10, max_len: int = 10,
-               seed: int = 0) -> dict:
-    """Recall the first symbol of a sequence after reading all of it (a memory task).
-
-    Each step is one of `symbols` symbols, uniform, one-hot encoded; padding steps are all
-    zeros. Lengths as in `seq_sum` (default all 10).
-    Returns seq float64 (n, max_len, symbols), target int64 (n,) the id of the first symbol,
-    length int64 (n,); x and y are the same arrays as seq and target.
-    """
-    where = "dataset 'copy_first'"
-    n, rng = _int(where, "n", n, 1), _rng(where, seed)
-    symbols = _int(where, "symbols", symbols, 2)
-    lengths, steps = _lengths(where, n, min_len, max_len, rng)
-    ids = rng.integers(0, symbols, size=(n, steps))
-    seq = np.eye(symbols)[ids] * _step_mask(lengths, steps)[:, :, None]
-    return _sequences(seq, ids[:, 0].astype(np.int64), lengths)
-
-
-GENERATORS = {f.__name__: f for f in
-              (spiral, moons, circles, xor, sine, seq_sum, seq_parity, copy_first)}
 
 
 # -- files ------------------------------------------------------------------------------------

@@ -34,7 +34,9 @@ class Compiled:
         self.arg_names = fn.inputs
         self.outputs = fn.outputs
         self.loss = loss
-        self.call = load(module, layout.dtype)[fn.name]
+        namespace = load(module, layout.dtype)
+        self.call = namespace[fn.name]
+        self.source = namespace["__source__"].text  # the module's text, for a reader
 
 
 class Recorder:

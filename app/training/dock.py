@@ -15,11 +15,9 @@ to be expensive. A graph edit during a run stops it, with a message that says wh
 from __future__ import annotations
 
 import copy
-import os
 import time
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -37,14 +35,13 @@ from PySide6.QtWidgets import (
 )
 
 import core
-from core.document import node_path
 from core.errors import GraphError
 
-from . import overlay as ov
 from . import probe as pr
 from .dataview import DataView
 from .form import TrainingForm
 from .history import History
+from .inside import InsideTab, base_dir_for
 from .inspect import NodeInspector
 from .overlay import CanvasOverlay
 from .plots import TrainingPlots
@@ -79,13 +76,7 @@ def _figure_text(key: str, value: float) -> str:
     return f"{value:.4g}" if 1e-3 <= abs(value) < 1e4 or value == 0 else f"{value:.2e}"
 
 
-def base_dir_for(doc) -> str:
-    """Where relative data paths start: the folder of the file the document came from (an
-    example opened as an unsaved copy keeps its folder), else the working folder."""
-    return doc.folder or os.getcwd()
-
-
-class TrainingDock(QWidget):
+class TrainingDock(InsideTab, QWidget):
     message = Signal(str)             # for the status bar
     state_changed = Signal(str)       # idle / running / paused
     weights_changed = Signal(bool)    # True: trained or reset weights not saved with the file
@@ -563,11 +554,6 @@ class TrainingDock(QWidget):
     def _tab_changed(self) -> None:
         self._views_stale = self._plots_stale = True
 
-    def _wants_probe(self) -> bool:
-        inside = self.tabs.currentIndex() == 1 and self.isVisible()
-        return self.probe is not None and ((inside and self.selected is not None)
-                                           or self.flow_box.isChecked())
-
     def _redraw_views(self, force: bool = False) -> None:
         if not self._views_stale or self.snapshot is None:
             return
@@ -585,127 +571,6 @@ class TrainingDock(QWidget):
             self._update_probe(params)
         self._last_view = time.perf_counter()
         self._view_cost = self._last_view - started + self.dataview.plot_widget.last_paint
-
-    def _update_probe(self, params: dict) -> None:
-        trace = self.probe.trace(params, self.probe_feeds)
-        if self.overlay is not None:
-            self.overlay.set_gradients(trace)
-        if self.selected is not None:
-            self._show_selected(trace)
-
-    def _show_selected(self, trace) -> None:
-        ref, node_id = self.selected
-        doc = self.doc
-        try:
-            node = doc.node_at(ref, node_id)
-            paths, port = pr.traced_as(doc, ref, node_id)
-        except GraphError:
-            self.inspector.show_node(None)
-            return
-        name = node_path(ref, node_id)
-        self.inspector.show_node(name, node.type, trace.ports(paths, port), trace.rows,
-                                 trace.runs(paths), len(paths), trace.error or "")
-
-    # -- inside the network -------------------------------------------------------------------
-
-    def _selection_changed(self) -> None:
-        try:
-            ids = self.scene.selected_node_ids()
-        except RuntimeError:  # the scene is being torn down
-            return
-        if len(ids) != 1:
-            self.selected = None
-            self.inspector.show_node(None)
-            return
-        self.selected = (tuple(self.scene.ref), ids[0])
-        self._views_stale = True
-        if self.snapshot is not None and self.probe is not None:
-            self._redraw_views(force=True)
-        else:
-            self.inspector.show_node(node_path(*self.selected))
-
-    def inspect_node(self, node_id: str | None, ref=None) -> None:
-        """Show a node of the graph at `ref` (the one on the canvas unless given) in the
-        Inside tab: what a click on the canvas does."""
-        if node_id is None:
-            self.selected = None
-        else:
-            self.selected = (tuple(self.scene.ref if ref is None else ref), node_id)
-        self.tabs.setCurrentIndex(1)
-        self._views_stale = True
-        self._redraw_views(force=True)
-
-    def show_gradient_flow(self, on: bool) -> None:
-        if self.flow_box.isChecked() != on:
-            self.flow_box.setChecked(on)
-            return
-        if self.overlay is not None:
-            self.overlay.show_flow(on)
-        self._views_stale = True
-        self._redraw_views(force=True)
-
-    def run_example(self, row: int | None = None) -> dict:
-        """Run one training example through the graph; each node's output shape and values go
-        on the canvas (in the graph shown, loop bodies too) and under the button. Returns
-        {node path: array}: a node in a loop body gives its steps stacked on a first axis."""
-        if row is not None:
-            self.example_row.setValue(row)
-        if self.probe is None:
-            self._prepare_probe()
-        if self.probe is None or self.snapshot is None:
-            self._say("Run one example needs a graph that compiles and data to feed it: "
-                      "train (or Step once) first.", error=True)
-            return {}
-        r = self.example_row.value()
-        feeds = {k: v[r:r + 1] for k, v in self.info.train_feeds.items()}
-        trace = self.probe.trace(self.snapshot, feeds, grads=False)
-        if trace.error:
-            self._say(f"Could not run the example: {trace.error}", error=True)
-        example, rows, out = {}, [], {}
-        for (path, port), steps in trace.values.items():
-            value = pr.stack_runs([s[0] if np.ndim(s) and len(s) == 1 else s for s in steps])
-            runs = len(steps)
-            example[(path, port)] = (value, runs)
-            out.setdefault(path, value)
-            one = value[-1] if runs > 1 else value
-            steps_text = f" × {runs} steps, last" if runs > 1 else ""
-            name = path if port == "y" else f"{path}.{port}"
-            rows.append(f"<b>{name}</b> {ov.example_shape(one)}{steps_text} {pr.preview(one)}")
-        for edge in self.probe.doc.graph.edges:  # the graph's Outputs: what flows into them
-            found = example.get((edge.src, edge.src_port))
-            if found is not None and self.probe.doc.graph.node(edge.dst).type == "Output":
-                out[edge.dst] = found[0]
-        if self.overlay is not None:
-            self.overlay.set_example(example)
-        self.example_text.setText(f"Example row {r}: " + " &nbsp;·&nbsp; ".join(rows))
-        return out
-
-    def clear_example(self) -> None:
-        if self.overlay is not None:
-            self.overlay.set_example({})
-        self.example_text.setText("")
-
-    def _prepare_probe(self) -> None:
-        """Data and a probe without training (Run one example before any run): load the data
-        in the UI thread, once."""
-        if not isinstance(self.doc.training, dict):
-            return
-        try:
-            from core.trainer import Session
-
-            from .worker import SessionInfo
-
-            doc = self.doc.copy()
-            session = Session(doc, params=self.params, base_dir=base_dir_for(self.doc))
-        except GraphError as exc:
-            self._say(str(exc), error=True)
-            return
-        self.run_doc = doc
-        self._on_ready(SessionInfo(session.train_feeds, session.val_feeds, session.classes,
-                                   list(session.names), session.steps_per_epoch,
-                                   session.plan.epochs, session.plan))
-        if self.snapshot is None:
-            self.snapshot = session.param_dict(copy=True)
 
     # -- weights with the document ------------------------------------------------------------
 

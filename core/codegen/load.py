@@ -34,6 +34,7 @@ class _Source:
     the namespace, and this takes the text out of linecache."""
 
     def __init__(self, filename: str, text: str):
+        self.text = text
         linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
         weakref.finalize(self, linecache.cache.pop, filename, None)
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import ast
 import inspect
+import sys
 import textwrap
+
+_OURS = ("core.",)  # the packages whose code an export may copy
 
 ERROR_STUBS = {
     "GraphError": ('class GraphError(ValueError):\n'
@@ -63,8 +66,9 @@ class Copies:
         self._constants: dict = {}
 
     def add(self, module, name: str) -> None:
-        """Copy `name` from `module` (a function, class or constant), after what it uses."""
-        key = (module.__name__, name)
+        """Copy `name` from `module` (a function, class or constant), after what it uses: the
+        functions and classes of Wiregrad's own modules it calls, and its module's constants."""
+        key = ("", name) if name in ERROR_STUBS else (module.__name__, name)
         if key in self._done:
             return
         self._done.add(key)
@@ -80,15 +84,18 @@ class Copies:
         else:
             source, reads = constants[name]
         for other in sorted(reads):
-            if self._ours(module, other, constants):
-                self.add(module, other)
+            home = self._home(module, other, constants)
+            if home is not None:
+                self.add(home, other)
         self.parts.append(source.rstrip() + "\n")
 
     @staticmethod
-    def _ours(module, name: str, constants: dict) -> bool:
+    def _home(module, name: str, constants: dict):
+        """The module to copy a name `module` uses from, or None if it is not ours to copy."""
         if name in ERROR_STUBS:
-            return True
+            return module
         value = getattr(module, name, None)
         if inspect.isfunction(value) or inspect.isclass(value):
-            return value.__module__ == module.__name__
-        return name in constants and not inspect.ismodule(value)
+            home = sys.modules.get(value.__module__)
+            return home if value.__module__.startswith(_OURS) else None
+        return module if name in constants and not inspect.ismodule(value) else None

@@ -1,7 +1,8 @@
 """The parts of an exported module that load weights and train (run as a script).
 
 Data, metrics and (numpy target) the optimizer are the engine's own code, copied
-(copying.py): the dataset generators and readers, split_rows and batches from core.datasets,
+(copying.py): the dataset generators from core.generators, the readers, split_rows and batches
+from core.datasets,
 the metrics from core.metrics, the optimizers and schedules from core.optim. What only a
 script needs (its training loop, reading weights, main) is in runtime.py and runtime_torch.py.
 So an exported numpy script reads, splits, batches and updates exactly as the engine's
@@ -13,7 +14,7 @@ from __future__ import annotations
 import inspect
 import textwrap
 
-from .. import datasets, metrics, optim
+from .. import datasets, generators, metrics, optim
 from ..codegen.writer import Writer, data_literal
 from ..errors import GraphError
 from ..trainer import read_plan
@@ -35,9 +36,9 @@ def plan_of(doc):
     read_plan(doc)
     spec = doc.training["dataset"]
     kind = spec.get("kind") if isinstance(spec, dict) else None
-    if kind not in datasets.GENERATORS and kind not in FILE_READERS:
+    if kind not in generators.GENERATORS and kind not in FILE_READERS:
         raise GraphError(f"training.dataset: unknown kind {kind!r}")
-    if kind in datasets.GENERATORS:
+    if kind in generators.GENERATORS:
         bad = [k for k, v in spec.items() if k != "kind" and (
             isinstance(v, bool) or not isinstance(v, (int, float)))]
         if bad:
@@ -49,15 +50,18 @@ def data_code(copies: Copies, training: dict) -> list:
     """The engine's data code the script runs, and make_dataset(spec) for the document's kind."""
     spec = training["dataset"]
     kind = spec["kind"]
-    for name in ((kind if kind in datasets.GENERATORS else FILE_READERS[kind]),
-                 "split_rows", "batches"):
-        copies.add(datasets, name)
+    if kind in generators.GENERATORS:
+        copies.add(generators, kind)
+    else:
+        copies.add(datasets, FILE_READERS[kind])
+    copies.add(datasets, "split_rows")
+    copies.add(datasets, "batches")
     names = list(dict.fromkeys(m["type"] for m in training.get("metrics", [])))
     for name in names:
         copies.add(metrics, name)
     w = Writer()
     w.line("def make_dataset(spec):")
-    if kind in datasets.GENERATORS:
+    if kind in generators.GENERATORS:
         w.line(f"    \"\"\"The document's dataset: the {kind} generator.\"\"\"")
         w.line("    options = {k: v for k, v in spec.items() if k != \"kind\"}")
         w.line(f"    return {kind}(**options)")
