@@ -1,6 +1,6 @@
 """The Wiregrad engine, headless: documents, compiler, autodiff, training, file I/O, export.
 
-Pure Python and numpy; nothing here imports Qt. See shared/spec/interfaces.md for the API.
+Pure Python and numpy; nothing here imports Qt. The API is the shared spec's interfaces.md.
 """
 
 from .document import Document, Edge, Event, Graph, Node

@@ -29,7 +29,8 @@ class ReLU(Activation):
     torch_forward = "torch.relu({x})"
 
     def np_backward(self, p, e):
-        return {"x": e.fmt(f"{e.helper(relu_backward)}({{x}}, {{gy}})")}
+        # From y (> 0 exactly where x is): x is then free once y is made.
+        return {"x": e.fmt(f"{e.helper(relu_backward)}({{y}}, {{gy}})")}
 
 
 @register

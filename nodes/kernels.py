@@ -51,13 +51,14 @@ def sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def relu_backward(x, gy):
-    """gy where x > 0, else 0: gy's bits AND a mask of all-ones where x > 0.
+def relu_backward(y, gy):
+    """gy where y > 0 (y: the ReLU's input or output), else 0: gy's bits AND a mask of
+    all-ones where y > 0.
 
-    As fast as a multiply and bit for bit np.where: gy * (x > 0) would turn an infinite gy
+    As fast as a multiply and bit for bit np.where: gy * (y > 0) would turn an infinite gy
     into NaN and keep -0.0."""
     ints = {2: np.int16, 4: np.int32, 8: np.int64}[gy.dtype.itemsize]
-    keep = np.greater(x, 0).astype(ints)
+    keep = np.greater(y, 0).astype(ints)
     np.negative(keep, out=keep)  # 1 -> all bits set
     keep &= np.ascontiguousarray(gy).view(ints)
     return keep.view(gy.dtype)

@@ -23,6 +23,7 @@ from .common import (
     init_code,
     join_parts,
 )
+from .training import numpy_parts
 
 
 class NumpyExporter(Exporter):
@@ -39,8 +40,6 @@ class NumpyExporter(Exporter):
                 if all(d is not None for d in t.shape) and _prod(t.shape) == 1]
 
     def export(self) -> str:
-        from .training import numpy_parts
-
         outputs = list(self.layout.output_types)
         forward = self.module.graph_function(outputs)
         losses = [self.module.graph_function([loss], loss) for loss in self.losses()]

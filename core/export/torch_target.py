@@ -26,6 +26,7 @@ from .common import (
     imports_for,
     join_parts,
 )
+from .training import torch_parts
 
 MODULE_ATTRS = (
     "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init",
@@ -315,8 +316,6 @@ class TorchExporter(Exporter):
         return text, fn.param_map
 
     def export(self) -> str:
-        from .training import torch_parts
-
         model, param_map = self.model_class()
         if len(param_map) != len(self.layout.weight_names):
             raise NotImplementedError("some weights have no place in the torch model")
