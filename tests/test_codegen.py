@@ -15,6 +15,7 @@ import pytest
 import core
 from core.codegen.layout import Layout
 from core.export import export_source
+from tests.payloads import payload_document, payloads
 from tests.program_check import document, graph
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
@@ -101,21 +102,8 @@ def _code_outside_comments_and_strings(source: str) -> str:
 
 def test_document_text_never_becomes_engine_code(tmp_path):
     marker = tmp_path / "PWNED"
-    call = f"open({str(marker)!r}, 'w').write('pwned')"
-    payloads = [f"\nimport os; {call}\n", f'"""\n{call}\n"""', f"\"); {call}; (\"",
-                f"\u2028{call}\r{call}", f"{{{call}}}", f"\x00{call}\x85{call}"]
-    for payload in payloads:
-        block = graph([("x", "Input", {}), ("fc", "Linear", {"out_features": 2}),
-                       ("y", "Output", {})], [("x.y", "fc.x"), ("fc.y", "y.x")])
-        block.nodes[1].label = payload
-        doc = document([("x", "Input", {"shape": [3]}), ("b", "Block", {"block": payload}),
-                        ("s", "Sum", {}), ("loss", "Output", {})],
-                       [("x.y", "b.x"), ("b.y", "s.x"), ("s.y", "loss.x")],
-                       blocks={payload: block})
-        doc.name = payload
-        for node in doc.graph.nodes:
-            node.label = payload
-        program = core.compile(doc, "float64")
+    for payload in payloads(marker):
+        program = core.compile(payload_document(payload), "float64")
         params = program.init_params(0)
         program.value_and_grad(params, {"x": np.ones((2, 3))})
         source = program.loss_schedule("loss").source

@@ -22,7 +22,8 @@ import core
 from core.cli import main
 from core.export import export_source
 from tests.export_check import compare_numpy, load_module
-from tests.program_check import document, graph
+from tests.payloads import payload_document, payloads
+from tests.program_check import document
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = sorted((ROOT / "assets" / "examples").glob("*.wg.json"))
@@ -113,37 +114,11 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 # Injection
 
 
-def _payloads(marker: Path) -> list:
-    path = str(marker).replace("\\", "/")
-    call = f"open({path!r}, 'w').write('pwned')"
-    return [
-        f"\nimport os; {call}\n",
-        f'"""\n{call}\n"""',
-        f"'''\n{call}\n'''",
-        f"\\\n{call}",
-        f"\u2028{call}\u2029{call}\x0b{call}\x0c{call}\r{call}",
-        f"# {call}\n{call} #",
-        f"\"); {call}; (\"",
-        f"{{{call}}}",
-        f"\x00{call}\x85{call}",
-    ]
-
-
 @pytest.mark.parametrize("target", TARGETS)
 def test_document_text_never_becomes_code(target, tmp_path):
     marker = tmp_path / "PWNED"
-    for k, payload in enumerate(_payloads(marker)):
-        block = graph([("x", "Input", {}), ("fc", "Linear", {"out_features": 2}),
-                       ("y", "Output", {})], [("x.y", "fc.x"), ("fc.y", "y.x")])
-        block.nodes[1].label = payload
-        doc = document(
-            [("x", "Input", {"shape": [3]}), ("b", "Block", {"block": payload}),
-             ("s", "Sum", {}), ("loss", "Output", {})],
-            [("x.y", "b.x"), ("b.y", "s.x"), ("s.y", "loss.x")],
-            blocks={payload: block})
-        doc.name = payload
-        for node in doc.graph.nodes:
-            node.label = payload
+    for k, payload in enumerate(payloads(marker)):
+        doc = payload_document(payload)
         doc.training = {"dataset": {"kind": "npy", "path": payload, "name": payload},
                         "feeds": {"x": payload}, "loss": "loss",
                         "metrics": [{"type": "mse", "pred": "loss", "target": "x",

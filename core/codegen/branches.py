@@ -69,14 +69,9 @@ class Branches:
         for side in ("then", "else"):
             self.w.splice(fwd[side], strip=1)
         masks = {}
-        cond_nd = self.layout.in_types(site, node)["cond"].ndim
         for port, var in outs.items():
-            nd = self.layout.type_of(site, node.id, port).ndim
-            if nd not in masks:
-                masks[nd] = self.names.new(f"{self.stem(site, node.id)}_mask")
-                shape = f".reshape((-1,) + (1,) * {nd - 1})" if cond_nd == 1 and nd > 1 else ""
-                self.w.line(f"{masks[nd]} = ({outer['cond']} > 0){shape}")
-            self.w.line(f"{var} = np.where({masks[nd]}, {side_outs['then'][port]}, "
+            mask = self.select_mask(site, node, port, outer["cond"], masks)
+            self.w.line(f"{var} = np.where({mask}, {side_outs['then'][port]}, "
                         f"{side_outs['else'][port]})")
         if grad:
             self.pending_backward[(site.path, node.id)] = lambda acc: self._select_back(

@@ -64,6 +64,45 @@ class GeneratedFunction:
         src, sport = site.source(node_id, port)
         return self.var[(site.path, src, sport)]
 
+    def walk(self, site: Site, args: dict, keep: set | None, write) -> dict:
+        """The forward pass of a site: Inputs take the variables in `args` (by id), `write`
+        writes every other node the kept Outputs need, in order. Returns Output id ->
+        variable."""
+        outs = {}
+        if keep is None:
+            keep = self.layout.ancestors(site, [o.id for o in site.outputs()])
+        for node in site.order:
+            if node.id not in keep:
+                continue
+            if node.type == "Output":
+                outs[node.id] = self.source_var(site, node.id, "x")
+            elif node.type == "Input":
+                self.var[(site.path, node.id, "y")] = args[node.id]
+                self.input_bound(site, node)
+            else:
+                write(node)
+        return outs
+
+    def input_bound(self, site: Site, node) -> None:
+        """Called when an Input takes its argument (traced numpy functions record it)."""
+
+    def comment(self, node) -> None:
+        text = f"{node.id}: {node.type}"
+        if node.label:
+            text += f" ({comment_text(node.label, 60)})"
+        self.w.comment(text)
+
+    def select_mask(self, site: Site, node, port: str, cond: str, masks: dict) -> str:
+        """A select branch's mask for its output `port`: cond > 0, shaped to broadcast over
+        that output (one mask per number of axes)."""
+        nd = self.layout.type_of(site, node.id, port).ndim
+        if nd not in masks:
+            masks[nd] = self.names.new(f"{self.stem(site, node.id)}_mask")
+            cond_nd = self.layout.in_types(site, node)["cond"].ndim
+            shape = f".reshape((-1,) + (1,) * {nd - 1})" if cond_nd == 1 and nd > 1 else ""
+            self.w.line(f"{masks[nd]} = ({cond} > 0){shape}")
+        return masks[nd]
+
     def owner(self, site: Site, node_id: str, phase: str = "forward") -> tuple:
         """What a node's lines are tagged with: its path relative to the function (the
         document node's, for a node a loop rewrite made), and the phase."""
@@ -147,21 +186,10 @@ class Fn(Loops, Branches, BlockCalls, GeneratedFunction):
     def forward(self, site: Site, args: dict, grad: bool, keep: set | None = None) -> dict:
         """Write the forward pass of a site; args: Input id -> variable. Returns Output id ->
         variable. With `grad`, control nodes also prepare their backward."""
-        outs = {}
-        if keep is None:
-            keep = self.layout.ancestors(site, [o.id for o in site.outputs()])
-        for node in site.order:
-            if node.id not in keep:
-                continue
-            if node.type == "Output":
-                outs[node.id] = self.source_var(site, node.id, "x")
-                continue
+
+        def write(node):
             with self.w.owning(self.owner(site, node.id)):
-                if node.type == "Input":
-                    self.var[(site.path, node.id, "y")] = args[node.id]
-                    self.record("value", site, node.id, "y", args[node.id])
-                    continue
-                self._comment(node)
+                self.comment(node)
                 if node.type == "Constant":
                     value = float_literal(site.params[node.id]["value"])
                     name = self.module.constant(value, self.stem(site, node.id))
@@ -180,13 +208,12 @@ class Fn(Loops, Branches, BlockCalls, GeneratedFunction):
                 for port in self.layout.ports(node)[1] if node.type in CONTROL else ("y",):
                     if (site.path, node.id, port) in self.var:
                         self.record("value", site, node.id, port, self.var[(site.path, node.id, port)])
-        return outs
 
-    def _comment(self, node) -> None:
-        text = f"{node.id}: {node.type}"
-        if node.label:
-            text += f" ({comment_text(node.label, 60)})"
-        self.w.comment(text)
+        return self.walk(site, args, keep, write)
+
+    def input_bound(self, site: Site, node) -> None:
+        with self.w.owning(self.owner(site, node.id)):
+            self.record("value", site, node.id, "y", self.var[(site.path, node.id, "y")])
 
     def context(self, site: Site, node, out: str | None) -> RuleContext:
         node_type = nodes.get(node.type)

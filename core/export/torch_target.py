@@ -65,40 +65,28 @@ class TorchFn(GeneratedFunction):
     # -- forward ------------------------------------------------------------------------------
 
     def forward(self, site: Site, args: dict, keep: set | None = None) -> dict:
-        outs = {}
-        if keep is None:
-            keep = self.layout.ancestors(site, [o.id for o in site.outputs()])
-        for node in site.order:
-            if node.id not in keep:
-                continue
-            if node.type == "Input":
-                self.var[(site.path, node.id, "y")] = args[node.id]
-            elif node.type == "Output":
-                outs[node.id] = self.source_var(site, node.id, "x")
-            else:
-                text = f"{node.id}: {node.type}"
-                if node.label:
-                    text += f" ({comment_text(node.label, 60)})"
-                self.w.comment(text)
-                if node.type == "Constant":
-                    name = self.attr(site, node.id)
-                    value = float_literal(site.params[node.id]["value"])
-                    self.init.append(f"self.register_buffer({q(name)}, torch.tensor({value}), "
-                                     "persistent=False)")
-                    self.w.line(f"{self.value(site, node.id)} = self.{name}")
-                elif node.type == "LoopIndex":
-                    self.uses_step = True
-                    step = self.loop_steps[-1] if self.loop_steps else "0"
-                    self.w.line(f"{self.value(site, node.id)} = self.step_ref.new_full((), {step})")
-                elif node.type == "Loop":
-                    self.loop(site, node)
-                elif node.type == "Branch":
-                    self.branch(site, node)
-                elif node.type == "Block":
-                    self.block(site, node)
-                else:
-                    self.op(site, node)
-        return outs
+        return self.walk(site, args, keep, lambda node: self._write(site, node))
+
+    def _write(self, site: Site, node) -> None:
+        self.comment(node)
+        if node.type == "Constant":
+            name = self.attr(site, node.id)
+            value = float_literal(site.params[node.id]["value"])
+            self.init.append(f"self.register_buffer({q(name)}, torch.tensor({value}), "
+                             "persistent=False)")
+            self.w.line(f"{self.value(site, node.id)} = self.{name}")
+        elif node.type == "LoopIndex":
+            self.uses_step = True
+            step = self.loop_steps[-1] if self.loop_steps else "0"
+            self.w.line(f"{self.value(site, node.id)} = self.step_ref.new_full((), {step})")
+        elif node.type == "Loop":
+            self.loop(site, node)
+        elif node.type == "Branch":
+            self.branch(site, node)
+        elif node.type == "Block":
+            self.block(site, node)
+        else:
+            self.op(site, node)
 
     def op(self, site: Site, node) -> None:
         node_type = nodes.get(node.type)
@@ -223,15 +211,10 @@ class TorchFn(GeneratedFunction):
         for side in ("then", "else"):
             body = bodies[side]
             got[side] = self.forward(body, {n.id: outer[n.id] for n in body.inputs()})
-        cond_nd = self.layout.in_types(site, node)["cond"].ndim
         masks = {}
         for port in out_ports:
-            nd = self.layout.type_of(site, node.id, port).ndim
-            if nd not in masks:
-                masks[nd] = self.names.new(f"{self.stem(site, node.id)}_mask")
-                shape = f".reshape((-1,) + (1,) * {nd - 1})" if cond_nd == 1 and nd > 1 else ""
-                self.w.line(f"{masks[nd]} = ({cond} > 0){shape}")
-            self.w.line(f"{outs[port]} = torch.where({masks[nd]}, {got['then'][port]}, "
+            mask = self.select_mask(site, node, port, cond, masks)
+            self.w.line(f"{outs[port]} = torch.where({mask}, {got['then'][port]}, "
                         f"{got['else'][port]})")
 
     def block(self, site: Site, node) -> None:
