@@ -45,9 +45,6 @@ class NameTable:
             return True
         return self.parent is not None and self.parent.taken(name)
 
-    def reserve(self, *names: str) -> None:
-        self._taken.update(names)
-
     def new(self, wanted: str) -> str:
         """A fresh name close to `wanted`: `wanted` itself if free, else `wanted_1`, ..."""
         stem = sanitize(wanted)
@@ -68,6 +65,3 @@ class NameTable:
         if key not in self._memo:
             self._memo[key] = self.new(wanted)
         return self._memo[key]
-
-    def has(self, key) -> bool:
-        return key in self._memo

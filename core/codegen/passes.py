@@ -46,11 +46,6 @@ def stored_and_loaded(lines: list) -> tuple:
     return stored, loaded
 
 
-def uses(lines: list, name: str) -> bool:
-    """Whether a fragment reads `name`."""
-    return name in stored_and_loaded(lines)[1]
-
-
 def tape_names(forward_lines: list, backward_lines: list, extra_stored=(), backward_own=()):
     """Names the backward fragment reads that the forward fragment assigns: what to save."""
     f_stored, _ = stored_and_loaded(forward_lines)
