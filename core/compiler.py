@@ -70,6 +70,11 @@ class Compiler:
         self.weight_specs: list = []
         self.input_types: dict = {}
         self.output_types: dict = {}
+        # Shared weights (format.md, version 2): a sharing node's tensor name -> the name it
+        # stands for (one step of the chain), with the node and the tensor's spec to check.
+        self.aliases: dict = {}
+        self._alias_checks: list = []
+        self._sharing: list = []  # (own prefix, owner's prefix) of sharing Block instances
         self._block_stack: list = []
 
     # -- entry --------------------------------------------------------------------------------
@@ -87,6 +92,7 @@ class Compiler:
         outs = self.compile_graph(self.doc.graph, "", args)
         self.input_types = args
         self.output_types = outs or {}
+        self._check_aliases()
         if not self.errors and not any(n.type == "Output" for n in self.doc.graph.nodes):
             self.errors.append(GraphError("the graph has no Output node: add one to name a result"))
 
@@ -138,7 +144,7 @@ class Compiler:
                     if node.type == "Output":
                         out_types[node.id] = in_types["x"]
                         continue
-                    outs = self._compile_node(into, node, path, in_types)
+                    outs = self._compile_node(into, node, path, in_types, by_id)
             except _Failed:
                 failed.add(node.id)
                 ok = False
@@ -170,25 +176,80 @@ class Compiler:
 
     # -- nodes --------------------------------------------------------------------------------
 
-    def _compile_node(self, into, node, path, in_types) -> dict:
+    def _compile_node(self, into, node, path, in_types, by_id) -> dict:
         node_type = nodes.get(node.type)
         try:
             p = node_type.resolve_params(node.params)
         except ParamError as exc:
             self._error(path, f"{path}: {exc}")
             raise _Failed from None
+        owner = self._owner_path(node, path, by_id)
         if node_type.control:
-            return self._compile_control(node, p, path, in_types)
+            return self._compile_control(node, p, path, in_types, owner)
         try:
             outs = node_type.infer(p, in_types)
             weights = node_type.weights(p, in_types)
         except ShapeError as exc:
             self._error(path, self._shape_message(into, node, path, exc))
             raise _Failed from None
+        if owner is not None and not weights:
+            self._error(path, f"{path}: shares {node.shares!r}, but a {node.type} has no "
+                        "tensors to share")
         for name, spec in weights.items():
-            self.weight_names.append(f"{path}.{name}")
-            self.weight_specs.append(spec)
+            self._add_weight(path, f"{path}.{name}", spec,
+                             None if owner is None else f"{owner}.{name}")
         return outs
+
+    def _owner_path(self, node, path: str, by_id: dict) -> str | None:
+        """The path of the node whose tensors this one uses (the end of its `shares` chain)."""
+        if node.shares is None:
+            return None
+        owner = node
+        while owner.shares is not None and owner.shares in by_id:
+            owner = by_id[owner.shares]
+        return path[:len(path) - len(node.id)] + owner.id
+
+    def _add_weight(self, node_path: str, name: str, spec, shared: str | None) -> None:
+        """Register a tensor, or, for a node that shares, the tensor it stands for."""
+        for own, owner in reversed(self._sharing):  # inside a sharing Block instance
+            if shared is None and name.startswith(own):
+                shared = owner + name[len(own):]
+        if shared is None:
+            self.weight_names.append(name)
+            self.weight_specs.append(spec)
+            return
+        self.aliases[name] = shared
+        self._alias_checks.append((node_path, name, spec))
+
+    def _check_aliases(self) -> None:
+        """Every shared tensor stands for one its owner has, of the same shape."""
+        specs = dict(zip(self.weight_names, self.weight_specs))
+        for node_path, name, spec in self._alias_checks:
+            target = name
+            for _ in range(len(self.aliases) + 1):
+                if target not in self.aliases:
+                    break
+                target = self.aliases[target]
+            owner_spec = specs.get(target)
+            if owner_spec is None:
+                self._error(node_path, f"{node_path}: shares tensors with a node that has no "
+                            f"{target.rsplit('.', 1)[-1]!r} ({target})")
+            elif tuple(owner_spec.shape) != tuple(spec.shape):
+                shape = tuple(spec.shape)
+                self._error(node_path, f"{node_path}: its {name.rsplit('.', 1)[-1]} would be "
+                            f"{shape}, but {target} it shares is {tuple(owner_spec.shape)}; "
+                            "shared tensors must have the same shapes")
+
+    @property
+    def shared(self) -> dict:
+        """Each sharing tensor name -> the tensor it is (at the end of the chain)."""
+        out = {}
+        for name in self.aliases:
+            target = name
+            while target in self.aliases:
+                target = self.aliases[target]
+            out[name] = target
+        return out
 
     def _shape_message(self, into, node, path, exc: ShapeError) -> str:
         if exc.port is None:
@@ -201,7 +262,11 @@ class Compiler:
 
     # -- control flow -------------------------------------------------------------------------
 
-    def _compile_control(self, node, p, path, in_types) -> dict:
+    def _compile_control(self, node, p, path, in_types, owner=None) -> dict:
+        if owner is not None and node.type != "Block":
+            self._error(path, f"{path}: a {node.type} has no tensors of its own to share "
+                        "(the nodes of its bodies have)")
+            raise _Failed
         if node.type == "Loop":
             outs = bodies.loop_outputs(self, node, p, path, in_types)
         elif node.type == "Branch":
@@ -212,10 +277,14 @@ class Compiler:
                 self._error(path, f"{path}: block {name!r} uses itself")
                 raise _Failed
             self._block_stack.append(name)
+            if owner is not None:
+                self._sharing.append((path + "/", owner + "/"))
             try:
                 outs = bodies.block_outputs(self, node, p, path, in_types)
             finally:
                 self._block_stack.pop()
+                if owner is not None:
+                    self._sharing.pop()
         if outs is None:
             raise _Failed
         return outs

@@ -57,6 +57,7 @@ class Node:
     label: str | None = None
     pos: list | None = None
     bodies: dict = field(default_factory=dict)  # "body" / "then" / "else" -> Graph
+    shares: str | None = None  # the id of the node of the same graph whose tensors it uses
 
     def to_dict(self) -> dict:
         out: dict[str, Any] = {"id": self.id, "type": self.type}
@@ -64,6 +65,8 @@ class Node:
             out["params"] = copy.deepcopy(self.params)
         if self.label is not None:
             out["label"] = self.label
+        if self.shares is not None:
+            out["shares"] = self.shares
         if self.pos is not None:
             out["pos"] = list(self.pos)
         for key in BODY_KEYS:
@@ -110,7 +113,7 @@ class Graph:
         out.nodes = [
             Node(n.id, n.type, _copy_json(n.params), n.label,
                  None if n.pos is None else list(n.pos),
-                 {key: body.copy() for key, body in n.bodies.items()})
+                 {key: body.copy() for key, body in n.bodies.items()}, n.shares)
             for n in self.nodes
         ]
         out.edges = list(self.edges)  # edges are immutable
@@ -121,7 +124,7 @@ class Graph:
 class Event:
     """A change to the document. `kind` is one of: node_added, node_removed, node_moved,
     param_changed, label_changed, node_renamed, edge_added, edge_removed, block_changed,
-    training_changed, name_changed, ui_changed, reset."""
+    training_changed, name_changed, ui_changed, shares_changed, reset."""
 
     kind: str
     graph: GraphRef = ()
@@ -131,7 +134,7 @@ class Event:
 
 class Document:
     FORMAT = "wiregrad.graph"
-    VERSION = 1
+    VERSION = 2
 
     def __init__(self, graph: Graph | None = None, name: str = "", blocks: dict | None = None,
                  training: dict | None = None, ui: dict | None = None):
@@ -268,6 +271,14 @@ class Document:
         node.label = label
         self._emit(Event("label_changed", tuple(ref), node_id, label))
 
+    def set_shares(self, ref: GraphRef, node_id: str, owner: str | None) -> None:
+        """Make a node use the tensors of node `owner` of the same graph (None: its own)."""
+        node = self.node_at(ref, node_id)
+        if node.shares == owner:
+            return
+        node.shares = owner
+        self._emit(Event("shares_changed", tuple(ref), node_id, owner))
+
     def rename_node(self, ref: GraphRef, old: str, new: str, *, other_side: bool = True) -> None:
         """Give a node a new id; its edges follow. Renaming a body's Input or Output renames
         the port of the enclosing node(s) too, so their edges follow as well (edge events), and
@@ -288,6 +299,9 @@ class Document:
         node.id = new
         graph.edges = [_rename_in_edge(e, old, new) for e in graph.edges]
         self._emit(Event("node_renamed", tuple(ref), new, old))
+        for other in graph.nodes:  # nodes that use its tensors still do
+            if other.shares == old:
+                self.set_shares(ref, other.id, new)
         if node.type == "Input":
             for other in graph.nodes:
                 if other.type == "Output" and other.params.get("carry") == old:

@@ -23,14 +23,21 @@ from .errors import GraphError
 from .validate import structural_errors
 
 TOP_KEYS = {"format", "version", "name", "graph", "blocks", "training", "ui"}
-NODE_KEYS = {"id", "type", "params", "label", "pos", *BODY_KEYS}
+NODE_KEYS = {"id", "type", "params", "label", "shares", "pos", *BODY_KEYS}
 TRAINING_KEYS = ("dataset", "feeds", "split", "loss", "metrics", "optimizer", "batch_size",
                  "epochs", "seed", "clip_grad_norm", "dtype")
 EDGE_KEYS = {"from", "to"}
 
-# Older versions of the format, and how to bring each one up a version. None exist yet; a
-# version 2 would add `1: migrate_1_to_2` here, a function from plain dict to plain dict.
-MIGRATIONS: dict = {}
+
+
+def migrate_1_to_2(data: dict) -> dict:
+    """Version 2 only adds to version 1 (format.md): a version-1 file means the same."""
+    return {**data, "version": 2}
+
+
+# Older versions of the format, and how to bring each one up a version: functions from plain
+# dict to plain dict.
+MIGRATIONS: dict = {1: migrate_1_to_2}
 
 
 def load(path) -> Document:
@@ -230,12 +237,16 @@ def _build_node(data, ref: tuple, where: str) -> Node:
     label = data.get("label")
     if label is not None and not isinstance(label, str):
         raise GraphError(f"{path}: 'label' must be text", path)
+    shares = data.get("shares")
+    if shares is not None and not is_valid_id(shares):
+        raise GraphError(f"{path}: 'shares' must be the id of a node of the same graph, got "
+                         f"{shares!r}", path)
     pos = data.get("pos")
     if pos is not None and not (isinstance(pos, list) and len(pos) == 2 and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
             for v in pos)):
         raise GraphError(f"{path}: 'pos' must be [x, y]", path)
-    node = Node(node_id, current, dict(params), label, pos)
+    node = Node(node_id, current, dict(params), label, pos, shares=shares)
     node_type = nodes.get(current)
     wanted = getattr(node_type, "bodies", ())
     for key in BODY_KEYS:

@@ -75,6 +75,7 @@ class Program:
         self.input_dtypes = {k: ("int64" if t.dtype == INT else str(self.dtype))
                              for k, t in self._input_types.items()}
         self._compiled: dict = {}
+        self.shared = compiler.shared  # a sharing node's tensor name -> the owner's
 
     def layout(self, traced: bool = False) -> Layout:
         if traced not in self._layouts:
@@ -122,7 +123,7 @@ class Program:
             outputs=None) -> dict:
         """The graph's results (all Outputs, or those named in `outputs`) for these feeds."""
         fn = self.schedule(tuple(self.output_names if outputs is None else outputs))
-        pdict = dict(zip(self.param_names, self.param_list(params)))
+        pdict = self._table(self.param_list(params))
         results = self._call(fn, pdict, None, train, seed, self.feed_list(fn, feeds))
         return dict(zip(fn.outputs, results))
 
@@ -149,12 +150,19 @@ class Program:
         if grads is None:
             grads = [np.empty(p.shape, self.dtype) for p in plist]
         args = [feeds[name] for name in fn.arg_names] if checked else self.feed_list(fn, feeds)
-        (value,) = self._call(fn, dict(zip(self.param_names, plist)),
-                              dict(zip(self.param_names, grads)), train, seed, args)
+        (value,) = self._call(fn, self._table(plist), self._table(grads), train, seed, args)
         if np.size(value) != 1:
             raise GraphError(f"{loss}: the loss must be a single number, got shape "
                              f"{np.shape(value)}", loss)
         return float(np.reshape(value, ())), grads
+
+    def _table(self, arrays: list) -> dict:
+        """Arrays in program order as the dict generated code reads, by tensor name; a node
+        that shares another's tensors finds them under its own names too."""
+        table = dict(zip(self.param_names, arrays))
+        for name, owner in self.shared.items():
+            table[name] = table[owner]
+        return table
 
     def _call(self, fn: Compiled, pdict: dict, gdict: dict | None, train, seed, args: list,
               recorder: Recorder | None = None):
@@ -244,8 +252,7 @@ class Program:
         plist = self.param_list(params)
         grads = [np.empty(p.shape, self.dtype) for p in plist] if loss is not None else None
         recorder = Recorder()
-        self._call(fn, dict(zip(self.param_names, plist)),
-                   None if grads is None else dict(zip(self.param_names, grads)),
+        self._call(fn, self._table(plist), None if grads is None else self._table(grads),
                    train, seed, self.feed_list(fn, feeds), recorder)
         return recorder
 

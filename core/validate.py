@@ -75,6 +75,38 @@ def _check_graph(doc: Document, ref, graph: Graph, context, errors: list) -> Non
         _error(errors, ref, cycle[0], "the graph has a cycle (" + " -> ".join(cycle + cycle[:1])
                + "); use a Loop to repeat")
     _check_roles(ref, graph, context, errors)
+    _check_shares(ref, graph, by_id, errors)
+
+
+def _check_shares(ref, graph: Graph, by_id: dict, errors: list) -> None:
+    """`shares` names another node of the same graph, of the same type (and block), and the
+    chain of them ends at a node that owns its tensors (format.md, version 2). That the
+    tensors' shapes agree, the compiler checks."""
+    for node in graph.nodes:
+        if node.shares is None:
+            continue
+        owner = by_id.get(node.shares)
+        if node.shares == node.id:
+            _error(errors, ref, node.id, "shares its own tensors; name another node")
+        elif owner is None:
+            _error(errors, ref, node.id, f"shares {node.shares!r}, which is not a node of this "
+                   "graph (shared tensors come from a node beside it)")
+        elif owner.type != node.type:
+            _error(errors, ref, node.id, f"shares {owner.id!r}, a {owner.type}; a {node.type} "
+                   "can only share the tensors of another " + node.type)
+        elif node.type == "Block" and owner.params.get("block") != node.params.get("block"):
+            _error(errors, ref, node.id, f"shares {owner.id!r}, an instance of block "
+                   f"{owner.params.get('block')!r}, not {node.params.get('block')!r}")
+        else:
+            seen = [node.id]
+            current = owner
+            while current is not None and current.shares is not None:
+                if current.id in seen:
+                    _error(errors, ref, node.id, "shares in a circle (" + " -> ".join(
+                        seen + [current.id]) + "); one of them must own its tensors")
+                    break
+                seen.append(current.id)
+                current = by_id.get(current.shares)
 
 
 def _edge_ok(ref, by_id: dict, ports: dict, edge, errors: list) -> bool:

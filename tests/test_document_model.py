@@ -446,7 +446,7 @@ def test_to_dict_is_a_copy_not_a_view(doc):
 
 def test_to_dict_leaves_out_what_is_not_set():
     doc = Document(Graph([Node("a", "ReLU")]))
-    assert doc.to_dict() == {"format": "wiregrad.graph", "version": 1,
+    assert doc.to_dict() == {"format": "wiregrad.graph", "version": 2,
                              "graph": {"nodes": [{"id": "a", "type": "ReLU"}], "edges": []}}
     assert json.loads(dumps(doc)) == doc.to_dict()
 

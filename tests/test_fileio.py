@@ -47,7 +47,7 @@ def edge(src: str, dst: str) -> dict:
 
 
 def document(nodes_: list, edges: list = (), **top) -> dict:
-    return {"format": "wiregrad.graph", "version": 1,
+    return {"format": "wiregrad.graph", "version": 2,
             "graph": {"nodes": list(nodes_), "edges": list(edges)}, **top}
 
 
@@ -79,20 +79,30 @@ def load_error(data) -> core.GraphError:
 
 @needs_examples
 @pytest.mark.parametrize("path", [example_param(p) for p in EXAMPLE_FILES])
-def test_every_spec_example_loads_and_saves_back_byte_for_byte(path, tmp_path):
+def test_every_spec_example_loads_and_saves_back_as_version_2_changing_nothing_else(
+        path, tmp_path):
     doc = core.load(path)
     assert doc.path == str(path)
     assert doc.graph.nodes, "an example has nodes"
     copy_path = tmp_path / path.name
     core.save(doc, copy_path)
-    assert copy_path.read_bytes() == path.read_bytes()
+    written, read = copy_path.read_text(encoding="utf-8"), path.read_text(encoding="utf-8")
+    assert written == read.replace('"version": 1,', '"version": 2,', 1)
+    core.save(core.load(copy_path), copy_path)  # a version-2 file is written back as it was
+    assert copy_path.read_text(encoding="utf-8") == written
 
 
 @needs_examples
 @pytest.mark.parametrize("path", [example_param(p) for p in EXAMPLE_FILES])
 def test_every_spec_example_reads_as_the_plain_json_it_is(path):
     doc = core.load(path)
-    assert doc.to_dict() == json.loads(path.read_text(encoding="utf-8"))
+    assert doc.to_dict() == dict(json.loads(path.read_text(encoding="utf-8")), version=2)
+
+
+def test_a_version_1_file_loads_and_means_what_it_meant():
+    version_1 = dict(mlp(), version=1)
+    doc = loads(json.dumps(version_1))
+    assert doc.to_dict() == mlp()  # the same document, written as version 2
 
 
 def test_an_edited_document_saved_and_loaded_again_is_the_edited_one(tmp_path):
@@ -125,7 +135,7 @@ def test_saved_text_is_indented_json_with_a_final_newline():
     doc.set_name("renamed")  # an edit, so the text is written afresh
     text = dumps(doc)
     assert text.endswith("}\n")
-    assert text.startswith('{\n  "format": "wiregrad.graph",\n  "version": 1,')
+    assert text.startswith('{\n  "format": "wiregrad.graph",\n  "version": 2,')
     assert json.loads(text) == doc.to_dict()
 
 
@@ -246,7 +256,7 @@ def test_another_format_is_refused_naming_both():
 
 def test_a_newer_version_is_refused_naming_both_versions():
     message = str(load_error(dict(mlp(), version=7)))
-    assert "version 7" in message and "version 1" in message
+    assert "version 7" in message and "version 2" in message
     assert "update" in message.lower()
 
 
@@ -254,7 +264,7 @@ def test_a_missing_version_is_refused_saying_what_to_add():
     data = mlp()
     del data["version"]
     message = str(load_error(data))
-    assert "'version'" in message and '"version": 1' in message
+    assert "'version'" in message and '"version": 2' in message
 
 
 @pytest.mark.parametrize("version", [0, -1, 1.5, "1", True, None])
@@ -607,7 +617,7 @@ def test_loading_never_modifies_the_data_it_is_given():
 
 
 def test_a_file_that_spells_defaults_out_is_still_saved_back_byte_for_byte(tmp_path):
-    text = json.dumps({"format": "wiregrad.graph", "version": 1, "name": "", "graph": {"nodes": [
+    text = json.dumps({"format": "wiregrad.graph", "version": 2, "name": "", "graph": {"nodes": [
         {"id": "a", "type": "ReLU", "params": {}, "label": None, "pos": None}]},
         "blocks": {}, "training": None, "ui": {}}, indent=1)
     path = tmp_path / "spelled.wg.json"

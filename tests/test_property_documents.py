@@ -78,7 +78,7 @@ def valid_documents(draw, spell_defaults: bool = False) -> dict:
         edges.append({"from": draw(st.sampled_from(sources)), "to": f"out{i}.x"})
     nodes_ = draw(st.permutations(nodes_))  # file order need not be execution order
     edges = draw(st.permutations(edges))
-    doc: dict = {"format": "wiregrad.graph", "version": 1}
+    doc: dict = {"format": "wiregrad.graph", "version": 2}
     if draw(st.booleans()):
         doc["name"] = draw(LABEL_TEXT if spell_defaults else LABEL_TEXT.filter(bool))
     doc["graph"] = {"nodes": nodes_, "edges": edges}

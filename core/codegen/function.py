@@ -343,11 +343,11 @@ class Fn(Loops, Branches, BlockCalls, GeneratedFunction):
 
     def weight_grad(self, site: Site, node_id: str, name: str, expr: str) -> None:
         """Put a weight's gradient into `grads`: written whole when this is the one write it
-        gets (a top-level node of the document's own), else added to what the zeroed buffer
-        holds."""
+        gets (a top-level node of the document's own, not shared), else added to what the
+        zeroed buffer holds."""
         dest = self.weight_ref(site, node_id, name, "grads")
         full, rows = self.layout.weight_view(site, node_id, name)
-        if self.dynamic or self.depth or rows:
+        if self.dynamic or self.depth or rows or full in self.layout.shared_weights:
             self.w.line(f"{dest} += {expr}")
         else:
             self.direct.add(full)

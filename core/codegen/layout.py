@@ -70,6 +70,9 @@ class Layout:
         self.output_types = dict(self.compiler.output_types)
         self.carries = Carries(self)
         self.carries.run(self.top, {})
+        shared = self.compiler.shared
+        # Tensors more than one node writes the gradient of: the owner's and its sharers'.
+        self.shared_weights = set(shared) | set(shared.values())
 
     @classmethod
     def of(cls, doc: Document, dtype: str = "float32", lowered: bool = False) -> Layout:

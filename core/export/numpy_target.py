@@ -47,6 +47,16 @@ class NumpyExporter(Exporter):
                  + graph_comment(self.doc) + f"DOCUMENT_NAME = {q(self.doc.name or '')}\n"
                  f"DTYPE = np.{self.layout.dtype}\n"]
         parts.append(init_code(self.layout))
+        shared = self.layout.compiler.shared
+        if shared:
+            w = Writer()
+            w.line("# Tensors that nodes share (format.md, version 2): a sharing node's name ->")
+            w.line("# the owner's; the graph's functions find the owner's arrays under both.")
+            w.line("SHARED = {")
+            for name, owner in shared.items():
+                w.line(f"    {q(name)}: {q(owner)},")
+            w.line("}")
+            parts.append(w.text())
         parts.extend(self.module.helper_sources())
         parts.extend(w.text() for w in self.module.writers())
         parts.append(self._forward(forward))
@@ -63,12 +73,18 @@ class NumpyExporter(Exporter):
             out.append(f", np.asarray(feeds[{q(input_id)}], dtype={dtype})")
         return "".join(out)
 
+    def _share(self, w: Writer, table: str) -> None:
+        """A sharing node's tensors are its owner's: the same arrays under its names too."""
+        if self.layout.compiler.shared:
+            w.line(f"{table}.update({{name: {table}[owner] for name, owner in SHARED.items()}})")
+
     def _forward(self, fn) -> str:
         w = Writer()
         w.line("def forward(params, feeds, train=False, seed=0):")
         with w.indent():
             w.line("\"\"\"Every Output of the graph for these feeds, as a dict by Output id.\"\"\"")
             w.line("params = {name: np.asarray(value, dtype=DTYPE) for name, value in params.items()}")
+            self._share(w, "params")
             w.line(f"results = {fn.name}(params, train, np.random.default_rng(seed)"
                    f"{self._feeds(fn.inputs)})")
             names = ", ".join(q(o) for o in fn.outputs) + ("," if len(fn.outputs) == 1 else "")
@@ -93,9 +109,16 @@ class NumpyExporter(Exporter):
             w.line("grads = out if out is not None else {")
             w.line("    name: np.empty(np.shape(value), dtype=DTYPE) for name, value in params.items()}")
             w.line("rng = np.random.default_rng(seed)")
+            table = "grads"
+            if self.layout.compiler.shared:
+                self._share(w, "params")
+                w.line("table = dict(grads)")
+                self._share(w, "table")
+                table = "table"
             for k, fn in enumerate(losses):
                 with w.indent(f"{'if' if k == 0 else 'elif'} loss == {q(fn.loss)}:"):
-                    w.line(f"(value,) = {fn.name}(params, grads, train, rng{self._feeds(fn.inputs)})")
+                    w.line(f"(value,) = {fn.name}(params, {table}, train, rng"
+                           f"{self._feeds(fn.inputs)})")
             with w.indent("else:"):
                 w.line(unknown)
             w.line("return float(np.reshape(value, ())), grads")

@@ -56,6 +56,7 @@ class TorchFn(GeneratedFunction):
         self.exporter = exporter
         self.attrs = NameTable(reserved=MODULE_ATTRS)
         self.init: list = []  # lines of __init__ after super().__init__()
+        self.init_shared: list = []  # then: submodules that are another node's (shares)
         self.param_map: list = []  # (engine name relative to root, torch key, transposed)
         self.uses_step = False
 
@@ -98,7 +99,13 @@ class TorchFn(GeneratedFunction):
                         self.layout.type_of(site, node.id), "torch")
         e.key = (site.path, node.id)
         rel = f"{site.path}{node.id}"[len(self.root):]
-        if node.type == "Parameter":
+        if node.shares is not None:  # the owner's submodule (or parameter), not one of its own
+            name = self.share(site, node)
+            e.module = f"self.{name}"
+            if node.type == "Parameter":
+                self.w.line(f"{out} = self.{name}")
+                return
+        elif node.type == "Parameter":
             name = self.attr(site, node.id)
             shape = ", ".join(str(d) for d in p["shape"])
             self.init.append(f"self.{name} = nn.Parameter(torch.zeros({shape}))")
@@ -106,7 +113,9 @@ class TorchFn(GeneratedFunction):
             self.w.line(f"{out} = self.{name}")
             return
         ctor = rule(node_type, "torch_module")
-        if ctor is not None:
+        if node.shares is not None:
+            pass
+        elif ctor is not None:
             name = self.attr(site, node.id)
             self.init.append(f"self.{name} = {ctor(p, e)}")
             e.module = f"self.{name}"
@@ -217,15 +226,27 @@ class TorchFn(GeneratedFunction):
             self.w.line(f"{outs[port]} = torch.where({mask}, {got['then'][port]}, "
                         f"{got['else'][port]})")
 
+    def share(self, site: Site, node) -> str:
+        """A sharing node's submodule: the owner's own, under the sharing node's name too."""
+        owner = node
+        while owner.shares is not None:
+            owner = site.by_id[owner.shares]
+        name = self.attr(site, node.id)
+        self.init_shared.append(f"self.{name} = self.{self.attr(site, owner.id)}")
+        return name
+
     def block(self, site: Site, node) -> None:
         body = self.layout.bodies(site, node)["definition"]
         ins, out_ports = self.layout.ports(node)
         class_name, mapping = self.module.block_class(body, site.params[node.id]["block"])
-        name = self.attr(site, node.id)
-        self.init.append(f"self.{name} = {class_name}()")
-        rel = f"{site.path}{node.id}/"[len(self.root):]
-        for sub, key, transposed in mapping:
-            self.param_map.append((rel + sub, f"{name}.{key}", transposed))
+        if node.shares is not None:
+            name = self.share(site, node)
+        else:
+            name = self.attr(site, node.id)
+            self.init.append(f"self.{name} = {class_name}()")
+            rel = f"{site.path}{node.id}/"[len(self.root):]
+            for sub, key, transposed in mapping:
+                self.param_map.append((rel + sub, f"{name}.{key}", transposed))
         args = ", ".join(self.source_var(site, node.id, port) for port in ins)
         outs = [self.value(site, node.id, port) for port in out_ports]
         self.w.line(f"{', '.join(outs)} = self.{name}({args})")
@@ -239,7 +260,7 @@ class TorchFn(GeneratedFunction):
             w.line("def __init__(self):")
             with w.indent():
                 w.line("super().__init__()")
-                for line in self.init:
+                for line in self.init + self.init_shared:
                     w.line(line)
                 if self.uses_step:
                     w.line("self.register_buffer(\"step_ref\", torch.zeros(()), persistent=False)")
@@ -342,6 +363,12 @@ LOAD_PARAMS = '''def load_params(model, params):
     reference = model.state_dict()
     for key, value in state.items():
         state[key] = value.to(dtype=reference[key].dtype, device=reference[key].device)
-    model.load_state_dict(state)
+    result = model.load_state_dict(state, strict=False)
+    # A submodule two nodes share is in the state dict under both names: loaded under one.
+    loaded = {reference[key].data_ptr() for key in state}
+    missing = [key for key in result.missing_keys if reference[key].data_ptr() not in loaded]
+    if missing or result.unexpected_keys:
+        raise KeyError(f"parameters do not fit the model: missing {missing}, "
+                       f"unexpected {result.unexpected_keys}")
     return model
 '''
