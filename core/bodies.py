@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 import nodes
-from nodes import ParamError, TensorType
+from nodes import FLOAT, INT, ParamError, TensorType
 
 
 def is_batched(t: TensorType) -> bool:
@@ -62,20 +62,55 @@ def _output_roles(body) -> dict:
     return {n.id: dict(n.params) for n in body.nodes if n.type == "Output"}
 
 
+def _per_sample(t: TensorType) -> bool:
+    """One value per sample: (B,) or (B, 1)."""
+    return is_batched(t) and (t.ndim == 1 or (t.ndim == 2 and t.shape[1] == 1))
+
+
+def _children_port(compiler, path: str, t: TensorType | None) -> bool:
+    """A tree Loop's children: int64 child indices (B, N, K)."""
+    if t is not None and t.dtype == INT and t.ndim == 3 and is_batched(t):
+        return True
+    compiler._error(path, f"{path}.children: expected int64 child indices of shape (B, N, K) "
+                    f"(-1 for no child), got {t}")
+    return False
+
+
 def loop_outputs(compiler, node, p, path, in_types) -> dict | None:
-    """A Loop (repeat, scan or while): its body's arguments by role, its outputs by role."""
+    """A Loop (repeat, scan, while or tree): its body's arguments by role, its outputs by
+    role."""
     body = node.bodies["body"]
     inputs = _body_inputs(compiler, body, path)
     if inputs is None:
         return None
     mode = p["mode"]
     loop_batched = any(is_batched(t) for t in in_types.values())
+    if mode == "tree" and not _children_port(compiler, path, in_types.get("children")):
+        return None
+    if mode == "while" and p["per_sample"] and not loop_batched:
+        compiler._error(path, f"{path}: a per-sample while Loop runs on batched data: none of "
+                        "its inputs has a batch axis")
+        return None
     args, seq_axes = {}, []
-    seq_len = None
+    seq_len = in_types["children"].shape[1] if mode == "tree" else None
     ok = True
     for name, ip in inputs:
-        t = in_types[name]
         role, where = ip["role"], f"{path}/{name}"
+        if role == "children":  # fed by the loop: the named Output's values at K children
+            if ip["shape"] is None:
+                compiler._error(where, f"{where}: a children Input needs its shape given, "
+                                "(K, ...) without the batch axis: the values of "
+                                f"{ip['of']!r} at a node's K children")
+                ok = False
+                continue
+            k = in_types["children"].shape[2]
+            if ip["shape"] and k is not None and ip["shape"][0] not in (None, k):
+                compiler._error(where, f"{where}: declared {ip['shape'][0]} children, but "
+                                f"{path}.children has {k} per node")
+                ok = False
+            args[name] = TensorType((None,) + tuple(ip["shape"]), FLOAT)
+            continue
+        t = in_types[name]
         if role == "sequence":
             if t.ndim < 1:
                 compiler._error(where, f"{where}: a sequence input needs at least one axis")
@@ -89,6 +124,10 @@ def loop_outputs(compiler, node, p, path, in_types) -> dict | None:
                 continue
             axis %= t.ndim
             seq_axes.append(axis)
+            if mode == "tree" and None not in (seq_len, t.shape[axis]) and seq_len != t.shape[axis]:
+                compiler._error(where, f"{where}: has {t.shape[axis]} nodes along axis {axis}, "
+                                f"but {path}.children has {seq_len}")
+                ok = False
             seq_len = seq_len if t.shape[axis] is None else t.shape[axis]
             t = TensorType(t.shape[:axis] + t.shape[axis + 1:], t.dtype)
         elif role == "carry" and loop_batched and not is_batched(t):
@@ -100,18 +139,27 @@ def loop_outputs(compiler, node, p, path, in_types) -> dict | None:
     if mode == "scan" and not seq_axes:
         compiler._error(path, f"{path}: a scan Loop needs a body Input with role sequence")
         return None
-    out_types = compiler.compile_body(body, path + "/", args)
+    compiler.loop_modes.append(mode)
+    try:
+        out_types = compiler.compile_body(body, path + "/", args)
+    finally:
+        compiler.loop_modes.pop()
     if out_types is None:
         return None
 
     roles = _output_roles(body)
-    length = {"repeat": p["count"], "scan": seq_len, "while": None}[mode]
-    stack_axis = seq_axes[0] if mode == "scan" else 1
+    length = {"repeat": p["count"], "scan": seq_len, "while": None, "tree": seq_len}[mode]
+    stack_axis = seq_axes[0] if mode == "scan" else p["axis"] if mode == "tree" else 1
     outs = {}
     for out_id, t in out_types.items():
         role = roles[out_id].get("role", "stack")
         where = f"{path}/{out_id}"
-        if role == "continue":
+        if role == "continue" and p["per_sample"]:
+            if not _per_sample(t):
+                compiler._error(where, f"{where}: a per-sample while Loop's continue output "
+                                f"holds one value per sample, shape (B,) or (B, 1); got {t}")
+                ok = False
+        elif role == "continue":
             size = np.prod([d for d in t.shape if d is not None]) if t.shape else 1
             if any(d is None for d in t.shape) or size != 1:
                 compiler._error(where, f"{where}: a continue output must be a single value, "
@@ -126,8 +174,20 @@ def loop_outputs(compiler, node, p, path, in_types) -> dict | None:
                 ok = False
             outs[out_id] = carry_t
         else:
+            if (mode == "tree" or p["per_sample"]) and not is_batched(t):
+                compiler._error(where, f"{where}: a per-sample loop stacks each sample's own "
+                                f"values, so its output needs the batch axis; got {t}")
+                ok = False
             pos = min(stack_axis, t.ndim)
             outs[out_id] = TensorType(t.shape[:pos] + (length,) + t.shape[pos:], t.dtype)
+    for name, ip in inputs:  # a children Input sees its Output's values: they must agree
+        if ip["role"] == "children" and ip["of"] in out_types and name in args and ok:
+            want, got = out_types[ip["of"]], args[name]
+            if not same_shape(got.shape[:1] + got.shape[2:], want.shape):
+                compiler._error(f"{path}/{name}", f"{path}/{name}: declared shape "
+                                f"{_fmt(got.shape[1:])}, but {ip['of']!r} is {want} per node "
+                                "(a children Input is K of those, without the batch axis)")
+                ok = False
     return outs if ok else None
 
 
@@ -164,6 +224,16 @@ def branch_outputs(compiler, node, p, path, in_types) -> dict | None:
         if p["mode"] == "select" and cond.ndim > 1 and not same_shape(cond.shape, a.shape):
             compiler._error(path, f"{path}.cond: select needs cond of shape (batch,) or "
                             f"{a}, got {cond}")
+            return None
+    if p["mode"] == "route":
+        if not _per_sample(cond):
+            compiler._error(path, f"{path}.cond: a route branch needs one value per sample, "
+                            f"shape (B,) or (B, 1); got {cond}")
+            return None
+        unbatched = [name for name, t in outs.items() if not is_batched(t)]
+        if unbatched:
+            compiler._error(path, f"{path}: a route branch's outputs come back sample by "
+                            f"sample, so each needs the batch axis; {unbatched[0]!r} has none")
             return None
     if p["mode"] == "scalar":
         known = [d for d in cond.shape if d is not None]

@@ -75,6 +75,7 @@ class Compiler:
         self.aliases: dict = {}
         self._alias_checks: list = []
         self._sharing: list = []  # (own prefix, owner's prefix) of sharing Block instances
+        self.loop_modes: list = []  # modes of the Loops whose bodies are being compiled
         self._block_stack: list = []
 
     # -- entry --------------------------------------------------------------------------------
@@ -186,6 +187,8 @@ class Compiler:
         owner = self._owner_path(node, path, by_id)
         if node_type.control:
             return self._compile_control(node, p, path, in_types, owner)
+        if node.type == "LoopIndex" and self.loop_modes and self.loop_modes[-1] == "tree":
+            return {"y": TensorType((None, 1), FLOAT)}  # each tree node's own index n
         try:
             outs = node_type.infer(p, in_types)
             weights = node_type.weights(p, in_types)

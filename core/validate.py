@@ -185,8 +185,9 @@ def topo_order(graph: Graph) -> list:
 
 
 def _check_roles(ref, graph: Graph, context, errors: list) -> None:
-    """Loop bodies: carries paired, continue only in while, sequence only in scan.
-    Elsewhere Input and Output roles keep their defaults. Branch sides: same Output ids."""
+    """Loop bodies: carries paired, continue only in while, sequence only in scan and tree,
+    children (naming a stack Output) and no carries in tree mode. Elsewhere Input and Output
+    roles keep their defaults. Branch sides: same Output ids."""
     loop = context is not None and context[0].type == "Loop"
     mode = context[0].params.get("mode", "repeat") if loop else None
     carries = {n.id for n in graph.nodes if n.type == "Input" and n.params.get("role") == "carry"}
@@ -198,8 +199,20 @@ def _check_roles(ref, graph: Graph, context, errors: list) -> None:
         if not loop and role not in ("const", "stack"):
             _error(errors, ref, node.id, f"role {role!r} only means something in a Loop body")
             continue
-        if role == "sequence" and mode != "scan":
-            _error(errors, ref, node.id, "a sequence Input needs a Loop in scan mode")
+        if role == "sequence" and mode not in ("scan", "tree"):
+            _error(errors, ref, node.id, "a sequence Input needs a Loop in scan or tree mode")
+        if role == "children" and node.type == "Input":
+            stacks = {n.id for n in graph.nodes if n.type == "Output"
+                      and n.params.get("role", "stack") == "stack"}
+            if mode != "tree":
+                _error(errors, ref, node.id, "a children Input needs a Loop in tree mode")
+            elif node.params.get("of") not in stacks:
+                _error(errors, ref, node.id, f"a children Input sees the values of a stack "
+                       f"Output of this body at a node's children: 'of' names "
+                       f"{node.params.get('of')!r}, which is not one")
+        if mode == "tree" and role in ("carry", "continue"):
+            _error(errors, ref, node.id, f"a tree Loop has no {role}s: a node's value comes "
+                   "from its own data and its children's values (role children)")
         if node.type == "Output" and role == "continue" and mode != "while":
             _error(errors, ref, node.id, "a continue Output needs a Loop in while mode")
         if node.type == "Output" and role == "carry":

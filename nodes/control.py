@@ -13,7 +13,10 @@ from .registry import register
 
 
 def body_inputs(body) -> list:
-    return [n.id for n in body.nodes if n.type == "Input"]
+    """The ids of a body's Inputs that the enclosing node feeds (a tree Loop feeds its
+    `children` Inputs itself)."""
+    return [n.id for n in body.nodes
+            if n.type == "Input" and n.params.get("role") != "children"]
 
 
 def body_outputs(body, skip_continue: bool = True) -> list:
@@ -35,25 +38,33 @@ class ControlType(NodeType):
 
 @register
 class Loop(ControlType):
-    help = "Runs its body repeatedly: a fixed count, once per sequence step, or while a test holds."
+    help = ("Runs its body repeatedly: a fixed count, once per sequence step, while a test "
+            "holds (for the batch, or per sample), or once per node of a tree, children first.")
     params = (
         Param("mode", "choice", "repeat", "repeat: count times; scan: over a sequence axis; "
-              "while: until the continue output is <= 0.", choices=("repeat", "scan", "while")),
+              "while: until the continue output is <= 0; tree: over each sample's tree, "
+              "children before parents.", choices=("repeat", "scan", "while", "tree")),
         Param("count", "int", 1, "Steps in repeat mode.", minimum=0),
-        Param("axis", "axis", 1, "Scan mode: the sequence axis of sequence inputs and stacked "
-              "outputs."),
+        Param("axis", "axis", 1, "Scan and tree mode: the sequence axis of sequence inputs and "
+              "stacked outputs."),
         Param("max_iter", "int", 100, "While mode: the most steps it may take.", minimum=1),
+        Param("per_sample", "bool", False, "While mode: each sample stops on its own continue "
+              "value (one per sample), its carries then kept."),
     )
     bodies = ("body",)
 
     def summary(self, p):
+        each = " per sample" if p["per_sample"] else ""
         detail = {"repeat": f"x{p['count']}", "scan": f"scan axis {p['axis']}",
-                  "while": f"while (max {p['max_iter']})"}[p["mode"]]
+                  "while": f"while{each} (max {p['max_iter']})", "tree": "tree"}[p["mode"]]
         return f"Loop {detail}"
 
     def ports(self, p, bodies):
         body = bodies["body"]
-        return tuple(body_inputs(body)), tuple(body_outputs(body))
+        ins = tuple(body_inputs(body))
+        if p["mode"] == "tree":
+            ins += ("children",)  # (B, N, K) child indices, -1 for none
+        return ins, tuple(body_outputs(body))
 
 
 @register
@@ -61,7 +72,8 @@ class Branch(ControlType):
     help = "Chooses between two bodies: one side by a scalar test, or both blended per element."
     params = (
         Param("mode", "choice", "scalar", "scalar: run then if cond > 0, else else; select: run "
-              "both and pick per element.", choices=("scalar", "select")),
+              "both and pick per element; route: each sample through one side, by its own "
+              "cond (hard routing, as to experts).", choices=("scalar", "select", "route")),
     )
     bodies = ("then", "else")
     summary_format = "{mode}"

@@ -42,6 +42,96 @@ def single_value(x, message):
     return float(np.reshape(x, ()))
 
 
+def still_going(cont, n):
+    """Which of the n running samples go on: those whose own continue value is > 0."""
+    flags = np.reshape(cont, -1)
+    if flags.size != n:
+        raise ValueError(f": the continue output must hold one value per sample, {n} here; "
+                         f"got shape {np.shape(cont)}")
+    return flags > 0
+
+
+def stack_rows(steps, rows, batch):
+    """A per-sample loop's stacked output (batch, steps, ...): step t's values at the rows
+    that ran it, zeros after a sample stopped."""
+    first = steps[0]
+    out = np.zeros((batch, len(steps)) + first.shape[1:], dtype=first.dtype)
+    for t, (ran, value) in enumerate(zip(rows, steps)):
+        out[ran, t] = value
+    return out
+
+
+def route_rows(cond):
+    """A route branch's split: (take then, the rows that go to then, those that go to else)."""
+    take = np.reshape(cond, (np.shape(cond)[0], -1))[:, 0] > 0
+    return take, np.flatnonzero(take), np.flatnonzero(~take)
+
+
+def put_rows(out, value, rows, batch):
+    """Write a side's values at its rows of the whole batch's output (made on first use)."""
+    if out is None:
+        out = np.zeros((batch,) + np.shape(value)[1:], dtype=value.dtype)
+    out[rows] = value
+    return out
+
+
+def tree_levels(children, nodes):
+    """The (sample, node) pairs of each height of a batch of trees, leaves (height 0) first.
+    children: int64 (B, N, K), the K child indices of each node, -1 for none; a child comes
+    before its parent. `nodes` is the N the tree's data have."""
+    children = np.asarray(children)
+    batch, n, k = children.shape
+    if n != nodes:
+        raise ValueError(f": the children input describes {n} nodes a tree, but the sequence "
+                         f"inputs have {nodes}")
+    parent = np.arange(n)[None, :, None]
+    bad = (children < -1) | (children >= parent)
+    if bad.any():
+        b, node, j = (int(i[0]) for i in np.nonzero(bad))
+        raise ValueError(f": node {node} of sample {b} has child {int(children[b, node, j])}; a "
+                         f"child is a node before its parent (0 .. {node - 1}), or -1 for none")
+    height = np.zeros((batch, n), dtype=np.int64)
+    rows = np.arange(batch)[:, None]
+    for node in range(n):
+        kids = children[:, node]
+        below = np.where(kids >= 0, height[rows, np.maximum(kids, 0)] + 1, 0)
+        height[:, node] = below.max(axis=1) if k else 0
+    return [np.nonzero(height == h) for h in range(int(height.max(initial=-1)) + 1)]
+
+
+def node_rows(x, b, n, axis):
+    """Each (sample b, node n)'s slice of x, whose nodes are along `axis`."""
+    return np.moveaxis(x, axis, 1)[b, n] if axis != 1 else x[b, n]
+
+
+def children_values(values, children, b, n, shape, dtype):
+    """The values (B, N, ...) at the K children of each (sample b, node n): (R, K, ...), zeros
+    where a node has no such child (all zeros before any node has a value: leaves)."""
+    kids = children[b, n]  # (R, K)
+    if values is None:
+        return np.zeros(kids.shape + tuple(shape[1:]), dtype=dtype)
+    out = values[b[:, None], np.maximum(kids, 0)]
+    out[kids < 0] = 0
+    return out
+
+
+def children_backward(g_values, g_children, children, b, n):
+    """Add the gradient of children_values into the gradient of the values (B, N, ...)."""
+    kids = children[b, n]
+    real = kids >= 0
+    rows = np.broadcast_to(b[:, None], kids.shape)
+    np.add.at(g_values, (rows[real], kids[real]), g_children[real])
+
+
+def put_nodes(out, value, b, n, batch, nodes):
+    """Write the values of some (sample, node) pairs into the whole (B, N, ...) (made on first
+    use)."""
+    if out is None:
+        out = np.zeros((batch, nodes) + np.shape(value)[1:], dtype=value.dtype)
+    out[b, n] = value
+    return out
+
+
 # -- activations ----------------------------------------------------------------------------
 
 
@@ -136,6 +226,40 @@ def embedding(weight, ids):
     """The rows of weight for each id; y adds a last axis."""
     check_ids(ids, len(weight), "Embedding ids")
     return weight[ids]
+
+
+def gather_index(x, index, axis):
+    """Gather's index laid out for np.take_along_axis: per sample b, index (B,) picks one
+    position along `axis`, index (B, M) picks M; other axes broadcast."""
+    check_ids(index, x.shape[axis], "Gather indices")
+    shape = [1] * x.ndim
+    shape[0] = index.shape[0]
+    if index.ndim == 2:
+        shape[axis] = index.shape[1]
+    idx = index.reshape(shape)
+    full = list(x.shape)
+    full[axis] = shape[axis]
+    return np.broadcast_to(idx, full)
+
+
+def gather(x, index, axis):
+    """Per sample b: x[b, index[b]] along `axis` (that axis removed), or for index (B, M) the M
+    positions index[b, m] (the axis then has length M). Returns (y, the laid-out index)."""
+    idx = gather_index(x, index, axis)
+    y = np.take_along_axis(x, idx, axis)
+    return (np.squeeze(y, axis) if index.ndim == 1 else y), idx
+
+
+def gather_backward(shape, idx, gy, axis, one):
+    """Gather's gradient: gy scattered back to where it was picked, adding where a position
+    was picked more than once."""
+    if one:
+        gy = np.expand_dims(gy, axis)
+    gx = np.zeros(shape, dtype=gy.dtype)
+    lead = np.indices(idx.shape, sparse=True)
+    where = tuple(idx if a == axis else lead[a] for a in range(len(shape)))
+    np.add.at(gx, where, gy)
+    return gx
 
 
 # -- linear algebra and reductions ------------------------------------------------------------

@@ -34,8 +34,11 @@ class Input(NodeType):
               nullable=True),
         Param("dtype", "choice", "float32", "Element type.", choices=("float32", "int64")),
         Param("role", "choice", "const",
-              "In a loop body: const (same every step), carry (state), sequence (one slice a step).",
-              choices=("const", "carry", "sequence")),
+              "In a loop body: const (same every step), carry (state), sequence (one slice a "
+              "step or tree node), children (a tree node's children's values of an Output).",
+              choices=("const", "carry", "sequence", "children")),
+        Param("of", "str", None, "For role children: the id of the body's stack Output whose "
+              "values at the children it sees.", nullable=True),
     )
     summary_format = "{shape}"
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from .base import (
     FLOAT,
+    INT,
     NodeType,
     Param,
     ParamError,
@@ -21,7 +22,7 @@ from .base import (
     float_input,
     norm_axis,
 )
-from .kernels import max_backward
+from .kernels import gather, gather_backward, max_backward
 from .registry import register
 
 
@@ -133,6 +134,69 @@ class Max(Reduction):
 
 # ---------------------------------------------------------------------------------------------
 # Joining, cutting, permuting
+
+
+# ---------------------------------------------------------------------------------------------
+# Indexing
+
+
+@register
+class Gather(NodeType):
+    category = "Tensor"
+    help = ("Per sample, picks along an axis: x[b, index[b]] for one index per sample, or the M "
+            "positions index[b, m]; e.g. a tree's root, or a padded sequence's last real state.")
+    inputs = ("x", "index")
+    int_inputs = ("index",)
+    nondiff_inputs = ("index",)
+    params = (Param("axis", "axis", 1, "The axis to pick along (not the batch axis)."),)
+    summary_format = "axis {axis}"
+    samples = (
+        Sample({}, {"x": (3, 4, 2), "index": ((3,), "int64", 4)}, note="one position a sample"),
+        Sample({}, {"x": (3, 5), "index": ((3, 4), "int64", 5)}, note="several, with repeats"),
+        Sample({"axis": 2}, {"x": (2, 3, 4), "index": ((2, 2), "int64", 4)}, note="axis 2"),
+    )
+
+    def _axis(self, p, ndim: int) -> int:
+        axis = norm_axis(p["axis"], ndim)
+        if axis == 0:
+            raise ShapeError(None, "Gather picks per sample: its axis cannot be the batch axis 0")
+        return axis
+
+    def infer(self, p, ins):
+        x, index = float_input(ins, "x"), ins["index"]
+        if index.dtype != INT:
+            raise ShapeError("index", f"expected int64 indices, got {index.dtype}")
+        if x.ndim < 2:
+            raise ShapeError("x", f"needs a batch axis and one to pick along, got {x}")
+        axis = self._axis(p, x.ndim)
+        if index.ndim not in (1, 2):
+            raise ShapeError("index", f"expected one index per sample (B,) or M of them (B, M), "
+                                      f"got {index}")
+        if x.shape[0] is not None and index.shape[0] is not None and x.shape[0] != index.shape[0]:
+            raise ShapeError("index", f"has {index.shape[0]} rows but x {x} has {x.shape[0]}")
+        if index.ndim == 1:
+            shape = x.shape[:axis] + x.shape[axis + 1:]
+        else:
+            shape = x.shape[:axis] + (index.shape[1],) + x.shape[axis + 1:]
+        return {"y": TensorType(shape, FLOAT)}
+
+    def np_forward(self, p, e):
+        axis = self._axis(p, e.ndim("x"))
+        e.emit(e.fmt(f"{{y}}, {e.local('index')} = {e.helper(gather)}({{x}}, {{index}}, {axis})"))
+
+    def np_backward(self, p, e):
+        axis = self._axis(p, e.ndim("x"))
+        one = e.lit(e.ndim("index") == 1)
+        return {"x": e.fmt(f"{e.helper(gather_backward)}({{x}}.shape, {e.local('index')}, "
+                           f"{{gy}}, {axis}, {one})")}
+
+    @property
+    def torch_helpers(self):
+        return (torch_gather,)
+
+    def torch_forward(self, p, e):
+        axis = self._axis(p, e.ndim("x"))
+        return e.fmt(f"{e.helper(torch_gather)}({{x}}, {{index}}, {axis})")
 
 
 @register
@@ -374,3 +438,19 @@ def slice_backwards(x, axis, start, stop, step):
 
     index = list(range(x.shape[axis]))[start:stop:step]
     return x.index_select(axis, torch.tensor(index, dtype=torch.long, device=x.device))
+
+
+def torch_gather(x, index, axis):
+    """Gather in torch: per sample, x[b, index[b]] along `axis` (or M positions, index (B, M))."""
+    import torch
+
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= x.shape[axis]):
+        raise IndexError(f"Gather indices must be in [0, {x.shape[axis]})")
+    shape = [1] * x.ndim
+    shape[0] = index.shape[0]
+    if index.ndim == 2:
+        shape[axis] = index.shape[1]
+    full = list(x.shape)
+    full[axis] = shape[axis]
+    y = torch.gather(x, axis, index.reshape(shape).expand(full))
+    return y.squeeze(axis) if index.ndim == 1 else y

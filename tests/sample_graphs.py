@@ -2,7 +2,8 @@
 
 `sample_documents()` yields, for each type and each of its samples, documents that put the node
 at the top level, inside a scan, inside a while loop, on either side of a scalar branch and in
-a select branch. Float inputs come from Parameters, so gradients with respect to the node's
+a select branch; and where the sample's inputs share a first axis, which then is the batch,
+inside a per-sample while loop, a route branch and a tree loop (format.md, version 2). Float inputs come from Parameters, so gradients with respect to the node's
 inputs are checked too; magnitudes lie in [0.5, 1.5], away from kinks and poles (ReLU, Abs, Div,
 Log) where a finite difference says nothing about the gradient. The loss is sum(sin(result)).
 A new node type is covered by being registered. Used by the engine's gradient checks and the
@@ -80,6 +81,8 @@ def sample_documents():
             continue
         for k, sample in enumerate(node_type.samples):
             yield from _cases(name, sample, k)
+            if _batchable(sample):
+                yield from _per_sample_cases(name, sample, k)
 
 
 def _cases(type_name, sample, k):
@@ -141,6 +144,116 @@ def _cases(type_name, sample, k):
                    [(f"in_{port}.y", f"br.i_{port}") for port, *_ in ports]
                    + [("cond.y", "br.cond")] + tail_edges)
     yield (f"{type_name}-{k}-select", doc, params, feeds)
+
+
+# -- the per-sample settings: the sample's first axis is the batch ---------------------------
+
+
+def _batchable(sample) -> bool:
+    firsts = {shape[0] for _, shape, _, _ in port_specs(sample) if shape}
+    return len(firsts) == 1 and all(shape for _, shape, _, _ in port_specs(sample))
+
+
+def _batched_sources(sample, at=None):
+    """Each float input as data (an Input) times a Parameter of one sample's shape, so the
+    gradient that reaches the Parameter is the node's input gradient; int64 inputs as data.
+    With `at`, every input gets a second axis of `at` tree nodes."""
+    nodes_, edges = [], []
+    for port, shape, dtype, _ in port_specs(sample):
+        rest = list(shape[1:])
+        feed = ([at] if at else []) + rest
+        if dtype == "int64":
+            nodes_.append((f"in_{port}", "Input", {"shape": feed, "dtype": "int64"}))
+            continue
+        nodes_ += [(f"x_{port}", "Input", {"shape": feed}),
+                   (f"w_{port}", "Parameter", {"shape": rest, "init": "ones"}),
+                   (f"in_{port}", "Mul", {})]
+        edges += [(f"x_{port}.y", f"in_{port}.a"), (f"w_{port}.y", f"in_{port}.b")]
+    return nodes_, edges
+
+
+def _batched_data(sample, rng, at=None):
+    params, feeds = {}, {}
+    for port, shape, dtype, high in port_specs(sample):
+        full = (shape[0],) + ((at,) if at else ()) + tuple(shape[1:])
+        if dtype == "int64":
+            feeds[f"in_{port}"] = rng.integers(0, high, size=full)
+            continue
+        value = rng.uniform(0.5, 1.5, size=full)
+        if port not in sample.positive:
+            value *= rng.choice([-1.0, 1.0], size=full)
+        feeds[f"x_{port}"] = value
+        params[f"w_{port}.value"] = rng.uniform(0.8, 1.2, size=shape[1:])
+    return params, feeds
+
+
+def _gives_per_sample(type_name, sample) -> bool:
+    """Whether the node, fed batched data, gives one value per sample (a loss does not)."""
+    nodes_, edges = _batched_sources(sample)
+    doc = document(nodes_ + [("op", type_name, sample.params), ("out", "Output", {})],
+                   edges + [(f"in_{port}.y", f"op.{port}") for port, *_ in port_specs(sample)]
+                   + [("op.y", "out.x")])
+    try:
+        program = core.compile(doc, "float64")
+        params, feeds = _batched_data(sample, np.random.default_rng(0))
+        start = program.init_params(0)
+        start.update(params)
+        out = program.run(start, feeds)["out"]
+    except core.GraphError:
+        return False
+    # One row per sample (not a loss, not a slice or a transpose of the batch axis).
+    shape = program.output_shapes["out"]
+    return bool(shape) and shape[0] is None and np.ndim(out) and len(out) == len(
+        next(iter(feeds.values())))
+
+
+def _per_sample_cases(type_name, sample, k):
+    if not _gives_per_sample(type_name, sample):
+        return
+    ports = list(port_specs(sample))
+    batch = ports[0][1][0]
+    rng = np.random.default_rng(100 + k)
+    into = [(f"in_{port}.y", f"loop.i_{port}") for port, *_ in ports]
+
+    # A per-sample while: sample i runs its own number of steps (1 to 3).
+    body = _body(ports, type_name, sample, [
+        ("n", "Input", {}), ("t", "LoopIndex", {}), ("one", "Constant", {"value": 1.0}),
+        ("done", "Add", {}), ("left", "Sub", {}), ("again", "Output", {"role": "continue"})],
+        [("t.y", "done.a"), ("one.y", "done.b"), ("n.y", "left.a"), ("done.y", "left.b"),
+         ("left.y", "again.x")])
+    nodes_, edges = _batched_sources(sample)
+    tail_nodes, tail_edges = tail("loop.out")
+    loop = ("loop", "Loop", {"mode": "while", "per_sample": True, "max_iter": 5}, {"body": body})
+    doc = document(nodes_ + [("steps", "Input", {"shape": []}), loop] + tail_nodes,
+                   edges + into + [("steps.y", "loop.n")] + tail_edges)
+    params, feeds = _batched_data(sample, rng)
+    feeds["steps"] = rng.integers(1, 4, size=batch).astype(float)
+    yield (f"{type_name}-{k}-per-sample-while", doc, params, feeds)
+
+    # A route branch: each sample through its own side.
+    then = _body(ports, type_name, sample)
+    other = _body(ports, type_name, sample, [("sq", "Square", {})], [("op.y", "sq.x")],
+                  out="sq.y")
+    tail_nodes, tail_edges = tail("br.out")
+    doc = document(nodes_ + [("cond", "Input", {"shape": []}),
+                             ("br", "Branch", {"mode": "route"}, {"then": then, "else": other})]
+                   + tail_nodes,
+                   edges + [(f"in_{port}.y", f"br.i_{port}") for port, *_ in ports]
+                   + [("cond.y", "br.cond")] + tail_edges)
+    params, feeds = _batched_data(sample, rng)
+    feeds["cond"] = np.where(np.arange(batch) % 2 == 0, 1.0, -1.0)
+    yield (f"{type_name}-{k}-route", doc, params, feeds)
+
+    # A tree loop over three nodes: two leaves and their parent.
+    body = _body(ports, type_name, sample, role="sequence")
+    nodes_, edges = _batched_sources(sample, at=STEPS)
+    tail_nodes, tail_edges = tail("loop.out")
+    loop = ("loop", "Loop", {"mode": "tree"}, {"body": body})
+    doc = document(nodes_ + [("kids", "Input", {"shape": [STEPS, 2], "dtype": "int64"}), loop]
+                   + tail_nodes, edges + into + [("kids.y", "loop.children")] + tail_edges)
+    params, feeds = _batched_data(sample, rng, at=STEPS)
+    feeds["kids"] = np.tile(np.array([[-1, -1], [-1, -1], [0, 1]]), (batch, 1, 1))
+    yield (f"{type_name}-{k}-tree", doc, params, feeds)
 
 
 def full_params(doc, data_params, seed=3):

@@ -36,6 +36,19 @@ def _max(p, i, w):
     return [x.amax(dim=_axes(p["axis"], x.ndim), keepdim=p["keepdims"])]
 
 
+def _gather(p, i, w):
+    x, index = i["x"], i["index"]
+    axis = p["axis"] % x.ndim
+    shape = [1] * x.ndim
+    shape[0] = index.shape[0]
+    if index.ndim == 2:
+        shape[axis] = index.shape[1]
+    full = list(x.shape)
+    full[axis] = shape[axis]
+    y = torch.gather(x, axis, index.reshape(shape).expand(full))
+    return [y.squeeze(axis) if index.ndim == 1 else y]
+
+
 def _slice(p, i, w):
     x = i["x"]
     axis = p["axis"] % x.ndim
@@ -91,6 +104,7 @@ REFERENCE = {
     "Sum": _sum,
     "Mean": _mean,
     "Max": _max,
+    "Gather": _gather,
     "Concat": lambda p, i, w: [torch.cat([i[f"x{k}"] for k in range(p["n"])], dim=p["axis"])],
     "Slice": _slice,
     "Transpose": lambda p, i, w: [i["x"].permute(*p["axes"])],

@@ -23,21 +23,31 @@ class Branches:
         ins, out_ports = self.layout.ports(node)
         outer = {port: self.source_var(site, node.id, port) for port in ins}
         outs = {port: self.value(site, node.id, port) for port in out_ports}
-        side_outs, fwd = {}, {}
+        route = p["mode"] == "route"
+        in_types = self.layout.in_types(site, node)
+        side_outs, fwd, side_args = {}, {}, {}
         self.depth += 1
         for side in ("then", "else"):
             body = bodies[side]
             args = {n.id: outer[n.id] for n in body.inputs()}
+            side_args[side] = {}
+            if route:  # a side sees the rows routed to it of each batched argument
+                for name in args:
+                    t = in_types[name]
+                    if t.ndim and t.shape[0] is None:
+                        args[name] = side_args[side][name] = self.value(body, name)
             side_outs[side] = {}
             fwd[side] = self.fragment(lambda b=body, a=args, s=side: side_outs[s].update(
                 self.forward(b, a, grad)), 1)
         plans = {}
-        if grad and p["mode"] == "scalar":  # a side's backward runs only if the side did
+        if grad and p["mode"] != "select":  # a side's backward runs only if the side did
             for side in ("then", "else"):
-                plans[side] = self._side_backward_plan(site, node, bodies[side])
+                plans[side] = self._side_backward_plan(site, node, bodies[side], own=route)
         self.depth -= 1
         if p["mode"] == "scalar":
             self._scalar_forward(site, node, grad, fwd, side_outs, plans, outer, outs)
+        elif route:
+            self.route_forward(site, node, grad, fwd, side_outs, side_args, plans, outer, outs)
         else:
             self._select_forward(site, node, grad, fwd, side_outs, outer, outs)
 
@@ -77,9 +87,14 @@ class Branches:
             self.pending_backward[(site.path, node.id)] = lambda acc: self._select_back(
                 site, node, masks, acc)
 
-    def _side_backward_plan(self, site, node, body):
-        out_g = {o.id: self.gname((site.path, node.id, o.id)) for o in body.outputs()
-                 if self.grads.body_outputs.get((body.path, o.id))}
+    def _side_backward_plan(self, site, node, body, own: bool = False):
+        """A side's backward as lines, and the gradients it reads and gives. With `own`, the
+        side reads its outputs' gradients from variables of its own (a route side: its rows)."""
+        out_g = {}
+        for o in body.outputs():
+            if self.grads.body_outputs.get((body.path, o.id)):
+                whole = self.gname((site.path, node.id, o.id))
+                out_g[o.id] = self.names.new(f"{whole}_{body.kind}") if own else whole
         arg_grads: dict = {}
         lines = self.fragment(lambda: arg_grads.update(self.backward(body, out_g)), 0)
         return {"lines": lines, "args": arg_grads, "saved": [], "out_g": out_g}

@@ -25,6 +25,8 @@ from .blocks import BlockCalls
 from .branches import Branches
 from .layout import CONTROL, Gradients, Layout, Site, diff_ports
 from .loops import Loops
+from .per_sample import PerSample
+from .trees import Trees
 from .names import NameTable
 from .passes import assign_into, q, stored_and_loaded
 from .rules import RuleContext, rule
@@ -109,7 +111,7 @@ class GeneratedFunction:
         return (site.path[len(self.root):] + self.layout.real_id(site, node_id), phase)
 
 
-class Fn(Loops, Branches, BlockCalls, GeneratedFunction):
+class Fn(Loops, PerSample, Trees, Branches, BlockCalls, GeneratedFunction):
     """A numpy function: names, lines, and the values and gradients it holds."""
 
     def __init__(self, module, root: str = "", dynamic: bool = False, level: int = 1):

@@ -179,6 +179,19 @@ def diff_ports(program: Layout, site: Site, node: Node) -> list:
     return [port for port in ins if port not in node_type.nondiff_inputs and not is_int(types[port])]
 
 
+def feedback(body: Site) -> list:
+    """(Input id, Output id) pairs of a loop body where the Output's value comes back into the
+    Input: a carry and its next value, a tree's children Input and the Output it sees."""
+    out = []
+    for n in body.graph.nodes:
+        role = body.params[n.id].get("role")
+        if n.type == "Output" and role == "carry":
+            out.append((body.params[n.id]["carry"], n.id))
+        elif n.type == "Input" and role == "children":
+            out.append((n.id, body.params[n.id]["of"]))
+    return out
+
+
 class Carries:
     """Which values depend on a weight (or on a body argument that does)."""
 
@@ -231,14 +244,13 @@ class Carries:
                     result[port] = result[port] or got[port]
             return result
         body = bodies["body"] if node.type == "Loop" else bodies["definition"]
-        args = {n.id: arg[n.id] for n in body.inputs()}
+        args = {n.id: arg.get(n.id, False) for n in body.inputs()}
         while True:
             got = self.run(body, args)
             changed = False
-            for out in body.outputs():
-                carry = body.params[out.id].get("carry")
-                if body.params[out.id]["role"] == "carry" and got[out.id] and not args[carry]:
-                    args[carry] = True
+            for inp, out_id in feedback(body):
+                if got[out_id] and not args[inp]:
+                    args[inp] = True
                     changed = True
             if not changed:
                 return {port: got[port] for port in outs}
@@ -315,15 +327,13 @@ class Gradients:
             return [k for k, v in args.items() if v]
         body = bodies["body"]
         outs = {o.id: got.get(o.id, False) for o in body.outputs(skip_continue=True)}
+        ports = set(p.ports(node)[0])
         while True:
             args = self.run(body, outs)
             changed = False
-            for out in body.outputs(skip_continue=True):
-                if body.params[out.id]["role"] != "carry":
-                    continue
-                carry = body.params[out.id]["carry"]
-                if args.get(carry) and not outs[out.id] and c.outputs.get((body.path, out.id)):
-                    outs[out.id] = True
+            for inp, out_id in feedback(body):
+                if args.get(inp) and not outs[out_id] and c.outputs.get((body.path, out_id)):
+                    outs[out_id] = True
                     changed = True
             if not changed:
-                return [k for k, v in args.items() if v]
+                return [k for k, v in args.items() if v and k in ports]

@@ -28,6 +28,12 @@ class Loops:
 
     def loop_forward(self, site: Site, node, grad: bool) -> None:
         p = site.params[node.id]
+        if p["mode"] == "while" and p["per_sample"]:
+            self.per_sample_forward(site, node, grad)
+            return
+        if p["mode"] == "tree":
+            self.tree_forward(site, node, grad)
+            return
         body = self.layout.bodies(site, node)["body"]
         ins, out_ports = self.layout.ports(node)
         outer = {port: self.source_var(site, node.id, port) for port in ins}

@@ -26,6 +26,7 @@ from .common import (
     imports_for,
     join_parts,
 )
+from .torch_flow import TorchPerSample
 from .training import torch_parts
 
 MODULE_ATTRS = (
@@ -44,11 +45,12 @@ MODULE_ATTRS = (
 MODULE_NAMES = ("torch", "nn", "F", "np", "math", "os", "sys", "time", "zlib", "argparse",
                 "csv", "DTYPE", "DOCUMENT_NAME", "PARAM_SPECS", "PARAM_NAMES", "Model",
                 "load_params", "init_params", "main", "train", "HERE", "TRAINING", "INPUTS",
-                "DATA_DIR", "WEIGHTS_FILE")
+                "DATA_DIR", "WEIGHTS_FILE", "torch_stack_rows", "torch_put_rows",
+                "torch_tree_levels", "torch_children_values", "torch_put_nodes")
 FUNCTION_NAMES = ("self", "feeds", "t")
 
 
-class TorchFn(GeneratedFunction):
+class TorchFn(TorchPerSample, GeneratedFunction):
     """The forward method of one nn.Module class, and the submodules its __init__ makes."""
 
     def __init__(self, exporter, root: str = ""):
@@ -79,7 +81,10 @@ class TorchFn(GeneratedFunction):
         elif node.type == "LoopIndex":
             self.uses_step = True
             step = self.loop_steps[-1] if self.loop_steps else "0"
-            self.w.line(f"{self.value(site, node.id)} = self.step_ref.new_full((), {step})")
+            if step.endswith("[:, None]"):  # a tree loop: each node's own index
+                self.w.line(f"{self.value(site, node.id)} = {step}.to(self.step_ref.dtype)")
+            else:
+                self.w.line(f"{self.value(site, node.id)} = self.step_ref.new_full((), {step})")
         elif node.type == "Loop":
             self.loop(site, node)
         elif node.type == "Branch":
@@ -134,6 +139,12 @@ class TorchFn(GeneratedFunction):
 
     def loop(self, site: Site, node) -> None:
         p = site.params[node.id]
+        if p["mode"] == "while" and p["per_sample"]:
+            self.per_sample_loop(site, node)
+            return
+        if p["mode"] == "tree":
+            self.tree_loop(site, node)
+            return
         body = self.layout.bodies(site, node)["body"]
         ins, out_ports = self.layout.ports(node)
         outer = {port: self.source_var(site, node.id, port) for port in ins}
@@ -208,6 +219,9 @@ class TorchFn(GeneratedFunction):
         outer = {port: self.source_var(site, node.id, port) for port in ins}
         cond = outer["cond"]
         outs = {port: self.value(site, node.id, port) for port in out_ports}
+        if p["mode"] == "route":
+            self.route(site, node, outer, outs)
+            return
         if p["mode"] == "scalar":
             for side, header_line in (("then", f"if {cond}.item() > 0:"), ("else", "else:")):
                 body = bodies[side]
