@@ -113,7 +113,7 @@ def cmd_check(args) -> int:
             if node.type == "Output":
                 outs = _output_value(graph, ref, node, analysis)
             shapes = ", ".join(f"{port}: {shape_text(t)}" for port, t in outs) or "-"
-            rows.append((path, node.type, shapes))
+            rows.append((path, _type_text(node), shapes))
     _print_block_instances(doc, analysis, rows)
     width = max((len(r[0]) for r in rows), default=4)
     type_width = max((len(r[1]) for r in rows), default=4)
@@ -147,7 +147,33 @@ def _print_block_instances(doc, analysis, rows) -> None:
             extra.setdefault(path, []).append((port, t))
     for path, outs in extra.items():
         shapes = ", ".join(f"{port}: {shape_text(t)}" for port, t in outs)
-        rows.append((path, "(in block)", shapes))
+        node = _node_at_path(doc, path)
+        rows.append((path, _type_text(node) if node is not None else "(in block)", shapes))
+
+
+def _type_text(node) -> str:
+    """A node's type, and whose tensors it uses if it shares them."""
+    return node.type if node.shares is None else f"{node.type} (shares {node.shares})"
+
+
+def _node_at_path(doc, path: str):
+    """The node a path names (`res1/fc`, `rnn/cell`, `gate/then/fc`), through block
+    instances into their definitions; None if there is none."""
+    graph, node = doc.graph, None
+    parts = path.split("/")
+    while parts:
+        if node is not None and node.type == "Branch" and parts[0] in node.bodies:
+            graph = node.bodies[parts.pop(0)]
+        node = graph.node(parts.pop(0))
+        if node is None:
+            return None
+        if parts and node.type == "Block":
+            graph = doc.blocks.get(node.params.get("block"))
+            if graph is None:
+                return None
+        elif parts and node.type == "Loop":
+            graph = node.bodies["body"]
+    return node
 
 
 def _open_editor(argv: list) -> int:

@@ -76,6 +76,9 @@ class Compiler:
         self._alias_checks: list = []
         self._sharing: list = []  # (own prefix, owner's prefix) of sharing Block instances
         self.loop_modes: list = []  # modes of the Loops whose bodies are being compiled
+        # Nodes whose result for a sample depends on its batch (paths): a batch-level while or
+        # scalar branch on batched data, a node that mixes the batch (NodeType.mixes_batch).
+        self.batch_level: list = []
         self._block_stack: list = []
 
     # -- entry --------------------------------------------------------------------------------
@@ -201,6 +204,8 @@ class Compiler:
         for name, spec in weights.items():
             self._add_weight(path, f"{path}.{name}", spec,
                              None if owner is None else f"{owner}.{name}")
+        if node_type.mixes_batch(p, in_types):
+            self.batch_level.append(path)
         return outs
 
     def _owner_path(self, node, path: str, by_id: dict) -> str | None:
@@ -270,6 +275,11 @@ class Compiler:
             self._error(path, f"{path}: a {node.type} has no tensors of its own to share "
                         "(the nodes of its bodies have)")
             raise _Failed
+        batched = [t for t in in_types.values() if t.ndim and t.shape[0] is None]
+        if batched and ((node.type == "Loop" and p["mode"] == "while" and not p["per_sample"])
+                        or (node.type == "Branch" and p["mode"] == "scalar"
+                            and in_types["cond"].ndim and in_types["cond"].shape[0] is None)):
+            self.batch_level.append(path)
         if node.type == "Loop":
             outs = bodies.loop_outputs(self, node, p, path, in_types)
         elif node.type == "Branch":

@@ -25,7 +25,7 @@ from .validate import structural_errors
 TOP_KEYS = {"format", "version", "name", "graph", "blocks", "training", "ui"}
 NODE_KEYS = {"id", "type", "params", "label", "shares", "pos", *BODY_KEYS}
 TRAINING_KEYS = ("dataset", "feeds", "split", "loss", "metrics", "optimizer", "batch_size",
-                 "epochs", "seed", "clip_grad_norm", "dtype")
+                 "epochs", "seed", "clip_grad_norm", "dtype", "eval_batch_size")
 EDGE_KEYS = {"from", "to"}
 
 

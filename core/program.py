@@ -76,6 +76,8 @@ class Program:
                              for k, t in self._input_types.items()}
         self._compiled: dict = {}
         self.shared = compiler.shared  # a sharing node's tensor name -> the owner's
+        # Nodes that make a sample's result depend on its batch (compiler.batch_level).
+        self.batch_level = list(compiler.batch_level)
 
     def layout(self, traced: bool = False) -> Layout:
         if traced not in self._layouts:

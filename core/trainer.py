@@ -27,7 +27,7 @@ from .fileio import TRAINING_KEYS
 from .optim import clip_grad_norm, make_optimizer
 
 METRICS = {"accuracy": metric_fns.accuracy, "mse": metric_fns.mse, "mae": metric_fns.mae}
-EVAL_CHUNK = 1024  # rows per forward pass when evaluating a whole set
+EVAL_CHUNK = 1024  # rows per forward pass when evaluating, where the grouping cannot matter
 
 
 class TrainingError(GraphError):
@@ -76,6 +76,7 @@ class Plan:
     seed: int
     clip: float | None
     dtype: str
+    eval_batch_size: int | None = None  # None: batch_size or EVAL_CHUNK (eval_rows)
 
 
 def read_plan(doc, epochs=None, seed=None) -> Plan:
@@ -112,9 +113,12 @@ def read_plan(doc, epochs=None, seed=None) -> Plan:
         batch_size=section.get("batch_size", 32),
         epochs=section.get("epochs", 10) if epochs is None else epochs,
         seed=section.get("seed", 0) if seed is None else seed,
-        clip=section.get("clip_grad_norm"), dtype=section.get("dtype", "float32"))
-    for name, value, low in (("batch_size", plan.batch_size, 1), ("epochs", plan.epochs, 0),
-                             ("seed", plan.seed, 0)):
+        clip=section.get("clip_grad_norm"), dtype=section.get("dtype", "float32"),
+        eval_batch_size=section.get("eval_batch_size"))
+    numbers = [("batch_size", plan.batch_size, 1), ("epochs", plan.epochs, 0), ("seed", plan.seed, 0)]
+    if plan.eval_batch_size is not None:
+        numbers.append(("eval_batch_size", plan.eval_batch_size, 1))
+    for name, value, low in numbers:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise GraphError(f"training.{name} must be a whole number >= {low}, got {value!r}")
     if plan.clip is not None and (not isinstance(plan.clip, (int, float)) or plan.clip <= 0):
@@ -245,8 +249,9 @@ class Session:
         n = len(next(iter(feeds.values())))
         params = self.param_dict()
         total, preds = 0.0, {name: [] for name in wanted[1:]}
-        for start in range(0, n, EVAL_CHUNK):
-            chunk = {k: v[start:start + EVAL_CHUNK] for k, v in feeds.items()}
+        rows = eval_rows(self.plan, self.program)
+        for start in range(0, n, rows):
+            chunk = {k: v[start:start + rows] for k, v in feeds.items()}
             outs = self.program.run(params, chunk, train=False, outputs=wanted)
             total += float(outs[self.plan.loss]) * len(next(iter(chunk.values())))
             for name, parts in preds.items():
@@ -260,6 +265,15 @@ class Session:
                                  f"Input {m['target']!r}")
             result[m.get("name", m["type"])] = float(METRICS[m["type"]](pred, target))
         return result
+
+
+def eval_rows(plan: Plan, program) -> int:
+    """Rows per forward pass when evaluating: eval_batch_size if the training section gives it;
+    else batch_size when a sample's result depends on its batch (program.batch_level names
+    the nodes), so that validation sees each sample as training does; else EVAL_CHUNK."""
+    if plan.eval_batch_size is not None:
+        return plan.eval_batch_size
+    return plan.batch_size if program.batch_level else EVAL_CHUNK
 
 
 def train(doc, epochs=None, seed=None, callback=None, stop=None, params=None,

@@ -130,6 +130,10 @@ class AxisActivation(Activation):
     def rowwise_axes(self, p):
         return 1 if p["axis"] == -1 else None
 
+    def mixes_batch(self, p, ins):
+        x = ins["x"]
+        return x.ndim >= 1 and x.shape[0] is None and p["axis"] % x.ndim == 0
+
     def infer(self, p, ins):
         x = super().infer(p, ins)["y"]
         norm_axis(p["axis"], x.ndim)

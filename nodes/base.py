@@ -288,6 +288,13 @@ class NodeType:
     # stacked steps, rather than once per step (core/codegen/loops.py).
     stacked_weight_grads: ClassVar[bool] = False
 
+    def mixes_batch(self, p: dict, ins: dict) -> bool:
+        """Whether a sample's result depends on the other samples of its batch (a reduction
+        over the batch axis does). Such a node makes a graph's results depend on how rows are
+        grouped, so evaluation then runs in training-sized batches (core/trainer.py). Losses,
+        whose batch means combine exactly across batches, say no."""
+        return False
+
     def rowwise_axes(self, p: dict) -> int | None:
         """How many trailing axes the rule works across, if it works on every index of the
         axes before them on its own (a Linear: 1, an elementwise function: 0); None if not.

@@ -117,6 +117,12 @@ class MatMul(NodeType):
         Sample({}, {"a": (4,), "b": (4,)}, note="dot product"),
     )
     np_forward = "np.asarray(np.matmul({a}, {b}))"
+
+    def mixes_batch(self, p, ins):
+        # b's batch axis is contracted when b is a batched matrix and a is not batched.
+        a, b = ins["a"], ins["b"]
+        return b.ndim == 2 and b.shape[0] is None and not (a.ndim >= 1 and a.shape[0] is None)
+
     torch_forward = "torch.matmul({a}, {b})"
 
     def np_backward(self, p, e):

@@ -30,6 +30,10 @@ def _fmt(shape) -> str:
     return str(TensorType(tuple(shape)))
 
 
+def _batched(t: TensorType) -> bool:
+    return t.ndim >= 1 and t.shape[0] is None
+
+
 def _known_product(dims) -> int | None:
     """The product of lengths, or None if any is unknown."""
     if any(d is None for d in dims):
@@ -69,6 +73,10 @@ class Reduction(NodeType):
 
     def summary(self, p):
         return self.name if p["axis"] is None else f"{self.name} axis {p['axis']}"
+
+    def mixes_batch(self, p, ins):
+        x = ins["x"]
+        return _batched(x) and 0 in reduce_axes(p["axis"], x.ndim)
 
     # -- export: the reduced axes are known when the code is written --------------------------
 
@@ -239,6 +247,10 @@ class Concat(NodeType):
     def input_ports(self, p):
         return tuple(f"x{i}" for i in range(p["n"]))
 
+    def mixes_batch(self, p, ins):
+        first = ins["x0"]
+        return _batched(first) and p["axis"] % first.ndim == 0
+
     def infer(self, p, ins):
         ports = self.input_ports(p)
         first = float_input(ins, ports[0])
@@ -288,6 +300,9 @@ class Slice(NodeType):
         if p["step"] == 0:
             raise ParamError("step must not be 0")
         return p
+
+    def mixes_batch(self, p, ins):
+        return _batched(ins["x"]) and p["axis"] % ins["x"].ndim == 0
 
     def _index(self, p, ndim: int) -> tuple:
         axis = p["axis"] % ndim
@@ -340,6 +355,9 @@ class Transpose(NodeType):
         Sample({"axes": [1, 0]}, {"x": (3, 4)}, note="moves the batch axis"),
         Sample({"axes": [0, -1, 1, 2]}, {"x": (2, 3, 4, 2)}, note="negative axis"),
     )
+
+    def mixes_batch(self, p, ins):
+        return _batched(ins["x"]) and self._perm(p, ins["x"].ndim)[0] != 0
 
     def _perm(self, p, ndim: int) -> tuple:
         axes = p["axes"]

@@ -115,6 +115,28 @@ def test_nodes_inside_block_instances_are_listed_per_instance(capsys):
     assert any(p.startswith("res1/") for p in rows) and any(p.startswith("res2/") for p in rows)
 
 
+def test_shared_nodes_tree_loops_and_nodes_in_blocks_show_their_types_and_shapes(
+        capsys, tmp_path):
+    from core.fileio import save
+    from tests.test_per_sample import _tree_rnn
+    from tests.test_shared_weights import _siamese
+
+    save(_siamese(), tmp_path / "siamese.wg.json")
+    code, out, _ = check(capsys, tmp_path / "siamese.wg.json")
+    rows = table(out)
+    assert code == 0
+    assert rows["f2"].startswith("Linear (shares f1)") and rows["f2"].endswith("y: (B, 3)")
+    assert rows["two"].startswith("Block (shares one)")
+    assert rows["two/fc"].startswith("Linear") and rows["two/fc"].endswith("y: (B, 2)")
+    save(_tree_rnn(), tmp_path / "tree.wg.json")
+    code, out, _ = check(capsys, tmp_path / "tree.wg.json")
+    rows = table(out)
+    assert code == 0
+    assert rows["tree"].endswith("h: (B, ?, 3)")  # one value per tree node
+    assert rows["tree/kids"].endswith("y: (B, 2, 3)")  # a node's two children's values
+    assert rows["pick"].endswith("y: (B, 3)")
+
+
 def test_a_hand_built_document_checks_ok(capsys, tmp_path):
     path = write(tmp_path,
                  [node("x", "Input", shape=[5]), node("fc", "Linear", out_features=3),

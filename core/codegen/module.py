@@ -37,7 +37,8 @@ from .writer import Writer
 MODULE_NAMES = ("np", "json", "math", "os", "sys", "time", "zlib", "argparse", "csv", "DTYPE",
                 "DOCUMENT_NAME", "PARAM_SPECS", "TRAINING", "INPUTS", "DATA_DIR", "init_params",
                 "forward", "value_and_grad", "load_weights", "save_weights", "weights_path",
-                "main", "train", "HERE", "LOSSES", "WEIGHTS_FILE", "METRICS", "SHARED")
+                "main", "train", "HERE", "LOSSES", "WEIGHTS_FILE", "METRICS", "SHARED",
+                "EVAL_BATCH")
 
 
 class GraphFunction:

@@ -27,6 +27,7 @@ INPUTS: dict = {}  # Input id -> "float" or "int64"
 HERE = "."
 DATA_DIR = "."
 WEIGHTS_FILE = None
+EVAL_BATCH = 1024  # rows per evaluation pass (the trainer's rule, core/trainer.eval_rows)
 METRICS: dict = {}
 
 
@@ -76,11 +77,12 @@ def feeds_from(arrays, feed_names):
     return out
 
 
-def evaluate(params, feeds, loss, metrics, chunk=1024):
+def evaluate(params, feeds, loss, metrics, chunk=None):
     """Loss and metrics over a whole set, in chunks."""
     if not feeds:
         return {}
     n = len(next(iter(feeds.values())))
+    chunk = chunk or EVAL_BATCH
     total, preds = 0.0, {m["pred"]: [] for m in metrics}
     for start in range(0, n, chunk):
         part = {k: v[start:start + chunk] for k, v in feeds.items()}

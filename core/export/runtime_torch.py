@@ -19,6 +19,7 @@ torch = None  # the exported module imports torch; exporting needs no torch
 
 TRAINING: dict = {}
 WEIGHTS_FILE = None
+EVAL_BATCH = 1024  # rows per evaluation pass (the trainer's rule, core/trainer.eval_rows)
 METRICS: dict = {}
 Model = None
 
@@ -81,11 +82,12 @@ def to_device(feeds, device, dtype):
     return out
 
 
-def evaluate_torch(model, feeds, loss, metrics, device, dtype, chunk=1024):
+def evaluate_torch(model, feeds, loss, metrics, device, dtype, chunk=None):
     """Loss and metrics over a whole set, in chunks, without gradients."""
     if not feeds:
         return {}
     n = len(next(iter(feeds.values())))
+    chunk = chunk or EVAL_BATCH
     total, preds = 0.0, {m["pred"]: [] for m in metrics}
     with torch.no_grad():
         for start in range(0, n, chunk):

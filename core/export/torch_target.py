@@ -45,7 +45,7 @@ MODULE_ATTRS = (
 MODULE_NAMES = ("torch", "nn", "F", "np", "math", "os", "sys", "time", "zlib", "argparse",
                 "csv", "DTYPE", "DOCUMENT_NAME", "PARAM_SPECS", "PARAM_NAMES", "Model",
                 "load_params", "init_params", "main", "train", "HERE", "TRAINING", "INPUTS",
-                "DATA_DIR", "WEIGHTS_FILE", "torch_stack_rows", "torch_put_rows",
+                "DATA_DIR", "WEIGHTS_FILE", "EVAL_BATCH", "torch_stack_rows", "torch_put_rows",
                 "torch_tree_levels", "torch_children_values", "torch_put_nodes")
 FUNCTION_NAMES = ("self", "feeds", "t")
 

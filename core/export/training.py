@@ -17,7 +17,7 @@ import textwrap
 from .. import datasets, generators, metrics, optim
 from ..codegen.writer import Writer, data_literal
 from ..errors import GraphError
-from ..trainer import read_plan
+from ..trainer import eval_rows, read_plan
 from . import runtime, runtime_torch
 from .common import init_code
 from .copying import Copies
@@ -91,6 +91,9 @@ def settings(program, weights_file, data_dir, training) -> str:
         w.line(f"INPUTS = {data_literal(inputs)}")
         w.line("# The document's training section.")
         w.line(f"TRAINING = {data_literal(training)}")
+        rows = eval_rows(read_plan(program.doc), program.compiler)
+        why = "results depend on the batch" if program.compiler.batch_level else "any grouping"
+        w.line(f"EVAL_BATCH = {rows}  # rows per evaluation pass ({why})")
     return w.text()
 
 
