@@ -156,6 +156,23 @@ class SetLabel(DocCommand):
         self.doc.set_label(self.ref, self.node_id, self.old)
 
 
+class SetShares(DocCommand):
+    """Make a node use another node's tensors (None: its own again)."""
+
+    def __init__(self, doc, ref, node_id: str, owner, parent=None):
+        text = f"{node_id} shares {owner}" if owner else f"{node_id} owns its tensors"
+        super().__init__(doc, text, parent)
+        self.ref, self.node_id, self.owner = tuple(ref), node_id, owner
+        self.old = None
+
+    def do(self):
+        self.old = self.doc.node_at(self.ref, self.node_id).shares
+        self.doc.set_shares(self.ref, self.node_id, self.owner)
+
+    def undo(self):
+        self.doc.set_shares(self.ref, self.node_id, self.old)
+
+
 class Rename(DocCommand):
     def __init__(self, doc, ref, old: str, new: str, parent=None):
         super().__init__(doc, f"Rename {old} to {new}", parent)

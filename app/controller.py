@@ -188,6 +188,11 @@ class EditorController(QObject):
         if self.doc.node_at(self.ref, node_id).label != label:
             self.push(cmd.SetLabel(self.doc, self.ref, node_id, label or None))
 
+    def set_shares(self, node_id: str, owner: str | None) -> None:
+        """Make a node use another node's tensors (None: its own)."""
+        if self.doc.node_at(self.ref, node_id).shares != owner:
+            self.push(cmd.SetShares(self.doc, self.ref, node_id, owner))
+
     def rename(self, old: str, new: str) -> bool:
         if old == new:
             return True

@@ -104,7 +104,8 @@ class Inspector(QWidget):
             self.load_values()
         elif event.kind == "node_removed" and event.node in self.ids:
             self.show_nodes([i for i in self.ids if i != event.node])
-        elif event.node in self.ids and event.kind in ("param_changed", "label_changed"):
+        elif event.node in self.ids and event.kind in ("param_changed", "label_changed",
+                                                       "shares_changed"):
             self.load_values()
 
     # -- building -------------------------------------------------------------------------
@@ -115,6 +116,7 @@ class Inspector(QWidget):
         while self.form.rowCount():
             self.form.removeRow(0)
         self.editors = {}
+        self.shares_box = None
         self.message.clear()
         types = {n.type for n in found}
         if not found:
@@ -142,6 +144,7 @@ class Inspector(QWidget):
         self.label_edit.setToolTip("Free text shown as the node's title.")
         self.label_edit.editingFinished.connect(self._relabel)
         self.form.addRow("label", self.label_edit)
+        self.shares_box = self._shares_editor(found) if len(found) == 1 else None
         for decl in (self.node_type.params if self.node_type else ()):
             editor = self._editor_for(decl)
             tip = decl.help + ("" if decl.required else f"  (default: {format_value(decl.default) or 'null'})")
@@ -151,6 +154,26 @@ class Inspector(QWidget):
             self.form.addRow(label, editor)
             self.editors[decl.name] = editor
         self.load_values()
+
+    def _shares_editor(self, found: list):
+        """For a node that owns tensors: whose tensors it uses, its own or another node's of
+        the same type (and block) in this graph (format version 2's `shares`)."""
+        node = found[0]
+        owns = node.type == "Block" or (self.node_type is not None and type(
+            self.node_type).weights is not nodes.NodeType.weights)
+        if not owns:
+            return None
+        graph = self.controller.doc.graph_at(self.controller.ref)
+        others = [n.id for n in graph.nodes if n.id != node.id and n.type == node.type
+                  and (node.type != "Block" or n.params.get("block") == node.params.get("block"))]
+        box = QComboBox(self.form_host)
+        box.addItems(["(its own)"] + others)
+        box.setToolTip("Use the tensors of another node of this graph instead of owning some: "
+                       "both uses train the same weights (drawn as a dashed line).")
+        box.activated.connect(lambda i, b=box: self.controller.set_shares(
+            self.ids[0], None if i == 0 else b.itemText(i)))
+        self.form.addRow("shares", box)
+        return box
 
     def _editor_for(self, decl):
         if decl.kind in ("int", "axis") and not decl.nullable:
@@ -212,6 +235,9 @@ class Inspector(QWidget):
         try:
             self.id_edit.setText(node.id)
             self.label_edit.setText(node.label or "")
+            if self.shares_box is not None:
+                index = self.shares_box.findText(node.shares) if node.shares else 0
+                self.shares_box.setCurrentIndex(max(index, 0))
             values = doc_ops.resolved_params(node)
             for name, editor in self.editors.items():
                 value = values.get(name)

@@ -245,6 +245,39 @@ class WireItem(QGraphicsItem):
             painter.drawText(self.label_rect, Qt.AlignCenter, self.label)
 
 
+class ShareItem(QGraphicsItem):
+    """A dashed line from a node that shares another node's tensors to that node."""
+
+    def __init__(self, sharer: NodeItem, owner: NodeItem):
+        super().__init__()
+        self.sharer, self.owner = sharer, owner
+        self.setZValue(-2)
+        self.setAcceptedMouseButtons(Qt.NoButton)
+        self.line = QPainterPath()
+        sharer.wires.append(self)
+        owner.wires.append(self)
+        self.update_path()
+
+    def detach(self) -> None:
+        for item in (self.sharer, self.owner):
+            if self in item.wires:
+                item.wires.remove(self)
+
+    def update_path(self) -> None:
+        self.prepareGeometryChange()
+        a = self.sharer.sceneBoundingRect().center()
+        b = self.owner.sceneBoundingRect().center()
+        self.line = QPainterPath(a)
+        self.line.lineTo(b)
+
+    def boundingRect(self) -> QRectF:
+        return self.line.boundingRect().adjusted(-3, -3, 3, 3)
+
+    def paint(self, painter, option, widget=None) -> None:
+        painter.setPen(theme.style().share_pen)
+        painter.drawPath(self.line)
+
+
 def curve(a: QPointF, b: QPointF) -> QPainterPath:
     """A smooth wire: horizontal tangents at both ports."""
     dx = max(abs(b.x() - a.x()) * 0.5, 40.0)

@@ -14,7 +14,7 @@ from core.document import GraphError, node_path
 
 from . import analysis as an
 from . import comments, doc_ops, theme
-from .items import NodeItem, WireItem
+from .items import NodeItem, ShareItem, WireItem
 
 
 class CanvasScene(QGraphicsScene):
@@ -26,6 +26,7 @@ class CanvasScene(QGraphicsScene):
         self.node_items: dict = {}
         self.wire_items: dict = {}
         self.comment_items: dict = {}
+        self.share_items: list = []
         self.result = an.Analysis()
         self.setBackgroundBrush(theme.CANVAS_BG)
         self.setItemIndexMethod(QGraphicsScene.BspTreeIndex)
@@ -54,6 +55,7 @@ class CanvasScene(QGraphicsScene):
 
     def rebuild(self) -> None:
         self.node_items, self.wire_items, self.comment_items = {}, {}, {}
+        self.share_items = []
         self.clear()
         try:
             graph = self.doc.graph_at(self.ref)
@@ -63,6 +65,7 @@ class CanvasScene(QGraphicsScene):
             self._add_node_item(node, index)
         for edge in graph.edges:
             self._add_wire(edge)
+        self._build_shares()
         self._build_comments()
         self.apply_analysis(self.result)
         self.rebuilt.emit()
@@ -88,6 +91,8 @@ class CanvasScene(QGraphicsScene):
             kinds[(name, False)] = "int" if name in int_inputs else "float"
         if node.type == "Input" and node.params.get("dtype") == "int64":
             kinds[("y", True)] = "int"
+        if node.type == "Loop" and node.params.get("mode") == "tree":
+            kinds[("children", False)] = "int"
         title = node.label or node.id
         has_body = bool(node.bodies) or node.type == "Block"
         item.set_content(title, doc_ops.summary(node), category, ins, outs, kinds, has_body)
@@ -119,6 +124,23 @@ class CanvasScene(QGraphicsScene):
         if wire is not None:
             wire.detach()
             self.removeItem(wire)
+
+    def _build_shares(self) -> None:
+        """A dashed line from each node that shares another's tensors to that node."""
+        for item in self.share_items:
+            item.detach()
+            self.removeItem(item)
+        self.share_items = []
+        try:
+            graph = self.doc.graph_at(self.ref)
+        except GraphError:
+            return
+        for node in graph.nodes:
+            sharer, owner = self.node_items.get(node.id), self.node_items.get(node.shares)
+            if node.shares is not None and sharer is not None and owner is not None:
+                item = ShareItem(sharer, owner)
+                self.share_items.append(item)
+                self.addItem(item)
 
     def _build_comments(self) -> None:
         for item in self.comment_items.values():
@@ -182,6 +204,8 @@ class CanvasScene(QGraphicsScene):
             self._add_wire(event.data)
         elif kind == "edge_removed":
             self._remove_wire(event.data)
+        if kind in ("node_added", "node_removed", "node_renamed", "shares_changed"):
+            self._build_shares()
 
     def _refresh(self, node_id: str) -> None:
         item = self.node_items.get(node_id)

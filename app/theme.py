@@ -80,6 +80,7 @@ class _Style:
         self.port_pen = QPen(QColor("#15171a"), 1.5)
         self.wire_pen = QPen(WIRE, 2.0)
         self.wire_pen.setCapStyle(Qt.RoundCap)
+        self.share_pen = QPen(TEXT_DIM, 1.5, Qt.DashLine)  # a node that uses another's tensors
         self.wire_hot_pen = QPen(WIRE_HOT, 2.6)
         self.wire_hot_pen.setCapStyle(Qt.RoundCap)
         self.wire_drag_pen = QPen(WIRE_HOT, 2.0, Qt.DashLine)

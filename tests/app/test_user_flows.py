@@ -369,3 +369,27 @@ def test_renaming_a_block_input_rewires_every_instance(window):
         assert c.doc.graph.edge_into(inst, "features") is not None
     win.validator.run_now()
     assert win.validator.result.errors == []
+
+
+def test_a_node_is_made_to_share_another_nodes_weights_from_the_inspector(window):
+    from app.items import ShareItem
+    from tests.test_shared_weights import _siamese
+
+    doc = _siamese(None, None)
+    window.set_document(doc)
+    scene, inspector = window.scene, window.inspector
+    assert not scene.share_items
+    scene.select_nodes(["f2"])
+    box = inspector.shares_box
+    assert [box.itemText(i) for i in range(box.count())] == ["(its own)", "f1"]
+    box.activated.emit(1)
+    assert doc.graph.node("f2").shares == "f1"
+    (link,) = scene.share_items  # a dashed line from the sharer to the owner
+    assert isinstance(link, ShareItem) and (link.sharer.node_id, link.owner.node_id) == ("f2", "f1")
+    scene.select_nodes(["two"])
+    assert [inspector.shares_box.itemText(i) for i in range(inspector.shares_box.count())] == [
+        "(its own)", "one"]  # a Block instance shares with an instance of its own block
+    window.controller.stack.undo()
+    assert doc.graph.node("f2").shares is None and not scene.share_items
+    scene.select_nodes(["d"])
+    assert inspector.shares_box is None  # a Sub has no tensors to share
