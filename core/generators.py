@@ -194,5 +194,126 @@ def copy_first(n: int, symbols: int = 4, min_len: int = 10, max_len: int = 10,
     return _sequences(seq, ids[:, 0].astype(np.int64), lengths)
 
 
+def _expression(rng, inner: int, modulus: int) -> tuple:
+    """A random expression tree of `inner` operators: (its nodes in post order as (token,
+    left, right), its value mod `modulus`, its tokens in prefix order)."""
+    nodes, prefix = [], []
+    stack = [("visit", inner)]
+    results = []  # (index, value) of finished subtrees, in order
+    while stack:
+        kind, arg = stack.pop()
+        if kind == "visit":
+            if arg == 0:
+                digit = int(rng.integers(0, 10))
+                prefix.append(digit + 1)
+                nodes.append((digit + 1, -1, -1))
+                results.append((len(nodes) - 1, digit % modulus))
+                continue
+            op = int(rng.integers(0, 3))
+            prefix.append(11 + op)
+            left = int(rng.integers(0, arg))
+            stack += [("join", op), ("visit", arg - 1 - left), ("visit", left)]
+        else:
+            (li, lv), (ri, rv) = results[-2], results[-1]
+            del results[-2:]
+            value = (lv + rv, lv - rv, lv * rv)[arg] % modulus
+            nodes.append((11 + arg, li, ri))
+            results.append((len(nodes) - 1, value))
+    return nodes, results[0][1], prefix
+
+
+def expr_trees(n: int, min_nodes: int = 7, max_nodes: int = 31, modulus: int = 10,
+               seed: int = 0) -> dict:
+    """Random arithmetic expression trees to evaluate (a task for a `tree` Loop).
+
+    Leaves are digits 0-9, inner nodes + - x, each row a tree of min_nodes .. max_nodes nodes
+    (odd counts: every operator has two operands); the target is the value mod `modulus`.
+    Nodes are numbered in post order, children before parents, the root last; rows are padded
+    to max_nodes with nodes of token 0 and no children.
+    Returns tokens int64 (n, max_nodes) (0: padding, 1-10: the digits 0-9, 11-13: + - x),
+    children int64 (n, max_nodes, 2) (-1: none), root int64 (n,) the root's index, target int64
+    (n,), and the same tree read in prefix order for a sequence model: prefix int64
+    (n, max_nodes) (zero-padded), last int64 (n,) the index of its last token, length int64.
+    """
+    where = "dataset 'expr_trees'"
+    n, rng = _int(where, "n", n, 1), _rng(where, seed)
+    low = _int(where, "min_nodes", min_nodes, 1)
+    high = _int(where, "max_nodes", max_nodes, low)
+    modulus = _int(where, "modulus", modulus, 2)
+    fewest, most = low // 2, (high - 1) // 2  # operators: a tree of k has 2 k + 1 nodes
+    if fewest > most:
+        raise DataError(f"{where}: no tree has {low} to {high} nodes (the counts are odd)")
+    tokens = np.zeros((n, high), dtype=np.int64)
+    children = np.full((n, high, 2), -1, dtype=np.int64)
+    prefix = np.zeros((n, high), dtype=np.int64)
+    root, target, length = (np.zeros(n, dtype=np.int64) for _ in range(3))
+    for row in range(n):
+        inner = int(rng.integers(fewest, most + 1))
+        nodes, value, order = _expression(rng, inner, modulus)
+        for i, (token, left, right) in enumerate(nodes):
+            tokens[row, i] = token
+            children[row, i] = (left, right)
+        prefix[row, :len(order)] = order
+        root[row], target[row], length[row] = len(nodes) - 1, value, len(nodes)
+    return {"tokens": tokens, "children": children, "root": root, "target": target,
+            "prefix": prefix, "last": length - 1, "length": length}
+
+
+def rotations(n: int, max_steps: int = 12, angle: float = 30.0, seed: int = 0) -> dict:
+    """Apply one fixed step a different number of times per sample (a task for a per-sample
+    `while` Loop): a point on the unit circle and a count k uniform in 1 .. max_steps; the
+    target is the point turned k times by `angle` degrees. A sample's difficulty is its k.
+    Returns x float64 (n, 2), steps float64 (n,) the count k, target float64 (n, 2).
+    """
+    where = "dataset 'rotations'"
+    n, rng = _int(where, "n", n, 1), _rng(where, seed)
+    max_steps = _int(where, "max_steps", max_steps, 1)
+    angle = _float(where, "angle", angle, -360.0, 360.0)
+    start = rng.uniform(-np.pi, np.pi, size=n)
+    steps = rng.integers(1, max_steps + 1, size=n)
+    end = start + np.radians(angle) * steps
+    return {"x": np.stack([np.cos(start), np.sin(start)], axis=1),
+            "steps": steps.astype(np.float64),
+            "target": np.stack([np.cos(end), np.sin(end)], axis=1)}
+
+
+def pairs(n: int, of: str = "spiral", classes: int = 3, noise: float = 0.2,
+          seed: int = 0) -> dict:
+    """Pairs of points from another 2-D classification set, half of the same class and half of
+    different classes (a task for two inputs through one network with shared weights).
+
+    The points come from `of` (spiral, moons, circles or xor, with `classes` for the spiral and
+    `noise`), drawn with the same seed; each pair is two different points.
+    Returns a, b float64 (n, 2), same int64 (n,) 1 where they share a class, and their classes
+    class_a, class_b int64 (n,).
+    """
+    where = "dataset 'pairs'"
+    n, rng = _int(where, "n", n, 2), _rng(where, seed)
+    sources = {"spiral": spiral, "moons": moons, "circles": circles, "xor": xor}
+    if of not in sources:
+        raise DataError(f"{where}: of must be one of {', '.join(sources)}, got {of!r}")
+    settings = {"classes": classes} if of == "spiral" else {}
+    points = sources[of](max(2 * n, 50), noise=noise, seed=seed, **settings)
+    x, y = points["x"], points["y"]
+    # Points sorted by class: class c holds positions start[c] .. start[c] + count[c] - 1.
+    order = np.argsort(y, kind="stable")
+    count = np.bincount(y)
+    start = np.cumsum(count) - count
+    first = rng.integers(0, len(x), size=n)
+    c = y[first]
+    same = rng.permutation(np.arange(n) < n - n // 2).astype(np.int64)
+    # same class: one of the class's other points (skip the first point's own position)
+    own = np.argsort(order)[first]
+    r = start[c] + (rng.random(n) * (count[c] - 1)).astype(np.int64)
+    r_same = r + (r >= own)
+    # another class: one of the points outside the class (skip the class's block)
+    r = (rng.random(n) * (len(x) - count[c])).astype(np.int64)
+    r_other = r + count[c] * (r >= start[c])
+    second = order[np.where(same == 1, r_same, r_other)]
+    return {"a": x[first], "b": x[second], "same": same,
+            "class_a": y[first], "class_b": y[second]}
+
+
 GENERATORS = {f.__name__: f for f in
-              (spiral, moons, circles, xor, sine, seq_sum, seq_parity, copy_first)}
+              (spiral, moons, circles, xor, sine, seq_sum, seq_parity, copy_first, expr_trees,
+               rotations, pairs)}

@@ -30,6 +30,13 @@ GENERATOR_SHAPES = {
                    "length": ((), np.int64)},
     "copy_first": {"seq": ((10, 4), np.float64), "target": ((), np.int64),
                    "length": ((), np.int64)},
+    "expr_trees": {"tokens": ((31,), np.int64), "children": ((31, 2), np.int64),
+                   "root": ((), np.int64), "target": ((), np.int64), "prefix": ((31,), np.int64),
+                   "last": ((), np.int64), "length": ((), np.int64)},
+    "rotations": {"x": ((2,), np.float64), "steps": ((), np.float64),
+                  "target": ((2,), np.float64)},
+    "pairs": {"a": ((2,), np.float64), "b": ((2,), np.float64), "same": ((), np.int64),
+              "class_a": ((), np.int64), "class_b": ((), np.int64)},
 }
 
 
@@ -136,9 +143,64 @@ def test_copy_first_target_is_the_first_symbol():
     assert set(data["target"].tolist()) == set(range(5))
 
 
+def _evaluate(tokens, children, n, modulus):
+    """An expression's value, read from the tree by recursion (a reference for the generator)."""
+    token, (left, right) = tokens[n], children[n]
+    if token <= 10:
+        assert left == right == -1, "a digit is a leaf"
+        return (token - 1) % modulus
+    a, b = _evaluate(tokens, children, left, modulus), _evaluate(tokens, children, right, modulus)
+    return (a + b, a - b, a * b)[token - 11] % modulus
+
+
+def _prefix(tokens, children, n):
+    left, right = children[n]
+    return [tokens[n]] + ([] if left < 0 else _prefix(tokens, children, left)
+                          + _prefix(tokens, children, right))
+
+
+def test_expression_trees_are_children_first_and_their_targets_are_their_values():
+    data = datasets.expr_trees(n=300, min_nodes=3, max_nodes=15, modulus=7, seed=4)
+    assert set(data["length"].tolist()) == {3, 5, 7, 9, 11, 13, 15}  # two operands per operator
+    for i in range(300):
+        size, kids = data["length"][i], data["children"][i]
+        assert data["root"][i] == size - 1 == data["last"][i]
+        nodes = np.arange(len(kids))[:, None]
+        assert np.all((kids == -1) | (kids < nodes)), "children come before their parent"
+        assert np.all(data["tokens"][i, size:] == 0) and np.all(kids[size:] == -1)
+        assert _evaluate(data["tokens"][i], kids, size - 1, 7) == data["target"][i]
+        assert data["prefix"][i, :size].tolist() == _prefix(data["tokens"][i], kids, size - 1)
+    assert set(np.unique(data["tokens"])) == set(range(14))  # padding, ten digits, + - x
+
+
+def test_rotations_turn_each_point_its_own_number_of_times():
+    data = datasets.rotations(n=200, max_steps=5, angle=90.0, seed=1)
+    assert set(data["steps"].tolist()) == {1.0, 2.0, 3.0, 4.0, 5.0}
+    x, k = data["x"], data["steps"].astype(int)
+    turned = x.copy()
+    for _ in range(5):  # a quarter turn: (x, y) -> (-y, x), while a sample has turns left
+        left = k > 0
+        turned[left] = np.stack([-turned[left, 1], turned[left, 0]], axis=1)
+        k -= 1
+    np.testing.assert_allclose(data["target"], turned, atol=1e-12)
+
+
+@pytest.mark.parametrize("of", ["spiral", "moons", "circles", "xor"])
+def test_pairs_are_half_same_class_and_never_a_point_with_itself(of):
+    data = datasets.pairs(n=1000, of=of, seed=2)
+    same = data["class_a"] == data["class_b"]
+    np.testing.assert_array_equal(same, data["same"] == 1)
+    assert data["same"].sum() == 500
+    assert not np.any(np.all(data["a"] == data["b"], axis=1))
+
+
 @pytest.mark.parametrize("spec, message", [
-    ({"n": 10}, r'missing "kind" \(known: circles, copy_first, csv, moons, npy, npz, seq_parity'),
+    ({"n": 10}, r'missing "kind" \(known: circles, copy_first, csv, expr_trees, moons, npy, npz, pairs, '
+               r'rotations, seq_parity'),
     ({"kind": "spirals", "n": 10}, r"unknown kind 'spirals' \(known: circles, copy_first"),
+    ({"kind": "pairs", "n": 10, "of": "sine"}, "of must be one of spiral, moons, circles, xor"),
+    ({"kind": "expr_trees", "n": 10, "min_nodes": 9, "max_nodes": 5}, "max_nodes must be an "
+     "integer >= 9"),
     ({"kind": "spiral", "n": 10, "nosie": 0.1},
      r"dataset 'spiral': unknown parameter 'nosie' \(known: n, classes, noise, seed\)"),
     ({"kind": "spiral"}, "dataset 'spiral': missing parameter 'n'"),

@@ -39,10 +39,11 @@ def plan_of(doc):
     if kind not in generators.GENERATORS and kind not in FILE_READERS:
         raise GraphError(f"training.dataset: unknown kind {kind!r}")
     if kind in generators.GENERATORS:
+        # settings reach the script as escaped literals (a name like `of` as a string)
         bad = [k for k, v in spec.items() if k != "kind" and (
-            isinstance(v, bool) or not isinstance(v, (int, float)))]
+            isinstance(v, bool) or not isinstance(v, (int, float, str)))]
         if bad:
-            raise GraphError(f"training.dataset: {bad[0]!r} must be a number")
+            raise GraphError(f"training.dataset: {bad[0]!r} must be a number or a name")
     return doc.training
 
 
