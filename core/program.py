@@ -21,6 +21,7 @@ from nodes import INT
 from .codegen.layout import Layout
 from .codegen.load import ERRORS, load, node_error
 from .codegen.module import GraphModule
+from .codegen.per_sample import STEP_ROWS
 from .errors import GraphError
 
 
@@ -223,6 +224,25 @@ class Program:
         for steps in record.grads.values():
             steps.reverse()  # recorded walking back through the steps
         return {"values": record.values, "grads": record.grads}
+
+    def loop_steps(self, params: dict, feeds: dict) -> dict:
+        """How many steps each sample ran in each top-level per-sample `while` Loop:
+        {loop id: int64 array (B,)}. For showing adaptive computation (the editor's data
+        view); it traces a whole run, so it is slower than `run`."""
+        loops = [n.id for n in self.doc.graph.nodes if n.type == "Loop"
+                 and n.params.get("mode") == "while" and n.params.get("per_sample")]
+        if not loops:
+            return {}
+        outputs = [o for o in self.output_names
+                   if set(self.schedule((o,)).arg_names) <= set(feeds)]  # those it can run
+        record = self._traced(params, feeds, None, False, 0, outputs)
+        batch = len(next(iter(feeds.values())))
+        out = {}
+        for loop in loops:
+            rows = record.values.get((loop, STEP_ROWS), [])
+            ran = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+            out[loop] = np.bincount(ran, minlength=batch).astype(np.int64)
+        return out
 
     def first_nonfinite(self, params: dict, feeds: dict, outputs=None, train=False, seed=0):
         """The path of the first node whose output is NaN or Inf on these feeds, or None.

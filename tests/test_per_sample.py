@@ -81,6 +81,13 @@ def test_a_per_sample_while_gives_each_sample_what_it_gives_alone():
     assert np.all(states[0, 1:] == 0) and np.all(states[3] != 0)
 
 
+def test_loop_steps_reports_how_many_steps_each_sample_ran():
+    program = core.compile(_ponder(max_iter=6), "float64")
+    steps = program.loop_steps(program.init_params(0), {"x": FEEDS["x"], "steps": FEEDS["steps"]})
+    np.testing.assert_array_equal(steps["loop"], [1, 5, 2, 6, 3, 1])  # capped at max_iter
+    assert core.compile(_tree_rnn()).loop_steps({}, {}) == {}  # no per-sample while loop
+
+
 def test_a_per_sample_while_has_exact_gradients_through_each_samples_steps():
     program = core.compile(_ponder(), "float64")
     check_gradients(program, program.init_params(1), FEEDS)

@@ -4,6 +4,8 @@
   class, over the model's decision regions on a grid (colour = the predicted class, paler
   where the model is unsure).
 - 1-D regression (an Input of 1 number, a target of 1 number): the points and the fitted curve.
+- Adaptive computation (a top-level per-sample `while` Loop): for each validation sample, the
+  steps the loop ran for it against its error, so one sees the step count follow the data.
 
 `DataView.configure()` decides which (if any) from the training section and the data the run
 loaded; `show_params()` evaluates the model on the grid in the UI thread (a few ms), and the
@@ -74,6 +76,31 @@ def find_views(plan, program, feeds: dict) -> dict | None:
     return None
 
 
+def find_steps_view(plan, program) -> dict | None:
+    """The adaptive-computation picture: {"mode": "steps", "loop", "output", "target"} when the
+    graph has a top-level per-sample while Loop (output and target from the first metric that
+    names both, else None: then the view shows how many samples took each step count)."""
+    loops = [n.id for n in program.doc.graph.nodes if n.type == "Loop"
+             and n.params.get("mode") == "while" and n.params.get("per_sample")]
+    if not loops:
+        return None
+    metric = next((m for m in plan.metrics if m.get("pred") in program.output_shapes
+                   and m.get("target") in program.input_shapes), None)
+    return {"mode": "steps", "loop": loops[0],
+            "output": metric and metric["pred"], "target": metric and metric["target"]}
+
+
+def sample_errors(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Each sample's error: the mean squared difference for numbers, 1 - the probability the
+    model gives the true class for class ids."""
+    pred = np.asarray(pred, dtype=np.float64)
+    if target.dtype.kind in "iu":
+        probs = _softmax(pred.reshape(len(pred), -1))
+        return 1.0 - probs[np.arange(len(pred)), target.reshape(-1)]
+    diff = pred.reshape(len(pred), -1) - np.asarray(target, dtype=np.float64).reshape(len(pred), -1)
+    return np.mean(diff * diff, axis=1)
+
+
 class TimedPlotWidget(pg.PlotWidget):
     """Remembers how long its last paint took (see plots.TimedGraphicsLayout)."""
 
@@ -126,6 +153,8 @@ class DataView(QWidget):
     def clear(self, message: str = "") -> None:
         self.spec = None
         self.program = None
+        for side in ("left", "bottom"):
+            self.plot.showLabel(side, False)
         for item in (self.image, self.fit, self.train_points, self.val_points,
                      *self.class_points.values()):
             item.setVisible(False)
@@ -138,12 +167,16 @@ class DataView(QWidget):
         except GraphError:
             self.clear("The data view needs a graph that compiles.")
             return False
-        spec = find_views(info.plan, program, info.train_feeds)
+        spec = find_steps_view(info.plan, program) or \
+            find_views(info.plan, program, info.train_feeds)
         if spec is None:
-            self.clear("The data view shows 2-D classification and 1-D regression data; "
-                       "this dataset is neither.")
+            self.clear("The data view shows 2-D classification and 1-D regression data, "
+                       "and steps per sample for a per-sample while loop; this graph has none.")
             return False
         self.spec, self.program = spec, program
+        if spec["mode"] == "steps":
+            self._setup_steps(info)
+            return True
         # float64 for drawing: pyqtgraph compares view ranges with float64 limits
         x = np.asarray(info.train_feeds[spec["input"]], dtype=np.float64)
         y = info.train_feeds[spec["target"]]
@@ -230,11 +263,55 @@ class DataView(QWidget):
         self.caption.setText("Dots: the data (blue: training, white: validation). "
                              "Pink line: what the model predicts.")
 
+    def _setup_steps(self, info) -> None:
+        """Keep up to MAX_POINTS samples (validation first) to run the loop on."""
+        feeds = info.val_feeds or info.train_feeds
+        rows = len(next(iter(feeds.values())))
+        keep = np.sort(np.random.default_rng(0).choice(rows, min(rows, MAX_POINTS), replace=False))
+        self.steps_feeds = {k: v[keep] for k, v in feeds.items()}
+        self.jitter = np.random.default_rng(1).uniform(-0.25, 0.25, len(keep))
+        for item in (self.image, self.fit, self.val_points, *self.class_points.values()):
+            item.setVisible(False)
+        self.plot.enableAutoRange()
+        which = "validation" if info.val_feeds else "training"
+        self.caption.setText(f"Steps per sample: the {which} samples, by how many steps loop "
+                             f"{self.spec['loop']!r} ran for each.")
+
+    def _draw_steps(self, params: dict) -> None:
+        spec = self.spec
+        steps = self.program.loop_steps(params, self.steps_feeds)[spec["loop"]]
+        if spec["output"] is None:  # no metric: how many samples took each step count
+            counts = np.bincount(steps)
+            self.train_points.setData(np.arange(len(counts)), counts, size=7,
+                                      brush=pg.mkBrush(90, 169, 255), pen=pg.mkPen(None))
+            label = "samples"
+        else:
+            pred = self.program.run(params, self.steps_feeds, outputs=[spec["output"]])
+            errors = sample_errors(pred[spec["output"]], self.steps_feeds[spec["target"]])
+            self.train_points.setData(steps + self.jitter, np.where(np.isfinite(errors), errors, 0),
+                                      size=5, brush=pg.mkBrush(90, 169, 255, 150),
+                                      pen=pg.mkPen(None))
+            label = "error"
+        self.train_points.setVisible(True)
+        self.plot.setLabel("bottom", "steps")
+        self.plot.setLabel("left", label)
+        self.caption.setText(
+            f"Steps per sample (loop {spec['loop']!r}): each dot a sample, by the steps the "
+            f"loop ran for it ({steps.min()} to {steps.max()}, mean {steps.mean():.1f})"
+            + (" and its error." if spec["output"] else "."))
+
     def show_params(self, params: dict) -> None:
         """Evaluate the model on the grid with these parameters and redraw."""
         if self.spec is None or params is None:
             return
         started = time.perf_counter()
+        if self.spec["mode"] == "steps":
+            try:
+                self._draw_steps(params)
+            except GraphError:
+                return
+            self.seconds = time.perf_counter() - started
+            return
         try:
             out = self.program.run(params, {self.spec["input"]: self.grid}, train=False,
                                    outputs=[self.spec["output"]])[self.spec["output"]]

@@ -21,6 +21,11 @@ from .layout import Site
 from .passes import pack, q, tape_names, unpack
 
 
+# What a traced per-sample while hands the recorder every step: the rows that ran it (a name no
+# port can take: ids are identifiers).
+STEP_ROWS = "#rows"
+
+
 def _batched(t) -> bool:
     return t.ndim >= 1 and t.shape[0] is None
 
@@ -101,6 +106,7 @@ class PerSample:
                 plan["saved"] = saved
                 self.w.line(f"{tape}.append({pack(saved)})")
             self.w.line(f"{actives}.append({active})")
+            self.record("value", site, node.id, STEP_ROWS, active)
             for o in stack_outs:
                 self.w.line(f"{lists[o]}.append({body_outs[o]})")
             for o, c in carry_outs.items():

@@ -367,3 +367,19 @@ def test_training_runs_in_a_process_without_qt_that_ends_with_the_dock(qtbot, wi
     dock.shutdown()
     with pytest.raises(ProcessLookupError):                   # ended and reaped: no zombie
         os.kill(pid, 0)
+
+
+def test_the_data_view_shows_steps_per_sample_for_a_per_sample_while(qtbot, window, dock):
+    open_example(window, "ponder")
+    set_training(dock, epochs=3)
+    assert dock.train()
+    wait_idle(qtbot, dock)
+    view = dock.dataview
+    assert view.active and view.spec["mode"] == "steps" and view.spec["loop"] == "ponder"
+    view.show_params(dock.params)
+    steps, errors = view.train_points.getData()
+    # each sample's own k: the steps taken are whole numbers 1 .. 12 plus the jitter
+    k = view.steps_feeds["steps"]
+    np.testing.assert_allclose(np.round(steps), k)
+    assert np.all(np.abs(steps - k) <= 0.25) and np.isfinite(errors).all()
+    assert "Steps per sample" in view.caption.text() and "mean" in view.caption.text()
