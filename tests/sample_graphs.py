@@ -12,6 +12,8 @@ export comparisons alike.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 import core
@@ -274,3 +276,16 @@ def feeds_for(program, batch=5, seed=0, steps=4):
         else:
             feeds[name] = rng.standard_normal(full)
     return feeds
+
+
+def example_feeds(doc, program, path, batch=5):
+    """Feeds for an example: `batch` rows of its own training data (trees, step counts and the
+    like must be valid ones), or random ones when it has no training section."""
+    if doc.training is None:
+        return feeds_for(program, batch=batch)
+    from core.datasets import load_dataset
+
+    arrays = load_dataset(doc.training["dataset"], Path(path).parent).arrays
+    names = doc.training.get("feeds", {})
+    rows = np.linspace(0, len(next(iter(arrays.values()))) - 1, batch).astype(np.int64)
+    return {name: arrays[names.get(name, name)][rows] for name in program.input_shapes}

@@ -4,7 +4,9 @@ Every example loads, passes `wiregrad check`, compiles and is laid out left to r
 overlapping nodes; every one with a training section trains, with its own seed, to the target
 the issue sets for it. The parity RNN is also compared with a loop-free MLP of about the same
 size on the same data, and the while-loop example is checked to stop early, after a number of
-steps that depends on its input.
+steps that depends on its input. Of the version-2 examples, the TreeRNN is compared with a flat
+RNN of the same size reading the same expressions, the per-sample while loop is checked to
+take each sample's own number of steps, and the Siamese net to use one set of weights twice.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 import core
 from core.cli import main as cli_main
 from core.datasets import moons, seq_parity
+from core.generators import expr_trees, rotations, spiral
 from core.trainer import read_plan
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
@@ -34,6 +37,9 @@ TARGETS = {
     "parity-rnn.wg.json": ("val_accuracy", "min", 0.95, None),
     "sequence-rnn.wg.json": ("val_mse", "max", 0.01, None),
     "adaptive-while.wg.json": ("val_accuracy", "min", 0.95, None),
+    "tree-expressions.wg.json": ("val_accuracy", "min", 0.95, None),
+    "ponder.wg.json": ("val_mse", "max", 0.001, None),
+    "siamese.wg.json": ("val_accuracy", "min", 0.95, None),
 }
 
 NODE_W, NODE_GAP_X, NODE_GAP_Y = 128, 150, 120  # the editor draws nodes 128 px wide
@@ -63,7 +69,7 @@ def _graphs(graph: dict, where: str = "graph"):
 
 
 def test_every_example_is_listed():
-    assert len(EXAMPLES) >= 7
+    assert len(EXAMPLES) >= 10
     assert set(TARGETS) | NOT_TRAINED == set(EXAMPLES), "a new example needs a target here"
 
 
@@ -133,24 +139,32 @@ def test_training_is_repeatable_for_an_example():
 
 # -- the RNN against a loop-free MLP of the same size ----------------------------------------
 
+def _node(id_: str, type_: str, params: dict | None = None, **extra) -> dict:
+    return {"id": id_, "type": type_, **({"params": params} if params else {}), **extra}
+
+
+def _graph(nodes: list, edges: list) -> dict:
+    """nodes: (id, type[, params[, extra fields]]); edges: ("a.y", "b.x")."""
+    return {"nodes": [_node(*n[:3], **(n[3] if len(n) > 3 else {})) for n in nodes],
+            "edges": [{"from": a, "to": b} for a, b in edges]}
+
+
+def _baseline(name: str, graph: dict, training: dict) -> core.Document:
+    """A document to compare an example with: its own graph, the example's training."""
+    return core.loads(json.dumps({"format": "wiregrad.graph", "version": 2, "name": name,
+                                  "graph": graph, "training": training}))
+
+
 def _mlp_document(training: dict, steps: int, hidden: int) -> core.Document:
-    edges = [("seq.y", "flat.x"), ("flat.y", "fc1.x"), ("fc1.y", "act.x"), ("act.y", "fc2.x"),
-             ("fc2.y", "logits.x"), ("fc2.y", "ce.logits"), ("label.y", "ce.target"),
-             ("ce.y", "loss.x")]
-    data = {"format": "wiregrad.graph", "version": 1, "name": "Parity with a loop-free MLP",
-            "graph": {"nodes": [
-                {"id": "seq", "type": "Input", "params": {"shape": [steps, 1]}},
-                {"id": "flat", "type": "Flatten"},
-                {"id": "fc1", "type": "Linear", "params": {"out_features": hidden}},
-                {"id": "act", "type": "Tanh"},
-                {"id": "fc2", "type": "Linear", "params": {"out_features": 2}},
-                {"id": "logits", "type": "Output"},
-                {"id": "label", "type": "Input", "params": {"shape": [], "dtype": "int64"}},
-                {"id": "ce", "type": "CrossEntropyLoss"},
-                {"id": "loss", "type": "Output"}],
-                "edges": [{"from": a, "to": b} for a, b in edges]},
-            "training": training}
-    return core.loads(json.dumps(data))
+    return _baseline("Parity with a loop-free MLP", _graph(
+        [("seq", "Input", {"shape": [steps, 1]}), ("flat", "Flatten"),
+         ("fc1", "Linear", {"out_features": hidden}), ("act", "Tanh"),
+         ("fc2", "Linear", {"out_features": 2}), ("logits", "Output"),
+         ("label", "Input", {"shape": [], "dtype": "int64"}), ("ce", "CrossEntropyLoss"),
+         ("loss", "Output")],
+        [("seq.y", "flat.x"), ("flat.y", "fc1.x"), ("fc1.y", "act.x"), ("act.y", "fc2.x"),
+         ("fc2.y", "logits.x"), ("fc2.y", "ce.logits"), ("label.y", "ce.target"),
+         ("ce.y", "loss.x")]), training)
 
 
 def _accuracy(doc, params, seq: np.ndarray, target: np.ndarray) -> float:
@@ -204,3 +218,94 @@ def test_adaptive_while_stops_early_after_a_data_dependent_number_of_steps():
              ["trajectory"].shape[1] for i in range(0, len(x), 32)]
     assert max(steps) < max_iter, f"the state should settle before max_iter: {steps}"
     assert len(set(steps)) > 1, f"the depth should depend on the input: {steps}"
+
+
+# -- version 2: structure that changes with each sample ----------------------------------------
+
+def _flat_rnn_document(training: dict, hidden: int, cell: int) -> core.Document:
+    """The TreeRNN's task for a plain RNN: the same tokens in prefix order, the same cell
+    (token and state -> Linear -> ReLU -> Linear -> Tanh), the state after the last token."""
+    body = _graph(
+        [("tok", "Input", {"shape": [16], "role": "sequence"}),
+         ("h", "Input", {"shape": [hidden], "role": "carry"}), ("join", "Concat", {"n": 2}),
+         ("mix", "Linear", {"out_features": cell}), ("relu", "ReLU"),
+         ("out", "Linear", {"out_features": hidden}), ("act", "Tanh"),
+         ("h_next", "Output", {"role": "carry", "carry": "h"}),
+         ("states", "Output", {"role": "stack"})],
+        [("tok.y", "join.x0"), ("h.y", "join.x1"), ("join.y", "mix.x"), ("mix.y", "relu.x"),
+         ("relu.y", "out.x"), ("out.y", "act.x"), ("act.y", "h_next.x"), ("act.y", "states.x")])
+    training = dict(training, feeds={"prefix": "prefix", "last": "last", "label": "target"})
+    return _baseline("Expressions read by a flat RNN", _graph(
+        [("prefix", "Input", {"shape": [None], "dtype": "int64"}),
+         ("embed", "Embedding", {"num_embeddings": 14, "embedding_dim": 16}),
+         ("h0", "Constant", {"value": [0.0] * hidden}),
+         ("rnn", "Loop", {"mode": "scan", "axis": 1}, {"body": body}),
+         ("last", "Input", {"shape": [], "dtype": "int64"}), ("pick", "Gather"),
+         ("readout", "Linear", {"out_features": 10}), ("logits", "Output"),
+         ("label", "Input", {"shape": [], "dtype": "int64"}), ("ce", "CrossEntropyLoss"),
+         ("loss", "Output")],
+        [("prefix.y", "embed.x"), ("embed.y", "rnn.tok"), ("h0.y", "rnn.h"),
+         ("rnn.states", "pick.x"), ("last.y", "pick.index"), ("pick.y", "readout.x"),
+         ("readout.y", "logits.x"), ("readout.y", "ce.logits"), ("label.y", "ce.target"),
+         ("ce.y", "loss.x")]), training)
+
+
+def _tree_feeds(trees: dict) -> dict:
+    return {k: trees[k] for k in ("tokens", "children", "root")}
+
+
+def test_a_treernn_evaluates_expressions_a_flat_rnn_of_the_same_size_cannot():
+    name = "tree-expressions.wg.json"
+    tree_doc, tree = _trained(name)
+    training = _raw(name)["training"]
+    flat_doc = _flat_rnn_document(training, hidden=64, cell=192)
+    flat = core.train(flat_doc)  # the same trees, split, optimizer, epochs and seed
+    assert 0.8 < _size(flat.params) / _size(tree.params) < 1.25, "comparable parameter counts"
+    tree_acc, flat_acc = tree.final()["val_accuracy"], flat.final()["val_accuracy"]
+    print(f"\nvalidation accuracy: TreeRNN {tree_acc:.3f}, flat RNN {flat_acc:.3f}")
+    assert tree_acc >= 0.95 and flat_acc < 0.5, (tree_acc, flat_acc)
+
+    # Trained on trees of at most 15 nodes, the TreeRNN evaluates trees of 17 to 31 nodes: it
+    # has learned the operators, not the expressions.
+    big = expr_trees(1000, min_nodes=17, max_nodes=31, seed=99)
+    logits = core.compile(tree_doc).run(tree.params, _tree_feeds(big), outputs=("logits",))
+    assert (logits["logits"].argmax(-1) == big["target"]).mean() >= 0.9
+
+
+def test_ponder_takes_each_samples_own_number_of_steps_and_is_evaluated_per_sample():
+    name = "ponder.wg.json"
+    doc, result = _trained(name)
+    program = core.compile(doc)
+    data = rotations(300, max_steps=12, seed=5)
+    feeds = {"x": data["x"], "steps": data["steps"]}
+    steps = program.loop_steps(result.params, feeds)["ponder"]
+    np.testing.assert_array_equal(steps, data["steps"])  # k steps for a sample that asks k
+
+    # The reported error is each sample's own: the same as running them one at a time.
+    pred = program.run(result.params, feeds, outputs=("pred",))["pred"]
+    alone = np.concatenate([program.run(result.params, {k: v[i:i + 1] for k, v in feeds.items()},
+                                        outputs=("pred",))["pred"] for i in range(20)])
+    np.testing.assert_allclose(pred[:20], alone, rtol=1e-5, atol=1e-6)
+    assert np.mean((pred - data["target"]) ** 2) < 0.001
+
+    # Trained on up to 12 steps, the learned step still holds for 20.
+    longer = rotations(300, max_steps=20, seed=6)
+    far = longer["steps"] > 12
+    pred = program.run(result.params, {"x": longer["x"], "steps": longer["steps"]},
+                       outputs=("pred",))["pred"]
+    assert np.mean((pred[far] - longer["target"][far]) ** 2) < 0.01
+
+
+def test_the_siamese_net_uses_one_encoder_twice():
+    name = "siamese.wg.json"
+    doc, result = _trained(name)
+    assert not any(p.startswith("enc_b/") for p in result.params), "enc_b owns no weights"
+    assert any(p.startswith("enc_a/") for p in result.params)
+    program = core.compile(doc)
+    points = spiral(600, classes=3, seed=3)
+    a, b = points["x"][:300], points["x"][300:]
+    ab = program.run(result.params, {"a": a, "b": b}, outputs=("logits",))["logits"]
+    ba = program.run(result.params, {"a": b, "b": a}, outputs=("logits",))["logits"]
+    np.testing.assert_allclose(ab, ba, rtol=1e-5, atol=1e-5)  # the same encoder on both sides
+    same = (points["y"][:300] == points["y"][300:]).astype(np.int64)
+    assert (ab.argmax(-1) == same).mean() >= 0.9  # points never seen in a pair

@@ -18,7 +18,7 @@ import core
 from core.export import export_source
 from tests.export_check import compare_numpy, load_module
 from tests.program_check import document, graph
-from tests.sample_graphs import feeds_for, full_params, sample_documents
+from tests.sample_graphs import example_feeds, feeds_for, full_params, sample_documents
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "assets" / "examples").glob("*.wg.json"))
 CASES = list(sample_documents())
@@ -29,7 +29,7 @@ def test_examples_match_the_engine(path, tmp_path):
     doc = core.load(path)
     program = core.compile(doc, "float64")
     params = program.init_params(3)
-    compare_numpy(doc, params, feeds_for(program), tmp_path)
+    compare_numpy(doc, params, example_feeds(doc, program, path), tmp_path)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])

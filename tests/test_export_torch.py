@@ -16,7 +16,7 @@ import pytest
 import core
 from core.export import export_source
 from tests.export_check import compare_torch, load_module
-from tests.sample_graphs import feeds_for, full_params, sample_documents
+from tests.sample_graphs import example_feeds, feeds_for, full_params, sample_documents
 
 torch = pytest.importorskip("torch")
 
@@ -28,7 +28,8 @@ CASES = list(sample_documents())
 def test_examples_match_the_engine_in_float32(path, tmp_path):
     doc = core.load(path)
     program = core.compile(doc)
-    compare_torch(doc, program.init_params(3), feeds_for(program), tmp_path, rtol=1e-5)
+    compare_torch(doc, program.init_params(3), example_feeds(doc, program, path), tmp_path,
+                  rtol=1e-5)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
