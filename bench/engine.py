@@ -448,11 +448,12 @@ def time_steps(runners: dict, feeds, steps, rounds=9) -> dict:
     """Median seconds per step of each runner over `rounds` blocks, after a warm-up.
 
     The numpy runners take turns block by block, so a change in the machine's load touches
-    them alike. torch runs its blocks on its own, after a pause: its worker threads and
+    them alike. torch (the runners named torch...) runs its blocks on its own, after a pause: its worker threads and
     OpenBLAS's spin for a while after their last operation, and interleaved they take cores
     from each other (torch measured 7 ms a step instead of 2 on the RNN)."""
     times = {name: [] for name in runners}
-    for group in ([n for n in runners if n != "torch"], [n for n in runners if n == "torch"]):
+    torch_names = [n for n in runners if n.startswith("torch")]
+    for group in ([n for n in runners if n not in torch_names], torch_names):
         time.sleep(0.5)
         for name in group:
             for _ in range(max(3, steps // 20)):
