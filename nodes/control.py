@@ -89,7 +89,8 @@ class Branch(ControlType):
 
 @register
 class Block(ControlType):
-    help = "A call of a user-defined block; each instance owns its weights."
+    help = ("A call of a user-defined block; each instance owns its weights, or uses another "
+            "instance's through shares.")
     params = (Param("block", "str", help="Name of the block definition in the document."),)
     summary_format = "{block}"
 
