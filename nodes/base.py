@@ -10,7 +10,7 @@ rest of Wiregrad knows about a type comes from that one class:
   `ShapeError(port, message)` on input it cannot take;
 - `weights(p, ins)`: the trainable tensors, their shapes and initialisers, in a fixed order;
 - `np_forward` / `np_backward`: the type's one numpy rule, the code of its forward and of its
-  gradients (templates, or methods writing code, with helpers from kernels.py). The engine runs
+  gradients (templates, or methods writing code, with helpers from nodes/kernels/). The engine runs
   that code and the numpy export writes it out; see core/codegen/rules.py and docs/engine.md;
 - `torch_forward` / `torch_module`: its PyTorch rule, for the torch export;
 - `samples`: small parameter/input combinations the registry-wide gradient test runs.

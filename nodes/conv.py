@@ -1,6 +1,6 @@
 """2-D convolution and pooling over NCHW tensors, as PyTorch computes them.
 
-The kernels (im2col convolution, tiled pooling) are in kernels.py, with the measurements
+The kernels (im2col convolution, tiled pooling) are in kernels/conv.py, with the measurements
 that chose them.
 """
 

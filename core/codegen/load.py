@@ -2,7 +2,7 @@
 
 `load(module, dtype)` executes the module's text (the very functions `wiregrad export` writes)
 in a fresh namespace holding numpy, DTYPE and the helper functions the rules call, as imported
-from nodes/kernels.py. Nothing from the document becomes code: ids and names only ever appear
+from nodes/kernels/. Nothing from the document becomes code: ids and names only ever appear
 in escaped string literals and comments (writer.py, passes.q).
 
 A traceback through generated code shows its lines: the text is registered with linecache

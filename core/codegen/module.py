@@ -16,7 +16,7 @@ The engine executes these functions in memory (load.py); `wiregrad export --targ
 writes the same functions into its file, with its header, initialisation, data and training
 script around them (core/export/numpy_target.py). Block definitions become function pairs
 (blocks.py), constants module-level arrays, and the helper functions a type's rule calls
-(nodes/kernels.py) are imported by the engine and copied by the export.
+(nodes/kernels/) are imported by the engine and copied by the export.
 
 A traced module (`trace=True`) has the same functions, each also handing every value and
 gradient to a recorder `R` (an extra argument) as it is made.

@@ -13,7 +13,7 @@ the code they write, and the numpy export writes the same code into its file.
 - `torch_forward`: a torch expression for `y` (`{self}` is the node's submodule, if any).
 - `torch_module(p, e)`: the constructor of the node's submodule (`"nn.Linear(3, 4)"`), with
   `torch_weights` mapping engine weight names to (submodule attribute, transposed).
-- `e.helper(fn)`: a plain function the rule calls by name; numpy's live in nodes/kernels.py
+- `e.helper(fn)`: a plain function the rule calls by name; numpy's live in nodes/kernels/
   (the engine calls them as they are, an exported module carries a copy of their source and
   of the helpers they call); torch's are listed in `torch_helpers`.
 
@@ -45,20 +45,25 @@ def helpers_of(node_type) -> tuple:
     return tuple(value or ())
 
 
+def _kernel(fn) -> bool:
+    return fn.__module__.startswith(kernels.__name__ + ".")
+
+
 def helper_dependencies(fn) -> list:
-    """The functions of fn's own module that fn calls by name."""
+    """The functions that fn calls by name from its own module or, for a kernel, from the
+    other kernel modules."""
     out = []
     for name in fn.__code__.co_names:
         other = fn.__globals__.get(name)
-        if inspect.isfunction(other) and other is not fn and other.__module__ == fn.__module__:
+        if inspect.isfunction(other) and other is not fn and (
+                other.__module__ == fn.__module__ or _kernel(fn) and _kernel(other)):
             out.append(other)
     return out
 
 
 def all_helper_names() -> set:
     """Every helper a rule may copy in: module-level names an export must keep free."""
-    out = {name for name, fn in vars(kernels).items()
-           if inspect.isfunction(fn) and fn.__module__ == kernels.__name__}
+    out = {name for name, fn in vars(kernels).items() if inspect.isfunction(fn) and _kernel(fn)}
     for node_type in nodes.all_types().values():
         out.update(fn.__name__ for fn in helpers_of(node_type))
     return out

@@ -4,7 +4,7 @@
 Nodes of the same height (a leaf has height 0) run together, across the whole batch: the
 body runs once per height on the (sample, node) pairs of that height, its sequence inputs
 sliced at those pairs and its `children` Inputs given the values its Output took at their
-children (nodes/kernels.py: tree_levels, children_values). Each height's results go into the
+children (nodes/kernels/flow.py: tree_levels, children_values). Each height's results go into the
 whole (B, N, ...) outputs. The backward walks the heights back, root first: each pair's
 output gradient, with what its parents sent down, goes through the body, and what reaches its
 children Inputs is added into its children's output gradients.

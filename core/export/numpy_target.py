@@ -3,7 +3,7 @@
 The graph functions (forward, and per loss a function writing its gradients) are written by
 the code generator, core/codegen/module.py: the same functions the engine runs. What this
 module adds is what a standalone file needs around them: a header and imports, the
-initial values (init_params), the helpers the rules call (copied from nodes/kernels.py),
+initial values (init_params), the helpers the rules call (copied from nodes/kernels/),
 `forward(params, feeds)` and `value_and_grad(params, feeds, loss)` taking plain dicts, and
 the training script (training.py).
 """
