@@ -162,10 +162,13 @@ class Compiler:
 
     def _gather_inputs(self, into, node, path, types, failed):
         ins, _ = self.doc.ports(node)
+        node_type = nodes.get(node.type)
         in_types = {}
         missing = False
         for port in ins:
             edge = into.get((node.id, port))
+            if edge is None and port in node_type.optional_inputs:
+                continue
             if edge is None:
                 self._error(path, f"{path}.{port} is not connected")
                 missing = True

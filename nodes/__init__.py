@@ -3,7 +3,20 @@
 Only numpy is imported here: the node library knows nothing of documents, compilers or Qt.
 """
 
-from . import activations, control, conv, layers, losses, math, sources, tensor  # noqa: F401 (register)
+from . import (  # noqa: F401 (register)
+    activations,
+    attention,
+    control,
+    conv,
+    layers,
+    losses,
+    math,
+    norm,
+    recurrent,
+    sources,
+    structure,
+    tensor,
+)
 from .base import (
     FLOAT,
     INT,

@@ -279,6 +279,9 @@ class NodeType:
     int_inputs: ClassVar[tuple] = ()
     # Inputs through which no gradient flows (conditions, targets given as ids).
     nondiff_inputs: ClassVar[tuple] = ()
+    # Inputs that may be left unconnected (an attention mask): the shape rule and the rules
+    # for code then see no such port in `ins`.
+    optional_inputs: ClassVar[tuple] = ()
     # Control-flow types (Loop, Branch, Block): the code generator writes how they run.
     control: ClassVar[bool] = False
     samples: ClassVar[tuple] = ()

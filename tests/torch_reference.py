@@ -139,3 +139,17 @@ REFERENCE = {
     "BCEWithLogitsLoss": lambda p, i, w: [F.binary_cross_entropy_with_logits(i["logits"],
                                                                              i["target"])],
 }
+
+
+# The version-2 library's entries, one module per group of types.
+from tests import (  # noqa: E402
+    reference_conv,
+    reference_losses,
+    reference_norm,
+    reference_recurrent,
+    reference_structure,
+)
+
+for _group in (reference_structure, reference_losses, reference_conv, reference_recurrent,
+               reference_norm):
+    REFERENCE.update(_group.REFERENCE)

@@ -220,8 +220,8 @@ class Fn(Loops, PerSample, Trees, Branches, BlockCalls, GeneratedFunction):
     def context(self, site: Site, node, out: str | None) -> RuleContext:
         node_type = nodes.get(node.type)
         p = site.params[node.id]
-        ins = {port: self.source_var(site, node.id, port) for port in node_type.input_ports(p)}
-        in_types = self.layout.in_types(site, node)
+        in_types = self.layout.in_types(site, node)  # the connected ports
+        ins = {port: self.source_var(site, node.id, port) for port in in_types}
         weights = {name: self.weight_ref(site, node.id, name)
                    for name in self.layout.weights(site, node)}
         out_type = self.layout.type_of(site, node.id, "y")

@@ -142,8 +142,9 @@ class Layout:
         ins, _ = self.doc.ports(node)
         out = {}
         for port in ins:
-            src, sport = site.source(node.id, port)
-            out[port] = self.type_of(site, src, sport)
+            edge = site.graph.edge_into(node.id, port)
+            if edge is not None:  # else an optional port left open
+                out[port] = self.type_of(site, edge.src, edge.src_port)
         return out
 
     def weights(self, site: Site, node: Node) -> dict:
@@ -176,7 +177,8 @@ def diff_ports(program: Layout, site: Site, node: Node) -> list:
     node_type = nodes.get(node.type)
     ins = node_type.input_ports(site.params[node.id])
     types = program.in_types(site, node)
-    return [port for port in ins if port not in node_type.nondiff_inputs and not is_int(types[port])]
+    return [port for port in ins if port in types and port not in node_type.nondiff_inputs
+            and not is_int(types[port])]
 
 
 def feedback(body: Site) -> list:

@@ -98,9 +98,10 @@ class TorchFn(TorchPerSample, GeneratedFunction):
         node_type = nodes.get(node.type)
         p = site.params[node.id]
         out = self.value(site, node.id)
-        ins = {port: self.source_var(site, node.id, port) for port in node_type.input_ports(p)}
+        in_types = self.layout.in_types(site, node)  # the connected ports
+        ins = {port: self.source_var(site, node.id, port) for port in in_types}
         weights = self.layout.weights(site, node)
-        e = RuleContext(self, node_type, p, ins, self.layout.in_types(site, node), {}, out,
+        e = RuleContext(self, node_type, p, ins, in_types, {}, out,
                         self.layout.type_of(site, node.id), "torch")
         e.key = (site.path, node.id)
         rel = f"{site.path}{node.id}"[len(self.root):]

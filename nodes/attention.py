@@ -1,0 +1,3 @@
+"""Attention: MultiheadAttention (format version 2)."""
+
+from __future__ import annotations

@@ -1,0 +1,5 @@
+"""Kernels of attention."""
+
+from __future__ import annotations
+
+import numpy as np  # noqa: F401

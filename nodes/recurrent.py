@@ -1,0 +1,3 @@
+"""Recurrent cells: GRUCell and LSTMCell, each one fused node (format version 2)."""
+
+from __future__ import annotations
