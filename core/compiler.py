@@ -68,6 +68,9 @@ class Compiler:
         self.port_types: dict = {}
         self.weight_names: list = []
         self.weight_specs: list = []
+        # Buffers (nodes/base.py): saved, never trained; named and shared as weights are.
+        self.buffer_names: list = []
+        self.buffer_specs: list = []
         self.input_types: dict = {}
         self.output_types: dict = {}
         # Shared weights (format.md, version 2): a sharing node's tensor name -> the name it
@@ -198,15 +201,19 @@ class Compiler:
         try:
             outs = node_type.infer(p, in_types)
             weights = node_type.weights(p, in_types)
+            buffers = node_type.buffers(p, in_types)
         except ShapeError as exc:
             self._error(path, self._shape_message(into, node, path, exc))
             raise _Failed from None
-        if owner is not None and not weights:
+        if owner is not None and not weights and not buffers:
             self._error(path, f"{path}: shares {node.shares!r}, but a {node.type} has no "
                         "tensors to share")
         for name, spec in weights.items():
             self._add_weight(path, f"{path}.{name}", spec,
                              None if owner is None else f"{owner}.{name}")
+        for name, spec in buffers.items():
+            self._add_weight(path, f"{path}.{name}", spec,
+                             None if owner is None else f"{owner}.{name}", buffer=True)
         if node_type.mixes_batch(p, in_types):
             self.batch_level.append(path)
         return outs
@@ -220,21 +227,24 @@ class Compiler:
             owner = by_id[owner.shares]
         return path[:len(path) - len(node.id)] + owner.id
 
-    def _add_weight(self, node_path: str, name: str, spec, shared: str | None) -> None:
-        """Register a tensor, or, for a node that shares, the tensor it stands for."""
+    def _add_weight(self, node_path: str, name: str, spec, shared: str | None,
+                    buffer: bool = False) -> None:
+        """Register a tensor (a buffer, with `buffer`), or, for a node that shares, the tensor
+        it stands for."""
         for own, owner in reversed(self._sharing):  # inside a sharing Block instance
             if shared is None and name.startswith(own):
                 shared = owner + name[len(own):]
         if shared is None:
-            self.weight_names.append(name)
-            self.weight_specs.append(spec)
+            (self.buffer_names if buffer else self.weight_names).append(name)
+            (self.buffer_specs if buffer else self.weight_specs).append(spec)
             return
         self.aliases[name] = shared
         self._alias_checks.append((node_path, name, spec))
 
     def _check_aliases(self) -> None:
         """Every shared tensor stands for one its owner has, of the same shape."""
-        specs = dict(zip(self.weight_names, self.weight_specs))
+        specs = dict(zip(self.weight_names + self.buffer_names,
+                         self.weight_specs + self.buffer_specs))
         for node_path, name, spec in self._alias_checks:
             target = name
             for _ in range(len(self.aliases) + 1):

@@ -34,7 +34,7 @@ import zipfile
 import numpy as np
 
 from .errors import DataError
-from .generators import (  # noqa: F401 (the built-in generators are datasets' too)
+from .generators import (
     GENERATORS,
     _float,
     _int,
@@ -52,6 +52,8 @@ from .generators import (  # noqa: F401 (the built-in generators are datasets' t
 )
 
 __all__ = [
+    "BUNDLED",
+    "DIGITS_FILE",
     "FILE_KINDS",
     "GENERATORS",
     "KINDS",
@@ -59,6 +61,7 @@ __all__ = [
     "batches",
     "circles",
     "copy_first",
+    "digits_arrays",
     "expr_trees",
     "load_dataset",
     "moons",
@@ -363,12 +366,34 @@ def npy_arrays(path: str, name: str = "x", shown: str | None = None) -> tuple:
     return {name: _from_file_array(name, array, shown, classes)}, classes
 
 
+# The 8x8 handwritten digits shipped with Wiregrad (assets/data/digits.md: source, licence).
+DIGITS_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "assets", "data", "digits.npz")
+
+
+def digits_arrays(path: str, shown: str | None = None) -> dict:
+    """The digits archive as a dataset's arrays: x float64 (N, 1, 8, 8), the pixels of 0..16
+    divided by 16, and y int64 (N,), the digit."""
+    arrays, _ = npz_arrays(path, shown)
+    if "images" not in arrays or "labels" not in arrays:
+        raise DataError(f"{shown or path}: not the digits archive (no images and labels)")
+    images = arrays["images"].astype(np.float64) / 16.0
+    return {"x": images.reshape(-1, 1, 8, 8), "y": arrays["labels"].astype(np.int64)}
+
+
+def read_digits() -> Dataset:
+    return Dataset(digits_arrays(DIGITS_FILE, "the built-in digits (assets/data/digits.npz)"),
+                   source="dataset 'digits'")
+
+
+BUNDLED = {"digits": read_digits}  # data shipped with Wiregrad: no parameters, no path
+
 FILE_KINDS = {
     "csv": (read_csv, ("path", "columns", "delimiter")),
     "npz": (read_npz, ("path",)),
     "npy": (read_npy, ("path", "name")),
 }
-KINDS = sorted([*GENERATORS, *FILE_KINDS])
+KINDS = sorted([*GENERATORS, *FILE_KINDS, *BUNDLED])
 
 
 # -- from a document's dataset entry ----------------------------------------------------------
@@ -381,9 +406,13 @@ def load_dataset(spec: dict, base_dir: str | os.PathLike | None = None) -> Datas
     kind = spec.get("kind")
     if kind is None:
         raise DataError(f"dataset: missing \"kind\" (known: {', '.join(KINDS)})")
-    if kind not in GENERATORS and kind not in FILE_KINDS:
+    if kind not in KINDS:
         raise DataError(f"dataset: unknown kind {kind!r} (known: {', '.join(KINDS)})")
     params = {k: v for k, v in spec.items() if k != "kind"}
+    if kind in BUNDLED:
+        if params:
+            raise DataError(f"dataset {kind!r}: takes no parameters, got {next(iter(params))!r}")
+        return BUNDLED[kind]()
     if kind in GENERATORS:
         generate = GENERATORS[kind]
         signature = inspect.signature(generate).parameters

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .codegen.layout import Layout
 from .errors import GraphError
 from .export import export_source
-from .codegen.layout import Layout
 from .fileio import atomic_write, load
 
 
@@ -43,7 +43,7 @@ def check_weights(path: Path, doc) -> None:
     except (OSError, ValueError, EOFError) as exc:
         raise GraphError(f"--weights: {str(path)!r} is not a readable .npz file ({exc})") from None
     program = Layout.of(doc)
-    expected = dict(zip(program.weight_names, (tuple(s.shape) for s in program.weight_specs)))
+    expected = {name: tuple(spec.shape) for name, spec in program.tensors}
     missing = [n for n in expected if n not in shapes]
     extra = [n for n in shapes if n not in expected]
     if missing or extra:
@@ -53,7 +53,7 @@ def check_weights(path: Path, doc) -> None:
     for name, shape in expected.items():
         if tuple(shapes[name]) != shape:
             raise GraphError(f"--weights: {name} has shape {tuple(shapes[name])} in {path.name}, "
-                             f"the graph's is {shape}", name.rsplit(".", 1)[0])
+                             f"the graph's is {shape}", name.split(".", 1)[0])
 
 
 def cmd_export(args) -> int:

@@ -314,6 +314,39 @@ def pairs(n: int, of: str = "spiral", classes: int = 3, noise: float = 0.2,
             "class_a": y[first], "class_b": y[second]}
 
 
+def adding(n: int, length: int = 50, seed: int = 0) -> dict:
+    """The adding problem (Hochreiter & Schmidhuber, 1997), a test of long memory: each step
+    holds a value uniform in [0, 1] and a marker; exactly two steps are marked, one in each half
+    of the sequence, and the target is the sum of their two values.
+    Returns seq float64 (n, length, 2) (value, marker), target float64 (n, 1).
+    """
+    where = "dataset 'adding'"
+    n, rng = _int(where, "n", n, 1), _rng(where, seed)
+    length = _int(where, "length", length, 2)
+    values = rng.uniform(0.0, 1.0, size=(n, length))
+    half = length // 2
+    first = rng.integers(0, half, size=n)
+    second = rng.integers(half, length, size=n)
+    markers = np.zeros((n, length))
+    rows = np.arange(n)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    target = values[rows, first] + values[rows, second]
+    return {"seq": np.stack([values, markers], axis=2), "target": target[:, None]}
+
+
+def running_max(n: int, length: int = 10, vocab: int = 10, seed: int = 0) -> dict:
+    """Sequences of digits 0 .. vocab-1; the target at each step is the largest digit so far
+    (a task for attention that may only look back: a causal mask).
+    Returns tokens int64 (n, length), target int64 (n, length).
+    """
+    where = "dataset 'running_max'"
+    n, rng = _int(where, "n", n, 1), _rng(where, seed)
+    length, vocab = _int(where, "length", length, 1), _int(where, "vocab", vocab, 2)
+    tokens = rng.integers(0, vocab, size=(n, length))
+    return {"tokens": tokens, "target": np.maximum.accumulate(tokens, axis=1)}
+
+
 GENERATORS = {f.__name__: f for f in
               (spiral, moons, circles, xor, sine, seq_sum, seq_parity, copy_first, expr_trees,
-               rotations, pairs)}
+               rotations, pairs, adding, running_max)}

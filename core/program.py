@@ -64,8 +64,12 @@ class Program:
         self.doc, self._compiler = doc, compiler
         self._layouts: dict = {}
         self.dtype = compiler.dtype
-        self.param_names: list = list(compiler.weight_names)
-        self._specs = list(compiler.weight_specs)
+        # Every tensor the program keeps: the trainable ones first, then the buffers (saved
+        # and updated by training, never trained: BatchNorm's running statistics).
+        self.param_names: list = list(compiler.weight_names) + list(compiler.buffer_names)
+        self._specs = list(compiler.weight_specs) + list(compiler.buffer_specs)
+        self.trainable_names: list = list(compiler.weight_names)
+        self.buffer_names: set = set(compiler.buffer_names)
         self.param_shapes = {n: tuple(s.shape) for n, s in zip(self.param_names, self._specs)}
         self._index = {n: j for j, n in enumerate(self.param_names)}
         self._input_types = dict(compiler.input_types)
@@ -126,20 +130,33 @@ class Program:
             outputs=None) -> dict:
         """The graph's results (all Outputs, or those named in `outputs`) for these feeds."""
         fn = self.schedule(tuple(self.output_names if outputs is None else outputs))
-        pdict = self._table(self.param_list(params))
-        results = self._call(fn, pdict, None, train, seed, self.feed_list(fn, feeds))
+        plist = self.param_list(params)
+        results = self._call(fn, self._table(plist), None, train, seed, self.feed_list(fn, feeds))
+        if train:
+            self._keep_buffers(params, plist)
         return dict(zip(fn.outputs, results))
 
     def value_and_grad(self, params: dict, feeds: dict, loss: str = "loss", train: bool = True,
                        seed: int = 0, out: dict | None = None):
-        """(loss value, gradients): the gradients have exactly the keys and shapes of params.
+        """(loss value, gradients): the gradients have the keys and shapes of the trainable
+        params (buffers have none). Training (`train`) updates the buffers in `params`.
 
         `out`, if given, is a dict of arrays to write the gradients into (returned as well).
         """
         plist = self.param_list(params)
-        grads = [out[n] for n in self.param_names] if out is not None else None
+        grads = [out[n] for n in self.trainable_names] if out is not None else None
         value, glist = self.loss_and_grads(plist, feeds, loss, train, seed, grads)
-        return value, dict(zip(self.param_names, glist))
+        if train:
+            self._keep_buffers(params, plist)
+        return value, dict(zip(self.trainable_names, glist))
+
+    def _keep_buffers(self, params: dict, plist: list) -> None:
+        """A training run updated the buffers in place; where one had to be cast (a float64
+        array given to a float32 program) the caller's dict gets the updated copy."""
+        for name, value in zip(self.param_names[len(self.trainable_names):],
+                               plist[len(self.trainable_names):]):
+            if params[name] is not value:
+                params[name] = value
 
     def loss_and_grads(self, plist: list, feeds: dict, loss: str = "loss", train: bool = True,
                        seed=0, grads: list | None = None, checked: bool = False):
@@ -151,7 +168,7 @@ class Program:
         """
         fn = self.loss_schedule(loss)
         if grads is None:
-            grads = [np.empty(p.shape, self.dtype) for p in plist]
+            grads = [np.empty(p.shape, self.dtype) for p in plist[:len(self.trainable_names)]]
         args = [feeds[name] for name in fn.arg_names] if checked else self.feed_list(fn, feeds)
         (value,) = self._call(fn, self._table(plist), self._table(grads), train, seed, args)
         if np.size(value) != 1:
@@ -162,9 +179,10 @@ class Program:
     def _table(self, arrays: list) -> dict:
         """Arrays in program order as the dict generated code reads, by tensor name; a node
         that shares another's tensors finds them under its own names too."""
-        table = dict(zip(self.param_names, arrays))
+        table = dict(zip(self.param_names, arrays))  # gradients: of the trainable ones only
         for name, owner in self.shared.items():
-            table[name] = table[owner]
+            if owner in table:
+                table[name] = table[owner]
         return table
 
     def _call(self, fn: Compiled, pdict: dict, gdict: dict | None, train, seed, args: list,
@@ -272,7 +290,8 @@ class Program:
         if fn is None:
             fn = self._compiled[key] = Compiled(self.layout(traced=True), outputs, loss, trace=True)
         plist = self.param_list(params)
-        grads = [np.empty(p.shape, self.dtype) for p in plist] if loss is not None else None
+        grads = [np.empty(p.shape, self.dtype) for p in plist[:len(self.trainable_names)]] \
+            if loss is not None else None
         recorder = Recorder()
         self._call(fn, self._table(plist), None if grads is None else self._table(grads),
                    train, seed, self.feed_list(fn, feeds), recorder)
@@ -325,4 +344,6 @@ class Program:
 
 
 def _node_of(param_name: str) -> str:
-    return param_name.rsplit(".", 1)[0]
+    """The node path of a tensor name: ids have no dots, tensor names may
+    (`attn.out_proj.weight`)."""
+    return param_name.split(".", 1)[0]

@@ -155,10 +155,13 @@ class Session:
                                  f"{', '.join(self.train_set.names())})", name)
         self.val_feeds = self._feeds(self.val_set) if len(self.val_set) else None
         start = self.program.init_params(plan.seed) if params is None else params
-        self.optimizer = make_optimizer(plan.optimizer, self.program.param_list(start)
-                                        if isinstance(start, dict) else start)
+        start = self.program.param_list(start) if isinstance(start, dict) else list(start)
+        trainable = len(self.program.trainable_names)
+        self.optimizer = make_optimizer(plan.optimizer, start[:trainable])
         self.names = self.program.param_names
-        self.params = list(self.optimizer.params)  # views into the optimizer's flat buffer
+        # views into the optimizer's flat buffer, then the buffers (our own copies, which the
+        # training steps update in place)
+        self.params = list(self.optimizer.params) + [np.array(b) for b in start[trainable:]]
         self.grads = list(self.optimizer.grads)
         self.shuffle_rng = np.random.default_rng([plan.seed, 1])
         self.dropout_rng = np.random.default_rng([plan.seed, 2])
@@ -229,7 +232,7 @@ class Session:
             what = "output"
         else:
             bad = next(n for n, g in zip(self.names, self.grads) if not np.isfinite(g).all())
-            node, what = bad.rsplit(".", 1)[0], f"gradient (of {bad})"
+            node, what = bad.split(".", 1)[0], f"gradient (of {bad})"
         where = f"{node}: " if node else ""
         return TrainingError(f"{where}the {what} became NaN or Inf at step {self.step_count + 1} "
                              f"(epoch {self.epoch + 1}); training stopped with the last good "

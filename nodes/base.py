@@ -9,6 +9,9 @@ rest of Wiregrad knows about a type comes from that one class:
 - `infer(p, ins)`: the shape rule, from input `TensorType`s to output `TensorType`s, raising
   `ShapeError(port, message)` on input it cannot take;
 - `weights(p, ins)`: the trainable tensors, their shapes and initialisers, in a fixed order;
+- `buffers(p, ins)`: tensors kept and saved but not trained (BatchNorm's running statistics),
+  declared as weights are; the numpy rule names them as it names weights and updates them in
+  place while training;
 - `np_forward` / `np_backward`: the type's one numpy rule, the code of its forward and of its
   gradients (templates, or methods writing code, with helpers from nodes/kernels/). The engine runs
   that code and the numpy export writes it out; see core/codegen/rules.py and docs/engine.md;
@@ -80,7 +83,8 @@ class Param:
 
     kinds: int, float, bool, choice, shape (list of lengths, null allowed), reshape (list of
     lengths, one may be -1), axis (int; `nullable` allows null), axes (list of ints or, where
-    `nullable`, null), value (a number or nested list of numbers), str.
+    `nullable`, null), value (a number or nested list of numbers), str, pair (an int, or [h, w]
+    for the two spatial axes: a kernel size, a stride).
     """
 
     name: str
@@ -184,6 +188,26 @@ def _check_value(param: Param, v: Any) -> Any:
     return v
 
 
+def _check_pair(param: Param, v: Any) -> Any:
+    """Kind "pair": a whole number, or a pair [h, w] of them (a kernel's height and width).
+    Kept in the form given, so a document reads back as written; `minimum` and `maximum`
+    apply to each entry."""
+    if isinstance(v, (list, tuple)):
+        if len(v) != 2:
+            raise ParamError(f"{param.name} must be a whole number or a pair [h, w], got {v!r}")
+        value: Any = [_check_int(param, x) for x in v]
+        entries = value
+    else:
+        value = _check_int(param, v)
+        entries = [value]
+    for x in entries:
+        if param.minimum is not None and x < param.minimum:
+            raise ParamError(f"{param.name} must be at least {param.minimum:g}, got {v!r}")
+        if param.maximum is not None and x > param.maximum:
+            raise ParamError(f"{param.name} must be at most {param.maximum:g}, got {v!r}")
+    return value
+
+
 def _check_str(param: Param, v: Any) -> str:
     if not isinstance(v, str):
         raise ParamError(f"{param.name} must be text, got {v!r}")
@@ -201,6 +225,7 @@ _CHECKS = {
     "axes": _check_axes,
     "value": _check_value,
     "str": _check_str,
+    "pair": _check_pair,
 }
 
 
@@ -252,12 +277,14 @@ class Sample:
     """A case for the registry-wide gradient check: params, and input shapes (batch included).
 
     `inputs` maps port -> shape, or port -> (shape, dtype, high) for int64 inputs drawn from
-    [0, high). `positive` lists ports that must be > 0 (Log, Sqrt).
+    [0, high). `positive` lists ports that must be > 0 (Log, Sqrt), `probability` those that
+    must lie in (0, 1) (BCELoss's).
     """
 
     params: dict
     inputs: dict
     positive: tuple = ()
+    probability: tuple = ()
     note: str = ""
 
 
@@ -352,6 +379,9 @@ class NodeType:
         raise NotImplementedError(f"{self.name} has no shape rule")
 
     def weights(self, p: dict, ins: dict) -> dict:
+        return {}
+
+    def buffers(self, p: dict, ins: dict) -> dict:
         return {}
 
 

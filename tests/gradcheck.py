@@ -33,17 +33,25 @@ def distinct_values(rng: np.random.Generator, shape: tuple, low: float, high: fl
     return (low + (high - low) * cells / max(n, 1)).reshape(shape)
 
 
+def sample_ports(node, p: dict, sample: Sample) -> list:
+    """The node's input ports the sample connects: all but the optional ones it leaves out."""
+    return [port for port in node.input_ports(p)
+            if port in sample.inputs or port not in node.optional_inputs]
+
+
 def draw_inputs(node, p: dict, sample: Sample, rng, dtype=np.float64) -> dict:
     """port -> array for every input port of the sample."""
     out = {}
-    for port in node.input_ports(p):
+    for port in sample_ports(node, p, sample):
         spec = sample.inputs[port]
         if len(spec) == 3 and spec[1] == "int64":
             shape, _, high = spec
             out[port] = rng.integers(0, high, size=shape, dtype=np.int64)
             continue
         shape = tuple(spec)
-        if port in sample.positive:
+        if port in sample.probability:
+            values = distinct_values(rng, shape, 0.05, 0.95)
+        elif port in sample.positive:
             values = distinct_values(rng, shape, 0.5, 2.5)
         else:
             # Distinct magnitudes with random signs: distinct values, none near 0.
@@ -65,11 +73,16 @@ def draw_weights(node, p: dict, types: dict, rng, dtype=np.float64) -> list:
     return [(0.5 * rng.standard_normal(w.shape)).astype(dtype) for w in decls.values()]
 
 
-def compiled(node, p: dict, xs: list, dtype=np.float64) -> NodeRun:
-    """The node's numpy rule compiled for inputs shaped like xs."""
+def compiled(node, p: dict, xs: list, dtype=np.float64, ports=None) -> NodeRun:
+    """The node's numpy rule compiled for inputs shaped like xs, given to `ports` (default:
+    every input port)."""
+    ports = list(node.input_ports(p)) if ports is None else ports
     types = {port: TensorType(x.shape, INT if x.dtype.kind in "iu" else FLOAT)
-             for port, x in zip(node.input_ports(p), xs)}
-    return NodeRun(node, p, types, dtype)
+             for port, x in zip(ports, xs)}
+    run = NodeRun(node, p, types, dtype)
+    # NodeRun takes every declared port; an optional one left unconnected takes no argument.
+    run.ports = [port for port in run.ports if port in types]
+    return run
 
 
 def run_forward(run: NodeRun, xs: list, ws: list, seed: int = 0) -> list:
@@ -98,7 +111,7 @@ def check_gradients(type_name: str, sample: Sample, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     inputs = draw_inputs(node, p, sample, rng)
     types = input_types(inputs)
-    ports = list(node.input_ports(p))
+    ports = list(inputs)
     xs = [inputs[port] for port in ports]
     ws = draw_weights(node, p, types, rng)
     names = ports + list(node.weights(p, types))
@@ -107,14 +120,15 @@ def check_gradients(type_name: str, sample: Sample, seed: int = 0) -> None:
 
     # Forward agrees with the shape rule.
     inferred = node.infer(p, types)
-    run = compiled(node, p, xs)
+    run = compiled(node, p, xs, ports=ports)
     ys = run_forward(run, xs, ws)
     out_ports = node.output_ports(p)
     assert len(ys) == len(out_ports)
     for port, y in zip(out_ports, ys):
         assert isinstance(y, np.ndarray), f"{port}: forward gave {type(y).__name__}"
         assert y.shape == inferred[port].shape, f"{port}: {y.shape} vs inferred {inferred[port]}"
-        assert y.dtype == np.float64, f"{port}: float64 in gave {y.dtype} out"
+        want = np.int64 if inferred[port].dtype == INT else np.float64
+        assert y.dtype == want, f"{port}: float64 in gave {y.dtype} out"
 
     rs = [rng.standard_normal(y.shape) for y in ys]
     rs_copy = [r.copy() for r in rs]
@@ -177,12 +191,14 @@ def check_float32(type_name: str, sample: Sample, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     inputs = draw_inputs(node, p, sample, rng, dtype=np.float32)
     types = input_types(inputs)
-    xs = [inputs[port] for port in node.input_ports(p)]
+    xs = list(inputs.values())
     ws = draw_weights(node, p, types, rng, dtype=np.float32)
-    run = compiled(node, p, xs, dtype=np.float32)
+    run = compiled(node, p, xs, dtype=np.float32, ports=list(inputs))
     ys = run_forward(run, xs, ws)
-    for y in ys:
-        assert isinstance(y, np.ndarray) and y.dtype == np.float32, f"output dtype {y.dtype}"
+    inferred = node.infer(p, types)
+    for port, y in zip(node.output_ports(p), ys):
+        want = np.int64 if inferred[port].dtype == INT else np.float32
+        assert isinstance(y, np.ndarray) and y.dtype == want, f"output dtype {y.dtype}"
     rs = [np.ones(y.shape, dtype=np.float32) for y in ys]
     grads = run_backward(run, xs, ws, rs, [True] * (len(xs) + len(ws)))
     for g, v in zip(grads, xs + ws):

@@ -50,24 +50,48 @@ def data(sample, shape_of, rng):
         if dtype == "int64":
             feeds[f"in_{port}"] = rng.integers(0, high, size=full)
         else:
-            value = rng.uniform(0.5, 1.5, size=full)
-            if port not in sample.positive:
+            if port in sample.probability:
+                value = rng.uniform(0.1, 0.9, size=full)
+            else:
+                value = rng.uniform(0.5, 1.5, size=full)
+            if port not in sample.positive + sample.probability:
                 value *= rng.choice([-1.0, 1.0], size=full)
             params[f"in_{port}.value"] = value
     return params, feeds
 
 
-def tail(source: str):
+def tail(source: str, as_int: bool = False):
+    if as_int:  # an int64 result (ArgMax): made float by a Where on it
+        return ([("one", "Constant", {"value": 1.0}), ("half", "Constant", {"value": -0.5}),
+                 ("fl", "Where", {}), ("sin", "Sin", {}), ("total", "Sum", {}),
+                 ("loss", "Output", {}), ("raw", "Output", {})],
+                [(source, "fl.cond"), ("one.y", "fl.a"), ("half.y", "fl.b"), ("fl.y", "sin.x"),
+                 ("sin.y", "total.x"), ("total.y", "loss.x"), (source, "raw.x")])
     return ([("sin", "Sin", {}), ("total", "Sum", {}), ("loss", "Output", {}),
              ("raw", "Output", {})],
             [(source, "sin.x"), ("sin.y", "total.x"), ("total.y", "loss.x"), (source, "raw.x")])
+
+
+def _first(type_name, sample):
+    """The node's first output, as an edge end ("op.y", "op.y0")."""
+    node = nodes.get(type_name)
+    return "op." + node.output_ports(node.resolve_params(sample.params))[0]
+
+
+def _int_result(type_name, sample) -> bool:
+    node = nodes.get(type_name)
+    p = node.resolve_params(sample.params)
+    types = {port: nodes.TensorType(tuple(shape), "int64" if dtype == "int64" else "float")
+             for port, shape, dtype, _ in port_specs(sample)}
+    return node.infer(p, types)[node.output_ports(p)[0]].dtype == "int64"
 
 
 def with_steps(shape):
     return shape[:1] + (STEPS,) + shape[1:]
 
 
-def _body(ports, type_name, sample, extra_nodes=(), extra_edges=(), out="op.y", role=None):
+def _body(ports, type_name, sample, extra_nodes=(), extra_edges=(), out=None, role=None):
+    out = out or _first(type_name, sample)
     inputs = [(f"i_{port}", "Input", {} if role is None else {"role": role})
               for port, *_ in ports]
     return graph(inputs + [("op", type_name, sample.params), ("out", "Output", {})]
@@ -91,7 +115,7 @@ def _cases(type_name, sample, k):
     ports = list(port_specs(sample))
     wire = [(f"in_{port}.y", f"op.{port}") for port, *_ in ports]
     rng = np.random.default_rng(k)
-    tail_nodes, tail_edges = tail("op.y")
+    tail_nodes, tail_edges = tail(_first(type_name, sample), _int_result(type_name, sample))
     doc = document(sources(sample, tuple) + [("op", type_name, sample.params)] + tail_nodes,
                    wire + tail_edges)
     yield (f"{type_name}-{k}-plain", doc, *data(sample, tuple, rng))
@@ -99,7 +123,7 @@ def _cases(type_name, sample, k):
     mode = {"mode": "scan", "axis": 1} if ports else {"mode": "repeat", "count": STEPS}
     body = _body(ports, type_name, sample, role="sequence")
     loop = ("loop", "Loop", mode, {"body": body})
-    tail_nodes, tail_edges = tail("loop.out")
+    tail_nodes, tail_edges = tail("loop.out", _int_result(type_name, sample))
     doc = document(sources(sample, with_steps) + [loop] + tail_nodes,
                    [(f"in_{port}.y", f"loop.i_{port}") for port, *_ in ports] + tail_edges)
     yield (f"{type_name}-{k}-scan", doc, *data(sample, with_steps, rng))
@@ -113,11 +137,11 @@ def _cases(type_name, sample, k):
                    [(f"in_{port}.y", f"loop.i_{port}") for port, *_ in ports] + tail_edges)
     yield (f"{type_name}-{k}-while", doc, *data(sample, tuple, rng))
 
-    tail_nodes, tail_edges = tail("br.out")
+    tail_nodes, tail_edges = tail("br.out", _int_result(type_name, sample))
     for side, cond in (("then", 1.0), ("else", -1.0)):
         taken = _body(ports, type_name, sample)
-        other = _body(ports, type_name, sample, [("neg", "Neg", {})], [("op.y", "neg.x")],
-                      out="neg.y")
+        other = _body(ports, type_name, sample, [("neg", "Neg", {})], [(_first(type_name, sample), "neg.x")],
+                      out="neg.y") if not _int_result(type_name, sample) else _body(ports, type_name, sample)
         bodies = {"then": taken, "else": other} if side == "then" else \
             {"then": other, "else": taken}
         doc = document(sources(sample, tuple)
@@ -130,15 +154,15 @@ def _cases(type_name, sample, k):
     params, feeds = data(sample, tuple, rng)
     plain = document(sources(sample, tuple) + [("op", type_name, sample.params),
                                                ("out", "Output", {})],
-                     wire + [("op.y", "out.x")])
+                     wire + [(_first(type_name, sample), "out.x")])
     program = core.compile(plain, "float64")
     start = program.init_params(0)
     start.update(params)
     out_shape = program.run(start, feeds)["out"].shape
     cond = np.where(rng.random(out_shape) > 0.5, 1.0, -1.0).tolist()
     then = _body(ports, type_name, sample)
-    other = _body(ports, type_name, sample, [("sq", "Square", {})], [("op.y", "sq.x")],
-                  out="sq.y")
+    other = _body(ports, type_name, sample, [("sq", "Square", {})], [(_first(type_name, sample), "sq.x")],
+                  out="sq.y") if not _int_result(type_name, sample) else _body(ports, type_name, sample)
     doc = document(sources(sample, tuple)
                    + [("cond", "Constant", {"value": cond}),
                       ("br", "Branch", {"mode": "select"}, {"then": then, "else": other})]
@@ -181,8 +205,11 @@ def _batched_data(sample, rng, at=None):
         if dtype == "int64":
             feeds[f"in_{port}"] = rng.integers(0, high, size=full)
             continue
-        value = rng.uniform(0.5, 1.5, size=full)
-        if port not in sample.positive:
+        if port in sample.probability:
+            value = rng.uniform(0.1, 0.8, size=full)  # times w in [0.8, 1.2]: below 1
+        else:
+            value = rng.uniform(0.5, 1.5, size=full)
+        if port not in sample.positive + sample.probability:
             value *= rng.choice([-1.0, 1.0], size=full)
         feeds[f"x_{port}"] = value
         params[f"w_{port}.value"] = rng.uniform(0.8, 1.2, size=shape[1:])
@@ -194,7 +221,7 @@ def _gives_per_sample(type_name, sample) -> bool:
     nodes_, edges = _batched_sources(sample)
     doc = document(nodes_ + [("op", type_name, sample.params), ("out", "Output", {})],
                    edges + [(f"in_{port}.y", f"op.{port}") for port, *_ in port_specs(sample)]
-                   + [("op.y", "out.x")])
+                   + [(_first(type_name, sample), "out.x")])
     try:
         program = core.compile(doc, "float64")
         params, feeds = _batched_data(sample, np.random.default_rng(0))
@@ -224,7 +251,7 @@ def _per_sample_cases(type_name, sample, k):
         [("t.y", "done.a"), ("one.y", "done.b"), ("n.y", "left.a"), ("done.y", "left.b"),
          ("left.y", "again.x")])
     nodes_, edges = _batched_sources(sample)
-    tail_nodes, tail_edges = tail("loop.out")
+    tail_nodes, tail_edges = tail("loop.out", _int_result(type_name, sample))
     loop = ("loop", "Loop", {"mode": "while", "per_sample": True, "max_iter": 5}, {"body": body})
     doc = document(nodes_ + [("steps", "Input", {"shape": []}), loop] + tail_nodes,
                    edges + into + [("steps.y", "loop.n")] + tail_edges)
@@ -234,9 +261,9 @@ def _per_sample_cases(type_name, sample, k):
 
     # A route branch: each sample through its own side.
     then = _body(ports, type_name, sample)
-    other = _body(ports, type_name, sample, [("sq", "Square", {})], [("op.y", "sq.x")],
-                  out="sq.y")
-    tail_nodes, tail_edges = tail("br.out")
+    other = _body(ports, type_name, sample, [("sq", "Square", {})], [(_first(type_name, sample), "sq.x")],
+                  out="sq.y") if not _int_result(type_name, sample) else _body(ports, type_name, sample)
+    tail_nodes, tail_edges = tail("br.out", _int_result(type_name, sample))
     doc = document(nodes_ + [("cond", "Input", {"shape": []}),
                              ("br", "Branch", {"mode": "route"}, {"then": then, "else": other})]
                    + tail_nodes,
@@ -249,7 +276,7 @@ def _per_sample_cases(type_name, sample, k):
     # A tree loop over three nodes: two leaves and their parent.
     body = _body(ports, type_name, sample, role="sequence")
     nodes_, edges = _batched_sources(sample, at=STEPS)
-    tail_nodes, tail_edges = tail("loop.out")
+    tail_nodes, tail_edges = tail("loop.out", _int_result(type_name, sample))
     loop = ("loop", "Loop", {"mode": "tree"}, {"body": body})
     doc = document(nodes_ + [("kids", "Input", {"shape": [STEPS, 2], "dtype": "int64"}), loop]
                    + tail_nodes, edges + into + [("kids.y", "loop.children")] + tail_edges)

@@ -142,7 +142,7 @@ REFERENCE = {
 
 
 # The version-2 library's entries, one module per group of types.
-from tests import (  # noqa: E402
+from tests import (
     reference_conv,
     reference_losses,
     reference_norm,

@@ -50,7 +50,22 @@ class InsideTab:
             return
         name = node_path(ref, node_id)
         self.inspector.show_node(name, node.type, trace.ports(paths, port), trace.rows,
-                                 trace.runs(paths), len(paths), trace.error or "")
+                                 trace.runs(paths), len(paths), trace.error or "",
+                                 self._buffers_of(paths))
+
+    def _buffers_of(self, paths: list) -> dict:
+        """The node's buffers in the latest snapshot (BatchNorm's running statistics): what
+        training changes besides the weights, by buffer name (the first instance's)."""
+        program = self.probe.program() if self.probe is not None else None
+        if program is None or not self.snapshot:
+            return {}
+        out = {}
+        for path in paths:
+            for name in sorted(program.buffer_names):
+                owner, _, buffer = name.partition(".")
+                if owner == path and name in self.snapshot:
+                    out.setdefault(buffer, self.snapshot[name])
+        return out
 
     # -- inside the network -------------------------------------------------------------------
 

@@ -77,9 +77,11 @@ class NodeInspector(QWidget):
         self.show_node(None)
 
     def show_node(self, name: str | None, node_type: str = "", ports: list | None = None,
-                  rows: int = 0, runs: int = 1, instances: int = 1, empty: str = "") -> None:
+                  rows: int = 0, runs: int = 1, instances: int = 1, empty: str = "",
+                  buffers: dict | None = None) -> None:
         """`name`: the node as the user knows it (`hidden1`, `rnn/cell`); `ports`: the trace's
-        [(port, [values per run], [gradients per run])]; `runs`: steps of a loop body."""
+        [(port, [values per run], [gradients per run])]; `runs`: steps of a loop body;
+        `buffers`: its saved, untrained state by name (BatchNorm's running statistics)."""
         self.node_id = name
         if name is None:
             self.title.setText("<b>Click a node</b> on the canvas (inside a loop, branch or "
@@ -121,6 +123,12 @@ class NodeInspector(QWidget):
             parts.append(f"gradient rms <b>{_fmt(pr.rms(grad))}</b>")
             if g["nonfinite"]:
                 parts.append(f"<span style='color:#ff6b6b'>gradient {g['nonfinite']} NaN/Inf</span>")
-        self.figures.setText(" &nbsp;·&nbsp; ".join(parts))
+        text = " &nbsp;·&nbsp; ".join(parts)
+        for buffer, array in (buffers or {}).items():
+            b = pr.stats(np.ravel(np.asarray(array, dtype=np.float64)))
+            text += (f"<br><span style='color:#9aa1ab'>buffer</span> {buffer} ({np.size(array)}): "
+                     f"mean <b>{_fmt(b.get('mean'))}</b>, min {_fmt(b.get('min'))}, "
+                     f"max {_fmt(b.get('max'))}")
+        self.figures.setText(text)
         self.values_hist.show_values(value)
         self.grad_hist.show_values(grad)

@@ -25,11 +25,11 @@ from .blocks import BlockCalls
 from .branches import Branches
 from .layout import CONTROL, Gradients, Layout, Site, diff_ports
 from .loops import Loops
-from .per_sample import PerSample
-from .trees import Trees
 from .names import NameTable
 from .passes import assign_into, q, stored_and_loaded
+from .per_sample import PerSample
 from .rules import RuleContext, rule
+from .trees import Trees
 from .writer import Writer, comment_text, float_literal
 
 # Names a generated function binds itself (its arguments and loop variables).
@@ -207,7 +207,7 @@ class Fn(Loops, PerSample, Trees, Branches, BlockCalls, GeneratedFunction):
                     self.block_forward(site, node, grad)
                 else:
                     self.op_forward(site, node)
-                for port in self.layout.ports(node)[1] if node.type in CONTROL else ("y",):
+                for port in self.layout.ports(node)[1]:
                     if (site.path, node.id, port) in self.var:
                         self.record("value", site, node.id, port, self.var[(site.path, node.id, port)])
 
@@ -223,14 +223,18 @@ class Fn(Loops, PerSample, Trees, Branches, BlockCalls, GeneratedFunction):
         in_types = self.layout.in_types(site, node)  # the connected ports
         ins = {port: self.source_var(site, node.id, port) for port in in_types}
         weights = {name: self.weight_ref(site, node.id, name)
-                   for name in self.layout.weights(site, node)}
-        out_type = self.layout.type_of(site, node.id, "y")
+                   for name in (*self.layout.weights(site, node), *self.layout.buffers(site, node))}
+        out_ports = self.layout.ports(node)[1]
+        out_type = self.layout.types.get((site.path + node.id, "y"))
         e = RuleContext(self, node_type, p, ins, in_types, weights, out, out_type, "numpy")
+        if out_ports != ("y",):
+            e.outs = {port: self.value(site, node.id, port) for port in out_ports}
         e.key = (site.path, node.id)
         return e
 
     def op_forward(self, site: Site, node) -> None:
-        e = self.context(site, node, self.value(site, node.id))
+        single = self.layout.ports(node)[1] == ("y",)
+        e = self.context(site, node, self.value(site, node.id) if single else None)
         write_forward(e)
 
     # -- backward -----------------------------------------------------------------------------
@@ -268,10 +272,12 @@ class Fn(Loops, PerSample, Trees, Branches, BlockCalls, GeneratedFunction):
                                 self.record("grad", site, node.id, port, acc[(site.path, node.id, port)])
                         pending(acc)
                     continue
-                key = (site.path, node.id, "y")
-                if key not in acc:
+                got = [port for port in self.layout.ports(node)[1]
+                       if (site.path, node.id, port) in acc]
+                if not got:
                     continue
-                self.record("grad", site, node.id, "y", acc[key])
+                for port in got:
+                    self.record("grad", site, node.id, port, acc[(site.path, node.id, port)])
                 self.op_backward(site, node, acc)
         grads = {}
         for n in site.inputs():
@@ -283,9 +289,10 @@ class Fn(Loops, PerSample, Trees, Branches, BlockCalls, GeneratedFunction):
         return grads
 
     def op_backward(self, site: Site, node, acc: dict) -> None:
-        out = self.var[(site.path, node.id, "y")]
+        out = self.var.get((site.path, node.id, "y"))
         e = self.context(site, node, out)
-        e.gy = acc[(site.path, node.id, "y")]
+        e.gys = {port: acc.get((site.path, node.id, port)) for port in self.layout.ports(node)[1]}
+        e.gy = e.gys.get("y")
         ports = [port for port in diff_ports(self.layout, site, node)
                  if self.carries.source(site, node.id, port)]
         weights = list(self.layout.weights(site, node))

@@ -65,6 +65,8 @@ class Layout:
         self.types = self.compiler.port_types
         self.weight_names = list(self.compiler.weight_names)
         self.weight_specs = list(self.compiler.weight_specs)
+        self.buffer_names = list(self.compiler.buffer_names)
+        self.buffer_specs = list(self.compiler.buffer_specs)
         self.top = self.site(doc.graph, "", "top")
         self.input_types = dict(self.compiler.input_types)
         self.output_types = dict(self.compiler.output_types)
@@ -97,7 +99,15 @@ class Layout:
         layout = cls(rewritten, again, rewrites)
         layout.weight_names = list(compiler.weight_names)
         layout.weight_specs = list(compiler.weight_specs)
+        layout.buffer_names = list(compiler.buffer_names)
+        layout.buffer_specs = list(compiler.buffer_specs)
         return layout
+
+    @property
+    def tensors(self) -> list:
+        """(name, spec) of every tensor a program keeps: the weights, then the buffers."""
+        return list(zip(self.weight_names + self.buffer_names,
+                        self.weight_specs + self.buffer_specs))
 
     def weight_view(self, site: Site, node_id: str, name: str) -> tuple:
         """(the real weight's full name, a row slice or "") a node's weight `name` is."""
@@ -153,6 +163,12 @@ class Layout:
             return {}
         node_type = nodes.get(node.type)
         return node_type.weights(site.params[node.id], self.in_types(site, node))
+
+    def buffers(self, site: Site, node: Node) -> dict:
+        """name -> Weight of an ordinary node's buffers (read and updated, never trained)."""
+        if node.type in CONTROL or node.type in ("Input", "Output"):
+            return {}
+        return nodes.get(node.type).buffers(site.params[node.id], self.in_types(site, node))
 
     def ports(self, node: Node) -> tuple:
         return self.doc.ports(node)
@@ -227,7 +243,8 @@ class Carries:
             else:
                 flag = bool(p.weights(site, node)) or any(
                     self.source(site, node.id, port) for port in diff_ports(p, site, node))
-                self.value[key + ("y",)] = flag
+                for port in p.ports(node)[1]:
+                    self.value[key + (port,)] = flag
         for out_id, flag in outs.items():
             self.outputs[(site.path, out_id)] = flag
         return outs
@@ -290,8 +307,6 @@ class Gradients:
             if node.type in ("Input", "Output", "Constant", "LoopIndex"):
                 continue
             _, out_ports = p.ports(node)
-            if node.type not in CONTROL:
-                out_ports = ("y",)
             got = {port: self.of(site, node.id, port) for port in out_ports}
             active = any(got.values())
             self.active[(site.path, node.id)] = active

@@ -12,9 +12,9 @@ reverse: backpropagation through time, exact through the steps that ran.
 
 from __future__ import annotations
 
-from .layout import Site
 from nodes import kernels
 
+from .layout import Site
 from .passes import pack, q, tape_names, unpack
 from .writer import literal
 

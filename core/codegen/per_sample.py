@@ -20,7 +20,6 @@ from nodes import kernels
 from .layout import Site
 from .passes import pack, q, tape_names, unpack
 
-
 # What a traced per-sample while hands the recorder every step: the rows that ran it (a name no
 # port can take: ids are identifiers).
 STEP_ROWS = "#rows"
@@ -133,8 +132,8 @@ class PerSample:
         for o in stack_outs:
             if g.body_outputs.get((body.path, o)):
                 out_g[o] = self.names.new(f"g_{stem}_{o}_t")
-                picks.append((o, f"{out_g[o]} = {self.gname((site.path, node.id, o))}"
-                                 f"[{active}, {t}]"))
+                given = self.gname((site.path, node.id, o))
+                picks.append((o, f"{out_g[o]} = {given}[{active}, {t}]"))
         for o, c in carry_outs.items():
             if g.body_outputs.get((body.path, o)):
                 g_states[c] = self.names.new(f"g_{stem}_{c}_all")

@@ -87,6 +87,10 @@ class RuleContext:
         self.y = out
         self.out_type = out_type
         self.gy = None
+        # Every output port's variable (a type with several outputs writes them itself), and
+        # in the backward each one's gradient (None where none arrived).
+        self.outs = {} if out is None else {"y": out}
+        self.gys: dict = {}
         self.target = target
         self.needs: set = set()
         self.module = None  # torch: the node's submodule expression

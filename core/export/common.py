@@ -68,10 +68,13 @@ def init_code(layout: Layout) -> str:
     w.line("# Each parameter: name, shape, and how its first value is drawn (uniform:")
     w.line("# U(-scale, scale), normal: N(0, scale^2), constant: all scale).")
     w.line("PARAM_SPECS = [")
-    for name, spec in zip(layout.weight_names, layout.weight_specs):
+    for name, spec in layout.tensors:
         w.line(f"    ({q(name)}, {literal(tuple(spec.shape))}, {q(spec.init.kind)}, "
                f"{literal(float(spec.init.scale))}),")
     w.line("]")
+    w.line("# Buffers: kept and saved with the parameters, updated by training, never trained.")
+    names = "".join(f"{q(n)}, " for n in layout.buffer_names).rstrip(" ")
+    w.line(f"BUFFER_NAMES = ({names})")
     w.line()
     w.line()
     w.line("def init_params(seed=0):")

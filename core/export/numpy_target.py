@@ -95,7 +95,8 @@ class NumpyExporter(Exporter):
         w = Writer()
         w.line("def value_and_grad(params, feeds, loss=\"loss\", train=True, seed=0, out=None):")
         with w.indent():
-            w.line("\"\"\"(loss value, gradients): the gradients have the keys and shapes of params.")
+            w.line("\"\"\"(loss value, gradients): the gradients have the keys and shapes of params")
+            w.line("(the buffers' aside: training updates those in params, in place).")
             w.line()
             w.line("`out`, if given, is a dict of arrays to write the gradients into (returned as well).")
             w.line("\"\"\"")
@@ -107,7 +108,8 @@ class NumpyExporter(Exporter):
                 return w.text()
             w.line("params = {name: np.asarray(value, dtype=DTYPE) for name, value in params.items()}")
             w.line("grads = out if out is not None else {")
-            w.line("    name: np.empty(np.shape(value), dtype=DTYPE) for name, value in params.items()}")
+            w.line("    name: np.empty(np.shape(value), dtype=DTYPE) for name, value in params.items()")
+            w.line("    if name not in BUFFER_NAMES}")
             w.line("rng = np.random.default_rng(seed)")
             table = "grads"
             if self.layout.compiler.shared:

@@ -23,6 +23,7 @@ import numpy as np
 
 DTYPE = np.float32
 TRAINING: dict = {}
+BUFFER_NAMES: tuple = ()  # tensors training updates but does not train (BatchNorm statistics)
 INPUTS: dict = {}  # Input id -> "float" or "int64"
 HERE = "."
 DATA_DIR = "."
@@ -111,8 +112,11 @@ def train(epochs=None, seed=None, params=None, verbose=True):
     if params is None:
         params = init_params(seed)
     params = {k: np.asarray(v, dtype=DTYPE) for k, v in params.items()}
-    optimizer = make_optimizer(plan.get("optimizer", {"type": "adam", "lr": 1e-3}), params)
-    params = optimizer.params  # views into the optimizer's flat buffer, updated in place
+    buffers = {k: np.array(v) for k, v in params.items() if k in BUFFER_NAMES}
+    optimizer = make_optimizer(plan.get("optimizer", {"type": "adam", "lr": 1e-3}),
+                               {k: v for k, v in params.items() if k not in BUFFER_NAMES})
+    # views into the optimizer's flat buffer, and the buffers the forward updates in place
+    params = {**optimizer.params, **buffers}
     loss_name, metrics = plan["loss"], plan.get("metrics", [])
     batch_size, clip = plan.get("batch_size", 32), plan.get("clip_grad_norm")
     shuffle_rng = np.random.default_rng([seed, 1])

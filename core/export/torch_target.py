@@ -97,12 +97,15 @@ class TorchFn(TorchPerSample, GeneratedFunction):
     def op(self, site: Site, node) -> None:
         node_type = nodes.get(node.type)
         p = site.params[node.id]
-        out = self.value(site, node.id)
+        out_ports = self.layout.ports(node)[1]
+        out = self.value(site, node.id) if out_ports == ("y",) else None
         in_types = self.layout.in_types(site, node)  # the connected ports
         ins = {port: self.source_var(site, node.id, port) for port in in_types}
-        weights = self.layout.weights(site, node)
+        weights = [*self.layout.weights(site, node), *self.layout.buffers(site, node)]
         e = RuleContext(self, node_type, p, ins, in_types, {}, out,
-                        self.layout.type_of(site, node.id), "torch")
+                        self.layout.types.get((site.path + node.id, "y")), "torch")
+        if out is None:
+            e.outs = {port: self.value(site, node.id, port) for port in out_ports}
         e.key = (site.path, node.id)
         rel = f"{site.path}{node.id}"[len(self.root):]
         if node.shares is not None:  # the owner's submodule (or parameter), not one of its own
@@ -113,7 +116,7 @@ class TorchFn(TorchPerSample, GeneratedFunction):
                 return
         elif node.type == "Parameter":
             name = self.attr(site, node.id)
-            shape = ", ".join(str(d) for d in p["shape"])
+            shape = "(" + "".join(f"{d}, " for d in p["shape"]).rstrip(" ") + ")"  # () too
             self.init.append(f"self.{name} = nn.Parameter(torch.zeros({shape}))")
             self.param_map.append((f"{rel}.value", name, False))
             self.w.line(f"{out} = self.{name}")
@@ -336,7 +339,7 @@ class TorchExporter(Exporter):
 
     def export(self) -> str:
         model, param_map = self.model_class()
-        if len(param_map) != len(self.layout.weight_names):
+        if len(param_map) != len(self.layout.tensors):
             raise NotImplementedError("some weights have no place in the torch model")
         parts = [header(self.doc, "torch") + "\n" + IMPORTS_PLACEHOLDER + "\n"
                  + graph_comment(self.doc)
@@ -347,10 +350,10 @@ class TorchExporter(Exporter):
         parts.append(model)
         w = Writer()
         w.line("# Engine parameter name -> (state_dict key, transposed): Linear weights are (in, out)")
-        w.line("# in the engine and (out, in) in PyTorch.")
+        w.line("# in the engine and (out, in) in PyTorch. Buffers (running statistics) are here too.")
         w.line("PARAM_NAMES = {")
         by_name = {name: (key, tr) for name, key, tr in param_map}
-        for name in self.layout.weight_names:
+        for name, _ in self.layout.tensors:
             key, tr = by_name[name]
             w.line(f"    {q(name)}: ({q(key)}, {tr}),")
         w.line("}")
@@ -381,7 +384,9 @@ LOAD_PARAMS = '''def load_params(model, params):
     result = model.load_state_dict(state, strict=False)
     # A submodule two nodes share is in the state dict under both names: loaded under one.
     loaded = {reference[key].data_ptr() for key in state}
-    missing = [key for key in result.missing_keys if reference[key].data_ptr() not in loaded]
+    # BatchNorm's num_batches_tracked is PyTorch's own count, which the engine does not keep.
+    missing = [key for key in result.missing_keys if reference[key].data_ptr() not in loaded
+               and not key.endswith("num_batches_tracked")]
     if missing or result.unexpected_keys:
         raise KeyError(f"parameters do not fit the model: missing {missing}, "
                        f"unexpected {result.unexpected_keys}")

@@ -12,6 +12,7 @@ trainer does, to the bit.
 from __future__ import annotations
 
 import inspect
+import os
 import textwrap
 
 from .. import datasets, generators, metrics, optim
@@ -36,7 +37,8 @@ def plan_of(doc):
     read_plan(doc)
     spec = doc.training["dataset"]
     kind = spec.get("kind") if isinstance(spec, dict) else None
-    if kind not in generators.GENERATORS and kind not in FILE_READERS:
+    if kind not in generators.GENERATORS and kind not in FILE_READERS and \
+            kind not in datasets.BUNDLED:
         raise GraphError(f"training.dataset: unknown kind {kind!r}")
     if kind in generators.GENERATORS:
         # settings reach the script as escaped literals (a name like `of` as a string)
@@ -47,12 +49,14 @@ def plan_of(doc):
     return doc.training
 
 
-def data_code(copies: Copies, training: dict) -> list:
+def data_code(copies: Copies, training: dict, doc) -> list:
     """The engine's data code the script runs, and make_dataset(spec) for the document's kind."""
     spec = training["dataset"]
     kind = spec["kind"]
     if kind in generators.GENERATORS:
         copies.add(generators, kind)
+    elif kind == "digits":
+        copies.add(datasets, "digits_arrays")
     else:
         copies.add(datasets, FILE_READERS[kind])
     copies.add(datasets, "split_rows")
@@ -66,6 +70,14 @@ def data_code(copies: Copies, training: dict) -> list:
         w.line(f"    \"\"\"The document's dataset: the {kind} generator.\"\"\"")
         w.line("    options = {k: v for k, v in spec.items() if k != \"kind\"}")
         w.line(f"    return {kind}(**options)")
+    elif kind == "digits":
+        # Wiregrad's own copy of the digits, found from the document's folder as from any
+        # dataset file (an absolute path for a document never saved).
+        folder = getattr(doc, "folder", None)
+        path = os.path.relpath(datasets.DIGITS_FILE, folder) if folder else datasets.DIGITS_FILE
+        w.line("    \"\"\"The document's dataset: Wiregrad's 8x8 handwritten digits.\"\"\"")
+        w.line(f"    path = os.path.join(HERE, DATA_DIR, {data_literal(path)})")
+        w.line("    return digits_arrays(path, \"digits.npz\")")
     else:
         w.line(f"    \"\"\"The document's dataset: a {kind} file, relative to the document.\"\"\"")
         w.line("    path = os.path.join(HERE, DATA_DIR, spec[\"path\"])")
@@ -107,7 +119,7 @@ def numpy_parts(program, weights_file, data_dir) -> list:
     if training is None:
         return parts
     copies = Copies()
-    own = data_code(copies, training)
+    own = data_code(copies, training, program.doc)
     copies.add(optim, "make_optimizer")
     parts.extend(copies.parts)
     parts.extend(own)
@@ -133,7 +145,7 @@ def torch_parts(exporter) -> list:
     if training is None:
         return parts
     copies = Copies()
-    own = data_code(copies, training)
+    own = data_code(copies, training, program.doc)
     parts.extend(copies.parts)
     parts.extend(own)
     parts.append(source_of(runtime.feeds_from))

@@ -9,11 +9,12 @@ names any of them as `kernels.name`. A kernel may call kernels of other modules 
 imports them by name): an export copies those too.
 """
 
-from .attention import *  # noqa: F403
-from .basic import *  # noqa: F403
-from .conv import *  # noqa: F403
-from .flow import *  # noqa: F403
-from .losses import *  # noqa: F403
-from .norm import *  # noqa: F403
-from .recurrent import *  # noqa: F403
-from .structure import *  # noqa: F403
+from .attention import *
+from .basic import *
+from .conv import *
+from .flow import *
+from .losses import *
+from .norm import *
+from .pool import *
+from .recurrent import *
+from .structure import *
