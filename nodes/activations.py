@@ -3,14 +3,17 @@
 Formulas follow PyTorch's, including which side of a kink the gradient takes (ReLU's gradient
 at 0 is 0) and Softplus's switch to the identity above 20. Each class declares its one numpy
 rule (np_forward, np_backward) and its torch rule (torch_forward); see core/codegen/rules.py.
+GELU's exact form takes Phi from an erfc kernel (numpy has none), accurate in both tails where
+PyTorch's 0.5 * (1 + erf) loses the far negative one to cancellation.
 """
 
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
-from .base import Param, Sample, norm_axis
-from .kernels import log_softmax, relu_backward, sigmoid, tanh_backward
+from .base import Param, Sample, Weight, constant, norm_axis
+from .kernels import log_softmax, normal_cdf, relu_backward, sigmoid, tanh_backward
 from .math import Unary
 from .registry import register
 
@@ -87,22 +90,101 @@ class Softplus(Activation):
 
 _GELU_C = math.sqrt(2.0 / math.pi)
 _GELU_A = 0.044715
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 @register
 class GELU(Activation):
-    help = "Gaussian error linear unit, tanh approximation (PyTorch approximate='tanh')."
-    torch_forward = "F.gelu({x}, approximate=\"tanh\")"
+    help = "Gaussian error linear unit: x * Phi(x), exact or (the default) its tanh approximation."
+    params = (Param("approximate", "choice", "tanh",
+                    "tanh: PyTorch's approximate='tanh' (version 1's GELU); none: exact, with erf.",
+                    choices=("tanh", "none")),)
+    samples = _SAMPLES + (
+        Sample({"approximate": "none"}, {"x": (4, 5)}),
+        Sample({"approximate": "none"}, {"x": (2, 3, 4)}),
+    )
+
+    def summary(self, p):
+        return "GELU" if p["approximate"] == "tanh" else "GELU exact"
 
     def np_forward(self, p, e):
+        if p["approximate"] == "none":
+            cdf = e.local("cdf")
+            e.emit(e.fmt(f"{cdf} = {e.helper(normal_cdf)}({{x}})"))
+            return e.fmt(f"{{x}} * {cdf}")
         t = e.local("tanh")
         e.emit(e.fmt(f"{t} = np.tanh({_GELU_C!r} * ({{x}} + {_GELU_A!r} * {{x}} * {{x}} * {{x}}))"))
         return e.fmt(f"0.5 * {{x}} * (1 + {t})")
 
     def np_backward(self, p, e):
+        if p["approximate"] == "none":
+            pdf = e.fmt(f"{_INV_SQRT_2PI!r} * np.exp(-0.5 * {{x}} * {{x}})")
+            return {"x": e.fmt(f"{{gy}} * ({e.local('cdf')} + {{x}} * {pdf})")}
         t = e.local("tanh")
         inner = e.fmt(f"{_GELU_C!r} * (1 + 3 * {_GELU_A!r} * {{x}} * {{x}})")
         return {"x": e.fmt(f"{{gy}} * (0.5 * (1 + {t}) + 0.5 * {{x}} * (1 - {t} * {t}) * ({inner}))")}
+
+    def torch_forward(self, p, e):
+        return e.fmt(f"F.gelu({{x}}, approximate=\"{p['approximate']}\")")
+
+
+@register
+class SiLU(Activation):
+    help = "x * sigmoid(x) (also called swish), as PyTorch's F.silu."
+    torch_forward = "F.silu({x})"
+
+    def np_forward(self, p, e):
+        s = e.local("sigmoid")
+        e.emit(e.fmt(f"{s} = {e.helper(sigmoid)}({{x}})"))
+        return e.fmt(f"{{x}} * {s}")
+
+    def np_backward(self, p, e):
+        s = e.local("sigmoid")
+        return {"x": e.fmt(f"{{gy}} * {s} * (1 + {{x}} * (1 - {s}))")}
+
+
+@register
+class Mish(Activation):
+    help = "x * tanh(softplus(x)), as PyTorch's F.mish."
+    torch_forward = "F.mish({x})"
+
+    def np_forward(self, p, e):
+        t = e.local("tanh")
+        # logaddexp(0, x) is log(1 + e^x) without overflow.
+        e.emit(e.fmt(f"{t} = np.tanh(np.logaddexp(0, {{x}}))"))
+        return e.fmt(f"{{x}} * {t}")
+
+    def np_backward(self, p, e):
+        t = e.local("tanh")
+        s = e.fmt(f"{e.helper(sigmoid)}({{x}})")  # d softplus / dx
+        return {"x": e.fmt(f"{{gy}} * ({t} + {{x}} * (1 - {t} * {t}) * {s})")}
+
+
+@register
+class PReLU(Activation):
+    help = "x where x > 0, else weight * x, one learned slope (PyTorch's PReLU, 1 parameter)."
+    stacked_weight_grads = True  # the slope's gradient sums over every element
+    torch_forward = "{self}({x})"
+    torch_weights: ClassVar[dict] = {"weight": ("weight", False)}
+    samples = _SAMPLES + (Sample({}, {"x": (2, 3, 2, 2)}, note="4-D, as after a Conv2D"),)
+
+    def weights(self, p, ins):
+        return {"weight": Weight((1,), constant(0.25))}
+
+    def np_forward(self, p, e):
+        # weight[0]: a (1,) weight would give a single-number x a length-1 axis.
+        return e.fmt("np.where({x} > 0, {x}, {weight}[0] * {x})")
+
+    def np_backward(self, p, e):
+        out = {}
+        if e.need("x"):
+            out["x"] = e.fmt("np.where({x} > 0, {gy}, {weight}[0] * {gy})")
+        if e.need("weight"):
+            out["weight"] = e.fmt("np.reshape(np.sum({gy} * np.minimum({x}, 0)), (1,))")
+        return out
+
+    def torch_module(self, p, e):
+        return "nn.PReLU(1, init=0.25)"
 
 
 @register
