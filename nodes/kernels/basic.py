@@ -66,40 +66,6 @@ def check_ids(ids, n, what):
         raise ValueError(f"{what} must be in [0, {n}), got ids from {ids.min()} to {ids.max()}")
 
 
-def cross_entropy(logits, target):
-    """Mean softmax cross-entropy, classes on the last axis; target int64 class ids or
-    probabilities. Returns (loss, log-probabilities)."""
-    logp = log_softmax(logits, -1)
-    n_classes = logits.shape[-1]
-    positions = math.prod(logits.shape[:-1])
-    if target.dtype.kind in "iu":
-        check_ids(target, n_classes, "class ids")
-        # One log-probability per position by (row, id) indexing: on small arrays twice as
-        # fast as take_along_axis, and the same numbers summed in the same order.
-        picked = logp.reshape(positions, n_classes)[np.arange(positions), target.reshape(-1)]
-        loss = -picked.sum() / positions
-    else:
-        loss = -(target * logp).sum() / positions
-    return np.asarray(loss, dtype=logits.dtype), logp
-
-
-def cross_entropy_backward(logp, target, gy):
-    """Gradients of cross_entropy to the logits and (probabilities only) to the target."""
-    n_classes = logp.shape[-1]
-    positions = math.prod(logp.shape[:-1])
-    scale = gy / positions
-    g_logits = np.exp(logp)  # d/dz of -sum(t * log_softmax(z)) = softmax(z) * sum(t) - t
-    if target.dtype.kind in "iu":
-        g_logits.reshape(positions, n_classes)[np.arange(positions), target.reshape(-1)] -= 1
-        g_target = None
-    else:
-        g_logits *= target.sum(axis=-1, keepdims=True)
-        g_logits -= target
-        g_target = -logp * scale
-    g_logits *= scale
-    return g_logits, g_target
-
-
 def embedding(weight, ids):
     """The rows of weight for each id; y adds a last axis."""
     check_ids(ids, len(weight), "Embedding ids")
