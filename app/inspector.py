@@ -1,9 +1,10 @@
 """The inspector: a form built from the selected node type's parameter declarations.
 
-One widget per Param (spin box with its range, check box, combo box of choices, a validated
-line edit for shapes, lists and values), help text as tooltips. Values live in the document:
-the form reads them from it and writes through the controller; a value the declaration
-refuses is not applied and the message shows under the form.
+One widget per Param (spin box with its range, check box, combo box of choices, two linked
+spin boxes for an int-or-pair size, a validated line edit for shapes, lists and values), help
+text as tooltips. Values live in the document: the form reads them from it and writes through
+the controller; a value the declaration refuses is not applied and the message shows under
+the form.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import nodes
 from core.document import is_valid_id
 
 from . import doc_ops
+from .pair_field import PairField
 
 INT_LIMIT = 2_000_000_000
 
@@ -183,6 +185,10 @@ class Inspector(QWidget):
             box.setKeyboardTracking(False)
             box.editingFinished.connect(lambda d=decl, b=box: self.apply(d.name, b.value()))
             return box
+        if decl.kind == "pair":
+            field = PairField(decl, self.form_host)
+            field.edited.connect(lambda value, d=decl: self.apply(d.name, value))
+            return field
         if decl.kind == "float" and not decl.nullable:
             box = QDoubleSpinBox(self.form_host)
             box.setDecimals(6)
@@ -247,6 +253,8 @@ class Inspector(QWidget):
                         editor.setValue(value)
                 elif isinstance(editor, QCheckBox):
                     editor.setChecked(bool(value))
+                elif isinstance(editor, PairField):
+                    editor.setValue(value)
                 elif isinstance(editor, QComboBox):
                     index = editor.findText(str(value))
                     if index >= 0:

@@ -69,7 +69,7 @@ def test_tab_opens_search_and_enter_adds_at_the_cursor(window):
 
 def test_palette_filter(window):
     window.palette.filter.setText("conv")
-    assert window.palette.visible_types() == ["Conv2D"]
+    assert window.palette.visible_types() == ["Conv1D", "Conv2D", "ConvTranspose2D"]
     window.palette.filter.setText("")
     assert len(window.palette.visible_types()) > 20
 
