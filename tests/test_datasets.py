@@ -195,12 +195,12 @@ def test_pairs_are_half_same_class_and_never_a_point_with_itself(of):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ({"n": 10}, r'missing "kind" \(known: circles, copy_first, csv, expr_trees, moons, npy, npz, pairs, '
-               r'rotations, seq_parity'),
+    ({"n": 10}, (r'missing "kind" \(known: circles, copy_first, csv, digits, expr_trees, moons, '
+                 r'npy, npz, pairs, rotations, seq_parity')),
     ({"kind": "spirals", "n": 10}, r"unknown kind 'spirals' \(known: circles, copy_first"),
     ({"kind": "pairs", "n": 10, "of": "sine"}, "of must be one of spiral, moons, circles, xor"),
-    ({"kind": "expr_trees", "n": 10, "min_nodes": 9, "max_nodes": 5}, "max_nodes must be an "
-     "integer >= 9"),
+    ({"kind": "expr_trees", "n": 10, "min_nodes": 9, "max_nodes": 5},
+     "max_nodes must be an integer >= 9"),
     ({"kind": "spiral", "n": 10, "nosie": 0.1},
      r"dataset 'spiral': unknown parameter 'nosie' \(known: n, classes, noise, seed\)"),
     ({"kind": "spiral"}, "dataset 'spiral': missing parameter 'n'"),

@@ -40,6 +40,7 @@ TARGETS = {
     "tree-expressions.wg.json": ("val_accuracy", "min", 0.95, None),
     "ponder.wg.json": ("val_mse", "max", 0.001, None),
     "siamese.wg.json": ("val_accuracy", "min", 0.95, None),
+    "digits-cnn.wg.json": ("val_accuracy", "min", 0.97, None),
 }
 
 NODE_W, NODE_GAP_X, NODE_GAP_Y = 128, 150, 120  # the editor draws nodes 128 px wide
@@ -309,3 +310,17 @@ def test_the_siamese_net_uses_one_encoder_twice():
     np.testing.assert_allclose(ab, ba, rtol=1e-5, atol=1e-5)  # the same encoder on both sides
     same = (points["y"][:300] == points["y"][300:]).astype(np.int64)
     assert (ab.argmax(-1) == same).mean() >= 0.9  # points never seen in a pair
+
+
+# -- version 2: the larger node library -----------------------------------------------------------
+
+def test_the_digits_cnn_keeps_running_statistics_that_evaluation_uses():
+    doc, result = _trained("digits-cnn.wg.json")
+    for bn in ("bn1", "bn2"):
+        assert np.any(result.params[f"{bn}.running_var"] != 1.0), "training moved them"
+    from core.datasets import load_dataset, split
+
+    _, val = split(load_dataset({"kind": "digits"}), 0.2, 0)
+    program = core.compile(doc)
+    logits = program.run(result.params, {"image": val["x"]}, outputs=("logits",))["logits"]
+    assert (logits.argmax(-1) == val["y"]).mean() >= 0.97  # evaluation mode: running statistics
