@@ -26,7 +26,9 @@ CLIP_FORMAT = "wiregrad.graph"
 
 # Values for required parameters of a node fresh from the palette (a Linear with 16 outputs).
 STARTING_VALUES = {"out_features": 16, "out_channels": 8, "kernel_size": 3,
-                   "num_embeddings": 100, "embedding_dim": 16, "exponent": 2.0}
+                   "num_embeddings": 100, "embedding_dim": 16, "exponent": 2.0,
+                   "output_size": 1, "hidden_size": 32, "embed_dim": 32, "num_heads": 4,
+                   "num_classes": 10, "pad": [[1, 1]]}
 
 
 # -- parameters ---------------------------------------------------------------------------------
@@ -81,7 +83,7 @@ def new_node(doc: Document, ref, type_name: str, pos) -> Node:
             params["block"] = next(iter(doc.blocks), "Block1")
         elif decl.name in STARTING_VALUES:
             params[decl.name] = decl.check(STARTING_VALUES[decl.name])
-        elif decl.kind in ("int", "axis"):
+        elif decl.kind in ("int", "axis", "pair"):
             params[decl.name] = int(decl.minimum) if decl.minimum is not None else 1
         elif decl.kind == "float":
             params[decl.name] = float(decl.minimum) if decl.minimum is not None else 1.0
