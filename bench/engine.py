@@ -26,7 +26,6 @@ import core
 from core.allocator import keep_freed_memory
 from core.optim import Adam
 
-
 # -- the nets as documents --------------------------------------------------------------------
 
 
@@ -77,17 +76,24 @@ def rnn_doc(features, hidden, classes):
          ("label.y", "ce.target"), ("ce.y", "loss.x")])
 
 
-def conv_doc():
-    return document(
-        [("x", "Input", {"shape": [1, 28, 28]}), ("label", "Input", {"shape": [], "dtype": "int64"}),
-         ("c1", "Conv2D", {"out_channels": 8, "kernel_size": 3}), ("r1", "ReLU", {}),
-         ("p1", "MaxPool2D", {"kernel_size": 2}),
-         ("c2", "Conv2D", {"out_channels": 16, "kernel_size": 3}), ("r2", "ReLU", {}),
-         ("flat", "Flatten", {}), ("fc", "Linear", {"out_features": 10}),
-         ("ce", "CrossEntropyLoss", {}), ("loss", "Output", {})],
-        [("x.y", "c1.x"), ("c1.y", "r1.x"), ("r1.y", "p1.x"), ("p1.y", "c2.x"), ("c2.y", "r2.x"),
-         ("r2.y", "flat.x"), ("flat.y", "fc.x"), ("fc.y", "ce.logits"), ("label.y", "ce.target"),
-         ("ce.y", "loss.x")])
+def conv_doc(batch_norm=False):
+    """conv 8, (BatchNorm), ReLU, pool, conv 16, (BatchNorm), ReLU, linear."""
+    nodes_ = [("x", "Input", {"shape": [1, 28, 28]}),
+              ("label", "Input", {"shape": [], "dtype": "int64"}),
+              ("c1", "Conv2D", {"out_channels": 8, "kernel_size": 3}), ("r1", "ReLU", {}),
+              ("p1", "MaxPool2D", {"kernel_size": 2}),
+              ("c2", "Conv2D", {"out_channels": 16, "kernel_size": 3}), ("r2", "ReLU", {}),
+              ("flat", "Flatten", {}), ("fc", "Linear", {"out_features": 10}),
+              ("ce", "CrossEntropyLoss", {}), ("loss", "Output", {})]
+    edges = [("x.y", "c1.x"), ("r1.y", "p1.x"), ("p1.y", "c2.x"), ("r2.y", "flat.x"),
+             ("flat.y", "fc.x"), ("fc.y", "ce.logits"), ("label.y", "ce.target"),
+             ("ce.y", "loss.x")]
+    if batch_norm:
+        nodes_ += [("bn1", "BatchNorm", {}), ("bn2", "BatchNorm", {})]
+        edges += [("c1.y", "bn1.x"), ("bn1.y", "r1.x"), ("c2.y", "bn2.x"), ("bn2.y", "r2.x")]
+    else:
+        edges += [("c1.y", "r1.x"), ("c2.y", "r2.x")]
+    return document(nodes_, edges)
 
 
 # -- the engine, as the trainer runs it ---------------------------------------------------------
@@ -96,8 +102,10 @@ def conv_doc():
 class EngineRunner:
     def __init__(self, doc, params):
         self.program = core.compile(doc, "float32")
-        self.opt = Adam([params[n] for n in self.program.param_names], lr=1e-3)
-        self.params, self.grads = list(self.opt.params), list(self.opt.grads)
+        trainable = self.program.trainable_names
+        self.opt = Adam([params[n] for n in trainable], lr=1e-3)
+        buffers = [params[n].copy() for n in self.program.param_names[len(trainable):]]
+        self.params, self.grads = list(self.opt.params) + buffers, list(self.opt.grads)
         self.rng = np.random.default_rng(0)
 
     def step(self, feeds):
@@ -372,11 +380,13 @@ def torch_runner(kind, spec, params, names):
     else:
         c1, c2 = nn.Conv2d(1, 8, 3), nn.Conv2d(8, 16, 3)
         with torch.no_grad():
-            for conv, w, b in ((c1, p[0], p[1]), (c2, p[2], p[3])):
-                conv.weight.copy_(torch.from_numpy(w))
-                conv.bias.copy_(torch.from_numpy(b))
-        model = nn.Sequential(c1, nn.ReLU(), nn.MaxPool2d(2), c2, nn.ReLU(), nn.Flatten(),
-                              linear(p[4], p[5]))
+            for conv, name in ((c1, "c1"), (c2, "c2")):
+                conv.weight.copy_(torch.from_numpy(params[f"{name}.weight"]))
+                conv.bias.copy_(torch.from_numpy(params[f"{name}.bias"]))
+        norms = [nn.BatchNorm2d(8), nn.BatchNorm2d(16)] if kind == "bnconv" else \
+            [nn.Identity(), nn.Identity()]  # BatchNorm's initial values are torch's own
+        model = nn.Sequential(c1, norms[0], nn.ReLU(), nn.MaxPool2d(2), c2, norms[1], nn.ReLU(),
+                              nn.Flatten(), linear(params["fc.weight"], params["fc.bias"]))
         forward = model
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
@@ -402,6 +412,7 @@ NETS = [
     ("MLP 784-1024-1024-10, batch 256", "mlp", {"sizes": [784, 1024, 1024, 10]}, 256, 60),
     ("RNN tanh 64, 50 steps, batch 32", "rnn", {"features": 8, "hidden": 64, "classes": 10}, 32, 100),
     ("convnet on 1x28x28, batch 64", "conv", {}, 64, 60),
+    ("convnet with BatchNorm on 1x28x28, batch 64", "bnconv", {}, 64, 60),
 ]
 
 
@@ -415,7 +426,7 @@ def make_case(kind, spec, batch, rng):
         x = rng.normal(size=(batch, 50, spec["features"])).astype(np.float32)
         classes = spec["classes"]
     else:
-        doc = conv_doc()
+        doc = conv_doc(batch_norm=kind == "bnconv")
         x = rng.normal(size=(batch, 1, 28, 28)).astype(np.float32)
         classes = 10
     return doc, {"x": x, "label": rng.integers(0, classes, batch)}
@@ -427,6 +438,8 @@ def make_hands(kind, spec, params, names) -> dict:
         return {"hand": HandMLP(params, names, spec.get("act", "ReLU"))}
     if kind == "rnn":
         return {"hand": HandRNN(params, names), "hoisted": HandRNNHoisted(params, names)}
+    if kind == "bnconv":
+        return {}  # against torch only
     return {"hand": HandConv(params, names)}
 
 
@@ -506,8 +519,10 @@ def main(argv=None):
         torch_text = f"{t['torch'] * 1e3:.3f}" if "torch" in t else "-"
         ratio = f"{t['engine'] / t['torch']:.2f}" if "torch" in t else "-"
         hoisted = f"{t['engine'] / t['hoisted']:.2f}" if "hoisted" in t else "-"
-        print(f"| {name} | {t['engine'] * 1e3:.3f} | {torch_text} | {t['hand'] * 1e3:.3f} | "
-              f"{ratio} | {t['engine'] / t['hand']:.2f} | {hoisted} |", flush=True)
+        hand = f"{t['hand'] * 1e3:.3f}" if "hand" in t else "-"
+        by_hand = f"{t['engine'] / t['hand']:.2f}" if "hand" in t else "-"
+        print(f"| {name} | {t['engine'] * 1e3:.3f} | {torch_text} | {hand} | "
+              f"{ratio} | {by_hand} | {hoisted} |", flush=True)
 
 
 if __name__ == "__main__":
