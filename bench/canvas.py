@@ -14,7 +14,7 @@ import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QPoint, QSettings
+from PySide6.QtCore import QSettings
 from PySide6.QtGui import QImage, QPainter
 
 from core.document import Document, Edge, Graph, Node

@@ -16,7 +16,7 @@ import pytest
 import core
 from core.export import export_source
 from tests.export_check import compare_torch, load_module
-from tests.sample_graphs import example_feeds, feeds_for, full_params, sample_documents
+from tests.sample_graphs import example_feeds, full_params, sample_documents
 
 torch = pytest.importorskip("torch")
 
