@@ -41,6 +41,8 @@ TARGETS = {
     "ponder.wg.json": ("val_mse", "max", 0.001, None),
     "siamese.wg.json": ("val_accuracy", "min", 0.95, None),
     "digits-cnn.wg.json": ("val_accuracy", "min", 0.97, None),
+    "lstm-sequence.wg.json": ("val_mse", "max", 0.01, None),
+    "attention-max.wg.json": ("val_accuracy", "min", 0.99, None),
 }
 
 NODE_W, NODE_GAP_X, NODE_GAP_Y = 128, 150, 120  # the editor draws nodes 128 px wide
@@ -324,3 +326,42 @@ def test_the_digits_cnn_keeps_running_statistics_that_evaluation_uses():
     program = core.compile(doc)
     logits = program.run(result.params, {"image": val["x"]}, outputs=("logits",))["logits"]
     assert (logits.argmax(-1) == val["y"]).mean() >= 0.97  # evaluation mode: running statistics
+
+
+def test_an_lstm_solves_the_adding_problem_a_tanh_rnn_of_the_same_size_cannot():
+    name = "lstm-sequence.wg.json"
+    _, lstm = _trained(name)
+    hidden = 64  # about the LSTM's 32 x 4 gates in parameters
+    rnn = core.train(_baseline("The adding problem with a tanh RNN", _graph(
+        [("seq", "Input", {"shape": [None, 2]}), ("h0", "Constant", {"value": [0.0] * hidden}),
+         ("rnn", "Loop", {"mode": "scan", "axis": 1}, {"body": _graph(
+             [("x", "Input", {"shape": [2], "role": "sequence"}),
+              ("h", "Input", {"shape": [hidden], "role": "carry"}), ("join", "Concat"),
+              ("cell", "Linear", {"out_features": hidden}), ("act", "Tanh"),
+              ("h_next", "Output", {"role": "carry", "carry": "h"})],
+             [("x.y", "join.x0"), ("h.y", "join.x1"), ("join.y", "cell.x"),
+              ("cell.y", "act.x"), ("act.y", "h_next.x")])}),
+         ("readout", "Linear", {"out_features": 1}), ("pred", "Output"),
+         ("target", "Input", {"shape": [1]}), ("mse", "MSELoss"), ("loss", "Output")],
+        [("seq.y", "rnn.x"), ("h0.y", "rnn.h"), ("rnn.h_next", "readout.x"),
+         ("readout.y", "pred.x"), ("readout.y", "mse.pred"), ("target.y", "mse.target"),
+         ("mse.y", "loss.x")]), _raw(name)["training"]))
+    assert 0.8 < _size(rnn.params) / _size(lstm.params) < 1.25, "comparable parameter counts"
+    lstm_mse, rnn_mse = lstm.final()["val_mse"], rnn.final()["val_mse"]
+    print(f"\nvalidation MSE on the adding problem (50 steps): LSTM {lstm_mse:.4f}, "
+          f"tanh RNN {rnn_mse:.4f} (always guessing 1: about 0.167)")
+    assert lstm_mse < 0.01 and rnn_mse > 0.1, (lstm_mse, rnn_mse)
+
+
+def test_the_attention_needs_its_causal_mask():
+    name = "attention-max.wg.json"
+    _, masked = _trained(name)
+    data = _raw(name)
+    graph = data["graph"]
+    unmasked = core.train(_baseline("Running maximum, attention without a mask", {
+        "nodes": [n for n in graph["nodes"] if n["id"] != "causal"],
+        "edges": [e for e in graph["edges"] if e["from"] != "causal.y"]}, data["training"]))
+    # Seeing the future, it answers the maximum of the whole sequence: right only where the
+    # running maximum has already reached it.
+    assert masked.final()["val_accuracy"] >= 0.99
+    assert unmasked.final()["val_accuracy"] < 0.8
