@@ -383,3 +383,14 @@ def test_the_data_view_shows_steps_per_sample_for_a_per_sample_while(qtbot, wind
     np.testing.assert_allclose(np.round(steps), k)
     assert np.all(np.abs(steps - k) <= 0.25) and np.isfinite(errors).all()
     assert "Steps per sample" in view.caption.text() and "mean" in view.caption.text()
+
+
+def test_the_inside_tab_shows_a_batchnorms_running_statistics(qtbot, window, dock):
+    open_example(window, "digits-cnn")
+    set_training(dock, epochs=1)
+    assert dock.train()
+    wait_idle(qtbot, dock, timeout=30_000)
+    dock.inspect_node("bn1")
+    dock._redraw_views(force=True)
+    text = dock.inspector.figures.text()
+    assert "buffer</span> running_mean (16)" in text and "running_var (16)" in text
