@@ -37,6 +37,8 @@ GENERATOR_SHAPES = {
                   "target": ((2,), np.float64)},
     "pairs": {"a": ((2,), np.float64), "b": ((2,), np.float64), "same": ((), np.int64),
               "class_a": ((), np.int64), "class_b": ((), np.int64)},
+    "adding": {"seq": ((50, 2), np.float64), "target": ((1,), np.float64)},
+    "running_max": {"tokens": ((10,), np.int64), "target": ((10,), np.int64)},
 }
 
 
@@ -173,6 +175,28 @@ def test_expression_trees_are_children_first_and_their_targets_are_their_values(
     assert set(np.unique(data["tokens"])) == set(range(14))  # padding, ten digits, + - x
 
 
+def test_the_adding_problem_marks_one_step_in_each_half_and_sums_their_values():
+    data = datasets.adding(n=100, length=20, seed=3)
+    values, markers = data["seq"][..., 0], data["seq"][..., 1]
+    assert np.all(markers[:, :10].sum(axis=1) == 1) and np.all(markers[:, 10:].sum(axis=1) == 1)
+    np.testing.assert_allclose(data["target"][:, 0], (values * markers).sum(axis=1))
+
+
+def test_running_max_is_the_largest_digit_so_far():
+    data = datasets.running_max(n=50, length=6, vocab=5, seed=1)
+    for tokens, target in zip(data["tokens"], data["target"]):
+        assert target.tolist() == [max(tokens[:i + 1]) for i in range(6)]
+
+
+def test_the_built_in_digits_are_1797_images_of_ten_classes():
+    data = load_dataset({"kind": "digits"})
+    assert data["x"].shape == (1797, 1, 8, 8) and data["x"].dtype == np.float64
+    assert 0.0 <= data["x"].min() and data["x"].max() == 1.0
+    assert np.bincount(data["y"]).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+    with pytest.raises(DataError, match="takes no parameters"):
+        load_dataset({"kind": "digits", "n": 10})
+
+
 def test_rotations_turn_each_point_its_own_number_of_times():
     data = datasets.rotations(n=200, max_steps=5, angle=90.0, seed=1)
     assert set(data["steps"].tolist()) == {1.0, 2.0, 3.0, 4.0, 5.0}
@@ -195,9 +219,9 @@ def test_pairs_are_half_same_class_and_never_a_point_with_itself(of):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ({"n": 10}, (r'missing "kind" \(known: circles, copy_first, csv, digits, expr_trees, moons, '
-                 r'npy, npz, pairs, rotations, seq_parity')),
-    ({"kind": "spirals", "n": 10}, r"unknown kind 'spirals' \(known: circles, copy_first"),
+    ({"n": 10}, (r'missing "kind" \(known: adding, circles, copy_first, csv, digits, expr_trees, '
+                 r'moons, npy, npz, pairs, rotations, running_max, seq_parity')),
+    ({"kind": "spirals", "n": 10}, r"unknown kind 'spirals' \(known: adding, circles, copy_first"),
     ({"kind": "pairs", "n": 10, "of": "sine"}, "of must be one of spiral, moons, circles, xor"),
     ({"kind": "expr_trees", "n": 10, "min_nodes": 9, "max_nodes": 5},
      "max_nodes must be an integer >= 9"),
