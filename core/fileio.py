@@ -2,8 +2,8 @@
 
 Loading never runs code from the file: it is JSON read into dicts and lists, checked key by key,
 then turned into a `Document`. Every problem is a `GraphError` naming the node and saying what
-to do. Saving writes a temporary file beside the target, fsyncs it and renames it over the
-target, so a crash mid-save leaves the old file whole. A document saved without changes is
+to do. Saving goes through `atomic_write` (core/atomic.py): a crash mid-save leaves the old file
+whole, and the file keeps its links, mode and owner. A document saved without changes is
 written back byte for byte as it was read.
 """
 
@@ -13,11 +13,13 @@ import difflib
 import json
 import math
 import os
-import secrets
+import re
 from pathlib import Path
 
 import nodes
 
+# SaveError is re-exported: writers of user files import it with atomic_write from here.
+from .atomic import SaveError, atomic_write  # noqa: F401
 from .document import BODY_KEYS, Document, Edge, Graph, Node, is_valid_id, node_path
 from .errors import GraphError
 from .validate import structural_errors
@@ -276,11 +278,19 @@ def _build_edge(data, ref: tuple, where: str) -> Edge:
 # ---------------------------------------------------------------------------------------------
 
 
+# A lone surrogate ("\ud800") is text that JSON can hold, as an escape, but UTF-8 cannot.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def dumps(doc: Document) -> str:
-    """The file text of a document: 2-space-indented JSON and a final newline."""
+    """The file text of a document: 2-space-indented JSON and a final newline. Non-ASCII text is
+    written as itself, readable; only lone surrogates are written as \\uXXXX escapes, so that
+    anything that loaded can be saved as UTF-8 and loads back the same."""
     if getattr(doc, "_saved_revision", None) == doc.revision and hasattr(doc, "_saved_text"):
         return doc._saved_text
-    return json.dumps(doc.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    text = json.dumps(doc.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    # A surrogate can only stand inside a JSON string, where its escape means the same.
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def save(doc: Document, path) -> None:
@@ -291,40 +301,3 @@ def save(doc: Document, path) -> None:
     doc._saved_revision = doc.revision
     doc.path = str(path)
     doc.folder = os.path.dirname(os.path.abspath(path))
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync it, rename it over `path`, fsync the
-    folder: a crash leaves the old file or the new one, never half of one. The file gets the
-    usual permissions (0666 less the umask), as an ordinary write would."""
-    path = Path(path)
-    folder = path.parent
-    while True:
-        tmp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)

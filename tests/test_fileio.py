@@ -2,7 +2,8 @@
 
 - Every example of the spec loads, and saving it unchanged writes back the very same bytes.
 - An edited document saved and loaded again is the edited document; `ui` is kept verbatim.
-- Saving is atomic: a crash mid-save leaves the old file whole and no temporary file behind.
+- Saving is atomic: a crash mid-save leaves the old file whole and no temporary file behind,
+  and the failure is a SaveError naming the file (tests/test_atomic_save.py says the rest).
 - Every way a file can be wrong is a GraphError that names the node (where there is one) and
   says what to do about it.
 - Former names of a node type keep loading, under the current name.
@@ -20,7 +21,7 @@ import pytest
 import core
 import nodes
 from core.document import Edge, Node
-from core.fileio import dumps, loads
+from core.fileio import SaveError, dumps, loads
 
 EXAMPLES = Path(__file__).parents[2] / "shared" / "spec" / "examples"
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.wg.json")) if EXAMPLES.is_dir() else []
@@ -182,9 +183,10 @@ def test_a_crash_mid_save_leaves_the_old_file_whole_and_no_temporary_file(tmp_pa
         raise OSError("disk full (simulated)")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(SaveError, match="simulated") as info:
         core.save(doc, path)
     monkeypatch.undo()
+    assert str(path) in str(info.value)
 
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.wg.json"]
@@ -201,7 +203,7 @@ def test_a_crash_while_writing_the_temporary_file_leaves_nothing_behind(tmp_path
         raise OSError("power cut (simulated)")
 
     monkeypatch.setattr(os, "fsync", crash)
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(SaveError, match="simulated"):
         core.save(loads(json.dumps(mlp())), path)
     monkeypatch.undo()
     assert path.read_text(encoding="utf-8") == "old content"
