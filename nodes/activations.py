@@ -30,6 +30,7 @@ class ReLU(Activation):
     help = "max(x, 0)."
     np_forward = "np.maximum({x}, 0)"
     torch_forward = "torch.relu({x})"
+    onnx_forward = "Relu"
 
     def np_backward(self, p, e):
         # From y (> 0 exactly where x is): x is then free once y is made.
@@ -42,6 +43,9 @@ class LeakyReLU(Activation):
     np_forward = "np.where({x} > 0, {x}, {x} * {negative_slope})"
     np_backward = {"x": "np.where({x} > 0, {gy}, {gy} * {negative_slope})"}
     torch_forward = "F.leaky_relu({x}, {negative_slope})"
+
+    def onnx_forward(self, p, g):
+        return g.op("LeakyRelu", g.x(), alpha=p["negative_slope"])
     params = (Param("negative_slope", "float", 0.01, "Slope for x < 0."),)
     summary_format = "{negative_slope:g}"
     samples = _SAMPLES + (Sample({"negative_slope": 0.2}, {"x": (3, 4)}),)
@@ -52,6 +56,7 @@ class Sigmoid(Activation):
     help = "1 / (1 + e^-x), computed without overflow."
     np_backward = {"x": "{gy} * {y} * (1 - {y})"}
     torch_forward = "torch.sigmoid({x})"
+    onnx_forward = "Sigmoid"
 
     def np_forward(self, p, e):
         return e.fmt(f"{e.helper(sigmoid)}({{x}})")
@@ -62,6 +67,7 @@ class Tanh(Activation):
     help = "Hyperbolic tangent."
     np_forward = "np.tanh({x})"
     torch_forward = "torch.tanh({x})"
+    onnx_forward = "Tanh"
 
     def np_backward(self, p, e):
         return {"x": e.fmt(f"{e.helper(tanh_backward)}({{y}}, {{gy}})")}
@@ -74,6 +80,9 @@ class ELU(Activation):
     np_forward = "np.where({x} > 0, {x}, {alpha} * np.expm1(np.minimum({x}, 0)))"
     np_backward = {"x": "np.where({x} > 0, {gy}, {gy} * ({y} + {alpha}))"}
     torch_forward = "F.elu({x}, {alpha})"
+
+    def onnx_forward(self, p, g):
+        return g.op("Elu", g.x(), alpha=p["alpha"])
     params = (Param("alpha", "float", 1.0, "Scale of the negative part."),)
     samples = _SAMPLES + (Sample({"alpha": 0.5}, {"x": (3, 4)}),)
 
@@ -83,6 +92,12 @@ class Softplus(Activation):
     help = "log(1 + e^x), stable; the identity above 20, as PyTorch."
     np_forward = "np.where({x} > 20.0, {x}, np.log1p(np.exp(np.minimum({x}, 20.0))))"
     torch_forward = "F.softplus({x})"
+
+    def onnx_forward(self, p, g):
+        # Softplus of min(x, 20): the side not taken must not overflow to inf.
+        x, limit = g.x(), g.const(20.0)
+        soft = g.op("Softplus", g.op("Min", x, limit))
+        return g.where(g.op("Greater", x, limit), x, soft)
 
     def np_backward(self, p, e):
         return {"x": e.fmt(f"np.where({{x}} > 20.0, {{gy}}, {{gy}} * {e.helper(sigmoid)}({{x}}))")}
@@ -127,11 +142,24 @@ class GELU(Activation):
     def torch_forward(self, p, e):
         return e.fmt(f"F.gelu({{x}}, approximate=\"{p['approximate']}\")")
 
+    def onnx_forward(self, p, g):
+        x = g.x()
+        if p["approximate"] == "none":
+            erf = g.op("Erf", g.op("Mul", x, g.const(math.sqrt(0.5))))
+            return g.op("Mul", g.op("Mul", x, g.const(0.5)), g.op("Add", erf, g.const(1.0)))
+        cube = g.op("Mul", g.op("Mul", x, x), x)
+        inner = g.op("Add", x, g.op("Mul", cube, g.const(_GELU_A)))
+        t = g.op("Tanh", g.op("Mul", inner, g.const(_GELU_C)))
+        return g.op("Mul", g.op("Mul", x, g.const(0.5)), g.op("Add", t, g.const(1.0)))
+
 
 @register
 class SiLU(Activation):
     help = "x * sigmoid(x) (also called swish), as PyTorch's F.silu."
     torch_forward = "F.silu({x})"
+
+    def onnx_forward(self, p, g):
+        return g.op("Mul", g.x(), g.op("Sigmoid", g.x()))
 
     def np_forward(self, p, e):
         s = e.local("sigmoid")
@@ -147,6 +175,9 @@ class SiLU(Activation):
 class Mish(Activation):
     help = "x * tanh(softplus(x)), as PyTorch's F.mish."
     torch_forward = "F.mish({x})"
+
+    def onnx_forward(self, p, g):
+        return g.op("Mul", g.x(), g.op("Tanh", g.op("Softplus", g.x())))
 
     def np_forward(self, p, e):
         t = e.local("tanh")
@@ -186,6 +217,10 @@ class PReLU(Activation):
     def torch_module(self, p, e):
         return "nn.PReLU(1, init=0.25)"
 
+    def onnx_forward(self, p, g):
+        slope = g.reshape(g.weight("weight"), [])  # one slope, whatever x's shape
+        return g.op("PRelu", g.x(), slope)
+
 
 @register
 class Identity(Activation):
@@ -193,6 +228,7 @@ class Identity(Activation):
     np_forward = "{x}"
     np_backward = {"x": "{gy}"}
     torch_forward = "{x}"
+    onnx_forward = "Identity"
     samples = (Sample({}, {"x": (3, 4)}),)
 
 
@@ -228,6 +264,9 @@ class Softmax(AxisActivation):
     np_backward = {"x": "{y} * ({gy} - ({gy} * {y}).sum(axis={axis}, keepdims=True))"}
     torch_forward = "torch.softmax({x}, dim={axis})"
 
+    def onnx_forward(self, p, g):
+        return g.op("Softmax", g.x(), axis=p["axis"] % g.ndim())
+
     def np_forward(self, p, e):
         ex = e.tmp("exp")
         e.emit(e.fmt(f"{ex} = np.exp({{x}} - {{x}}.max(axis={{axis}}, keepdims=True))"))
@@ -239,6 +278,9 @@ class LogSoftmax(AxisActivation):
     help = "log(softmax(x)) along an axis, computed stably."
     np_backward = {"x": "{gy} - np.exp({y}) * {gy}.sum(axis={axis}, keepdims=True)"}
     torch_forward = "torch.log_softmax({x}, dim={axis})"
+
+    def onnx_forward(self, p, g):
+        return g.op("LogSoftmax", g.x(), axis=p["axis"] % g.ndim())
 
     def np_forward(self, p, e):
         return e.fmt(f"{e.helper(log_softmax)}({{x}}, {{axis}})")

@@ -162,6 +162,38 @@ class MultiheadAttention(NodeType):
         return (f"{e.helper(torch_attention)}({e.module}, {e.ins['query']}, {e.ins['key']}, "
                 f"{e.ins['value']}, {mask})")
 
+    def onnx_forward(self, p, g):
+        e, heads = p["embed_dim"], p["num_heads"]
+        d = e // heads
+        w_in = g.weight("in_proj_weight")
+        heads_of = {}
+        for k, port in enumerate(("query", "key", "value")):
+            rows = g.op("Slice", w_in, g.ints([k * e]), g.ints([(k + 1) * e]), g.ints([0]))
+            t = g.op("MatMul", g.x(port), g.op("Transpose", rows))
+            if p["bias"]:
+                b = g.op("Slice", g.weight("in_proj_bias"), g.ints([k * e]),
+                         g.ints([(k + 1) * e]), g.ints([0]))
+                t = g.op("Add", t, b)
+            split = g.reshape(t, [0, 0, heads, d])  # 0: that length as it is
+            heads_of[port] = g.op("Transpose", split, perm=[0, 2, 1, 3])
+        q = g.op("Mul", heads_of["query"], g.const(1.0 / math.sqrt(d)))
+        scores = g.op("MatMul", q, g.op("Transpose", heads_of["key"], perm=[0, 1, 3, 2]))
+        if g.has("mask"):
+            allowed = g.positive("mask")
+            if g.ndim("mask") == 3:
+                allowed = g.unsqueeze(allowed, [1])  # the same for every head
+            # A large finite floor, not -inf: a query with no allowed key then gets finite
+            # weights, which the Where below turns into zeros (the kernel's empty row).
+            scores = g.where(allowed, scores, g.const(-1e30))
+            weights = g.where(allowed, g.op("Softmax", scores, axis=-1), g.const(0.0))
+        else:
+            weights = g.op("Softmax", scores, axis=-1)
+        merged = g.op("Transpose", g.op("MatMul", weights, heads_of["value"]),
+                      perm=[0, 2, 1, 3])
+        y = g.op("MatMul", g.reshape(merged, [0, 0, e]), g.op("Transpose",
+                                                               g.weight("out_proj.weight")))
+        return g.op("Add", y, g.weight("out_proj.bias")) if p["bias"] else y
+
 
 def _same(a, b, port: str, what: str, other: str):
     """Two lengths that must agree (None: known at run time); the known one."""

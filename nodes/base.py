@@ -16,6 +16,9 @@ rest of Wiregrad knows about a type comes from that one class:
   gradients (templates, or methods writing code, with helpers from nodes/kernels/). The engine runs
   that code and the numpy export writes it out; see core/codegen/rules.py and docs/engine.md;
 - `torch_forward` / `torch_module`: its PyTorch rule, for the torch export;
+- `onnx_forward`: its ONNX rule, for the ONNX export: an operator name taking the inputs in
+  port order ("Relu"), or a method `(p, g)` writing operators through the builder `g` that
+  core/export/onnx_builder.py passes in (nodes never import onnx);
 - `samples`: small parameter/input combinations the registry-wide gradient test runs.
 
 `p` is always the node's parameter dict with defaults filled in and values checked.

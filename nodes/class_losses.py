@@ -128,6 +128,26 @@ class CrossEntropyLoss(ClassLoss):
         extra = "".join(f", {n}={self.options(p, e, n)}" for n in defaults if p[n] != defaults[n])
         return e.fmt(f"{e.helper(torch_cross_entropy)}({{logits}}, {{target}}{extra})")
 
+    def onnx_forward(self, p, g):
+        logp = g.op("LogSoftmax", g.x("logits"), axis=-1)
+        if g.is_int("target"):
+            return onnx_class_loss(g, logp, "logits", p, p["label_smoothing"])
+        classes = g.t("logits").shape[-1]
+        q = g.x("target")
+        if p["label_smoothing"]:
+            q = g.op("Add", g.op("Mul", q, g.const(1.0 - p["label_smoothing"])),
+                     g.const(p["label_smoothing"] / classes))
+        if p["weight"] is not None:
+            q = g.op("Mul", q, g.const(p["weight"]))
+        terms = g.op("Mul", q, logp)
+        if p["reduction"] == "none":
+            return g.op("Neg", g.reduce("ReduceSum", terms, [g.ndim("logits") - 1], False))
+        total = g.op("Neg", g.reduce("ReduceSum", terms, None, False))
+        if p["reduction"] == "sum":
+            return total
+        positions = list(range(g.ndim("logits") - 1))
+        return g.op("Div", total, g.count(g.x("logits"), g.t("logits").shape, positions))
+
 
 @register
 class NLLLoss(ClassLoss):
@@ -169,6 +189,37 @@ class NLLLoss(ClassLoss):
     def torch_forward(self, p, e):
         args = self.options(p, e, "weight", "ignore_index", "reduction")
         return e.fmt(f"{e.helper(torch_nll_loss)}({{logp}}, {{target}}, {args})")
+
+    def onnx_forward(self, p, g):
+        return onnx_class_loss(g, g.x("logp"), "logp", p, 0.0)
+
+
+def onnx_class_loss(g, logp: str, port: str, p: dict, smoothing: float) -> str:
+    """The ONNX rules' loss of log-probabilities (..., C) against the class ids at `target`,
+    as the class_loss kernel computes it: an ignored position reads class 0 and counts for
+    nothing, and a mean divides by the summed weights of the positions that count."""
+    last = g.ndim(port) - 1
+    ids = g.x("target")
+    keep = g.op("Not", g.op("Equal", ids, g.const(p["ignore_index"], "int64")))
+    safe = g.where(keep, ids, g.const(0, "int64"))
+    picked = g.op("GatherElements", logp, g.unsqueeze(safe, [-1]), axis=last)
+    per = g.cast(keep, "float")
+    if p["weight"] is not None:
+        per = g.op("Mul", g.op("Gather", g.const(p["weight"]), safe, axis=0), per)
+    losses = g.op("Mul", g.op("Neg", g.squeeze(picked, [-1])), per)
+    if smoothing:
+        classes = g.t(port).shape[-1]
+        weights = g.const(p["weight"] if p["weight"] is not None else [1.0] * classes)
+        spread = g.op("Neg", g.reduce("ReduceSum", g.op("Mul", logp, weights), [last], False))
+        spread = g.op("Mul", spread, g.cast(keep, "float"))
+        losses = g.op("Add", g.op("Mul", losses, g.const(1.0 - smoothing)),
+                      g.op("Mul", spread, g.const(smoothing / classes)))
+    if p["reduction"] == "none":
+        return losses
+    total = g.reduce("ReduceSum", losses, None, False)
+    if p["reduction"] == "sum":
+        return total
+    return g.op("Div", total, g.reduce("ReduceSum", per, None, False))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -134,6 +134,15 @@ class _Conv(NodeType):
                 f"{torch_size(p['kernel_size'])}, stride={torch_size(p['stride'])}, "
                 f"padding={torch_size(p['padding'])}{extra}, bias={p['bias']})")
 
+    def onnx_forward(self, p, g):
+        n = len(self.layout) - 2  # spatial axes
+        kernel, stride, padding, dilation = (list(pair(p[k]))[:n] for k in (
+            "kernel_size", "stride", "padding", "dilation"))
+        bias = g.weight("bias") if p["bias"] else None
+        return g.op("Conv", g.x(), g.weight("weight"), bias, kernel_shape=kernel,
+                    strides=stride, pads=padding + padding, dilations=dilation,
+                    group=p["groups"])
+
     def summary(self, p):
         text = f"{self.name} {p['out_channels']} {self.kernel_text(p['kernel_size'])}"
         if p["dilation"] != 1:
@@ -313,3 +322,10 @@ class ConvTranspose2D(NodeType):
                 f"padding={torch_size(p['padding'])}"
                 + (f", output_padding={torch_size(extra)}" if extra != 0 else "")
                 + f", bias={p['bias']})")
+
+    def onnx_forward(self, p, g):
+        kernel, stride, padding, extra = (list(pair(p[k])) for k in (
+            "kernel_size", "stride", "padding", "output_padding"))
+        bias = g.weight("bias") if p["bias"] else None
+        return g.op("ConvTranspose", g.x(), g.weight("weight"), bias, kernel_shape=kernel,
+                    strides=stride, pads=padding + padding, output_padding=extra)

@@ -61,6 +61,10 @@ class Linear(NodeType):
     def torch_module(self, p, e):
         return f"nn.Linear({e.t('x').shape[-1]}, {p['out_features']}, bias={p['bias']})"
 
+    def onnx_forward(self, p, g):
+        y = g.op("MatMul", g.x(), g.weight("weight"))
+        return g.op("Add", y, g.weight("bias")) if p["bias"] else y
+
     def rowwise_axes(self, p):
         return 1
     params = (
@@ -108,6 +112,9 @@ class Embedding(NodeType):
 
     def torch_module(self, p, e):
         return f"nn.Embedding({p['num_embeddings']}, {p['embedding_dim']})"
+
+    def onnx_forward(self, p, g):
+        return g.op("Gather", g.weight("weight"), g.x(), axis=0)
     params = (
         Param("num_embeddings", "int", help="Number of ids (ids run from 0).", minimum=1),
         Param("embedding_dim", "int", help="Length of each vector.", minimum=1),
@@ -162,6 +169,10 @@ class LayerNorm(NodeType):
     def torch_module(self, p, e):
         return f"nn.LayerNorm({e.t('x').shape[-1]}, eps={e.lit(p['eps'])})"
 
+    def onnx_forward(self, p, g):
+        return g.op("LayerNormalization", g.x(), g.weight("weight"), g.weight("bias"),
+                    axis=-1, epsilon=p["eps"])
+
     def rowwise_axes(self, p):
         return 1
     params = (Param("eps", "float", 1e-5, "Added to the variance.", minimum=0.0),)
@@ -209,6 +220,9 @@ class Dropout(NodeType):
 
     def torch_module(self, p, e):
         return f"nn.Dropout({e.lit(p['p'])})"
+
+    # The ONNX model is inference, where Dropout passes x through.
+    onnx_forward = "Identity"
     params = (Param("p", "float", 0.5, "Probability of zeroing an element.",
                     minimum=0.0, maximum=1.0),)
     summary_format = "{p:g}"

@@ -50,6 +50,13 @@ def torch_reduce(losses: str, reduction: str) -> str:
     return losses if reduction == "none" else f"torch.{reduction}({losses})"
 
 
+def onnx_reduce(g, losses: str, reduction: str) -> str:
+    """The ONNX rules' y from the losses of every element: their mean or sum, or themselves."""
+    if reduction == "none":
+        return losses
+    return g.reduce("ReduceMean" if reduction == "mean" else "ReduceSum", losses, None, False)
+
+
 def same_lengths(a: tuple, b: tuple) -> bool:
     """Equal shapes, where an unknown length matches anything."""
     return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
@@ -143,6 +150,14 @@ class DifferenceLoss(Loss):
     def torch_forward(self, p, e):
         return torch_reduce(e.fmt(self.torch_fn), p["reduction"])
 
+    def onnx_forward(self, p, g):
+        d = g.op("Sub", g.x(self.inputs[0]), g.x("target"))
+        return onnx_reduce(g, self.onnx_fn(p, g, d), p["reduction"])
+
+    def onnx_fn(self, p, g, d: str) -> str:
+        """f of the difference d, as ONNX operators."""
+        raise NotImplementedError
+
 
 @register
 class MSELoss(DifferenceLoss):
@@ -151,6 +166,9 @@ class MSELoss(DifferenceLoss):
     np_grad = "2 * {d}"
     torch_fn = "({pred} - {target}) ** 2"
 
+    def onnx_fn(self, p, g, d):
+        return g.op("Mul", d, d)
+
 
 @register
 class L1Loss(DifferenceLoss):
@@ -158,6 +176,9 @@ class L1Loss(DifferenceLoss):
     np_fn = "np.abs({d})"
     np_grad = "np.sign({d})"
     torch_fn = "torch.abs({pred} - {target})"
+
+    def onnx_fn(self, p, g, d):
+        return g.op("Abs", d)
 
 
 @register
@@ -174,6 +195,13 @@ class HuberLoss(DifferenceLoss):
         Sample({"delta": 0.5, "reduction": "sum"}, {"pred": (4, 3), "target": (4, 3)}),
         Sample({"delta": 2.0, "reduction": "none"}, {"pred": (4, 3), "target": (3,)}),
     )
+
+    def onnx_fn(self, p, g, d):
+        size = g.op("Abs", d)
+        delta = g.const(p["delta"])
+        small = g.op("Mul", g.op("Mul", d, d), g.const(0.5))
+        large = g.op("Mul", g.op("Sub", size, g.const(0.5 * p["delta"])), delta)
+        return g.where(g.op("Less", size, delta), small, large)
 
     def infer(self, p, ins):
         if p["delta"] <= 0:
@@ -209,6 +237,12 @@ class BCEWithLogitsLoss(Loss):
         return e.fmt(f"F.binary_cross_entropy_with_logits({{logits}}, "
                      f"{{target}}.expand_as({{logits}}), reduction={p['reduction']!r})")
 
+    def onnx_forward(self, p, g):
+        x, t = g.x("logits"), g.x("target")
+        soft = g.op("Log", g.op("Add", g.op("Exp", g.op("Neg", g.op("Abs", x))), g.const(1.0)))
+        losses = g.op("Add", g.op("Sub", g.op("Max", x, g.const(0.0)), g.op("Mul", x, t)), soft)
+        return onnx_reduce(g, losses, p["reduction"])
+
 
 @register
 class BCELoss(Loss):
@@ -240,6 +274,14 @@ class BCELoss(Loss):
     def torch_forward(self, p, e):
         return e.fmt(f"F.binary_cross_entropy({{pred}}, {{target}}.expand_as({{pred}}), "
                      f"reduction={p['reduction']!r})")
+
+    def onnx_forward(self, p, g):
+        pred, t, floor = g.x("pred"), g.x("target"), g.const(-100.0)
+        log_p = g.op("Max", g.op("Log", pred), floor)
+        log_q = g.op("Max", g.op("Log", g.op("Sub", g.const(1.0), pred)), floor)
+        losses = g.op("Sub", g.op("Mul", g.op("Sub", t, g.const(1.0)), log_q),
+                      g.op("Mul", t, log_p))
+        return onnx_reduce(g, losses, p["reduction"])
 
 
 @register
@@ -302,6 +344,20 @@ class KLDivLoss(Loss):
         call = e.fmt(f"F.kl_div({{logp}}, {{target}}.expand_as({{logp}}), "
                      f"reduction={reduction!r}, log_target={{log_target}})")
         return torch_reduce(call, "mean") if p["reduction"] == "mean" else call
+
+    def onnx_forward(self, p, g):
+        logp, t = g.x("logp"), g.x("target")
+        if p["log_target"]:
+            losses = g.op("Mul", g.op("Exp", t), g.op("Sub", t, logp))
+        else:  # t log t, 0 at t = 0
+            safe = g.where(g.op("Equal", t, g.const(0.0)), g.const(1.0), t)
+            losses = g.op("Sub", g.op("Mul", t, g.op("Log", safe)), g.op("Mul", t, logp))
+        if p["reduction"] != "batchmean":
+            return onnx_reduce(g, losses, p["reduction"])
+        total = g.reduce("ReduceSum", losses, None, False)
+        if not g.ndim("logp"):
+            return total
+        return g.op("Div", total, g.cast(g.squeeze(g.dim(logp, 0), [0]), "float"))
 
     @staticmethod
     def _batch(e) -> str:

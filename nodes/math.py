@@ -55,6 +55,7 @@ class Add(Binary):
     np_forward = "{a} + {b}"
     np_grads = {"a": "{gy}", "b": "{gy}"}
     torch_forward = "{a} + {b}"
+    onnx_forward = "Add"
 
 
 @register
@@ -63,6 +64,7 @@ class Sub(Binary):
     np_forward = "{a} - {b}"
     np_grads = {"a": "{gy}", "b": "-{gy}"}
     torch_forward = "{a} - {b}"
+    onnx_forward = "Sub"
 
 
 @register
@@ -71,6 +73,7 @@ class Mul(Binary):
     np_forward = "{a} * {b}"
     np_grads = {"a": "{gy} * {b}", "b": "{gy} * {a}"}
     torch_forward = "{a} * {b}"
+    onnx_forward = "Mul"
 
 
 @register
@@ -79,6 +82,7 @@ class Div(Binary):
     np_forward = "{a} / {b}"
     np_grads = {"a": "{gy} / {b}", "b": "-{gy} * {y} / {b}"}
     torch_forward = "{a} / {b}"
+    onnx_forward = "Div"
 
 
 @register
@@ -88,6 +92,7 @@ class Maximum(Binary):
     np_grads = {"a": "{gy} * np.where({a} == {b}, 0.5, {a} > {b}).astype({gy}.dtype)",
                 "b": "{gy} * np.where({a} == {b}, 0.5, {a} < {b}).astype({gy}.dtype)"}
     torch_forward = "torch.maximum({a}, {b})"
+    onnx_forward = "Max"
 
 
 @register
@@ -97,6 +102,7 @@ class Minimum(Binary):
     np_grads = {"a": "{gy} * np.where({a} == {b}, 0.5, {a} < {b}).astype({gy}.dtype)",
                 "b": "{gy} * np.where({a} == {b}, 0.5, {a} > {b}).astype({gy}.dtype)"}
     torch_forward = "torch.minimum({a}, {b})"
+    onnx_forward = "Min"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,6 +130,7 @@ class MatMul(NodeType):
         return b.ndim == 2 and b.shape[0] is None and not (a.ndim >= 1 and a.shape[0] is None)
 
     torch_forward = "torch.matmul({a}, {b})"
+    onnx_forward = "MatMul"
 
     def np_backward(self, p, e):
         if e.ndim("a") == 2 and e.ndim("b") == 2:
@@ -165,6 +172,9 @@ class Greater(NodeType):
     np_backward: dict = {}
     torch_forward = "({a} > {b}).to(torch.result_type({a}, {b}))"
 
+    def onnx_forward(self, p, g):
+        return g.cast(g.op("Greater", g.x("a"), g.x("b")), "float")
+
     def infer(self, p, ins):
         a, b = float_input(ins, "a"), float_input(ins, "b")
         return {"y": TensorType(broadcast_shapes(a.shape, b.shape), FLOAT)}
@@ -183,6 +193,9 @@ class Where(NodeType):
     )
     np_forward = "np.where({cond} > 0, {a}, {b})"
     torch_forward = "torch.where({cond} > 0, {a}, {b})"
+
+    def onnx_forward(self, p, g):
+        return g.where(g.positive("cond"), g.x("a"), g.x("b"))
 
     def np_backward(self, p, e):
         # np.where rather than multiplying by the mask: inf * 0 would leak NaN into the side
@@ -221,6 +234,7 @@ class Neg(Unary):
     np_forward = "-{x}"
     np_backward = {"x": "-{gy}"}
     torch_forward = "-{x}"
+    onnx_forward = "Neg"
 
 
 @register
@@ -229,6 +243,7 @@ class Exp(Unary):
     np_forward = "np.exp({x})"
     np_backward = {"x": "{gy} * {y}"}
     torch_forward = "torch.exp({x})"
+    onnx_forward = "Exp"
 
 
 @register
@@ -237,6 +252,7 @@ class Log(Unary):
     np_forward = "np.log({x})"
     np_backward = {"x": "{gy} / {x}"}
     torch_forward = "torch.log({x})"
+    onnx_forward = "Log"
     samples = (Sample({}, {"x": (3, 4)}, positive=("x",)),)
 
 
@@ -246,6 +262,7 @@ class Sqrt(Unary):
     np_forward = "np.sqrt({x})"
     np_backward = {"x": "{gy} * 0.5 / {y}"}
     torch_forward = "torch.sqrt({x})"
+    onnx_forward = "Sqrt"
     samples = (Sample({}, {"x": (3, 4)}, positive=("x",)),)
 
 
@@ -256,6 +273,9 @@ class Square(Unary):
     np_backward = {"x": "{gy} * 2.0 * {x}"}
     torch_forward = "{x} * {x}"
 
+    def onnx_forward(self, p, g):
+        return g.op("Mul", g.x(), g.x())
+
 
 @register
 class Abs(Unary):
@@ -263,6 +283,7 @@ class Abs(Unary):
     np_forward = "np.abs({x})"
     np_backward = {"x": "{gy} * np.sign({x})"}
     torch_forward = "torch.abs({x})"
+    onnx_forward = "Abs"
 
 
 @register
@@ -271,6 +292,7 @@ class Sin(Unary):
     np_forward = "np.sin({x})"
     np_backward = {"x": "{gy} * np.cos({x})"}
     torch_forward = "torch.sin({x})"
+    onnx_forward = "Sin"
 
 
 @register
@@ -279,6 +301,7 @@ class Cos(Unary):
     np_forward = "np.cos({x})"
     np_backward = {"x": "-{gy} * np.sin({x})"}
     torch_forward = "torch.cos({x})"
+    onnx_forward = "Cos"
 
 
 @register
@@ -294,6 +317,9 @@ class Pow(Unary):
     )
     np_forward = "{x} ** {exponent}"
     torch_forward = "torch.pow({x}, {exponent})"
+
+    def onnx_forward(self, p, g):
+        return g.op("Pow", g.x(), g.const(p["exponent"]))
 
     def np_backward(self, p, e):
         if p["exponent"] == 0.0:

@@ -44,6 +44,12 @@ class BatchNorm(NodeType):
         return (f"nn.{kind}({e.t('x').shape[1]}, eps={e.lit(p['eps'])}, "
                 f"momentum={e.lit(p['momentum'])})")
 
+    def onnx_forward(self, p, g):
+        # Inference: the running statistics, as the engine's run (train false) uses them.
+        return g.op("BatchNormalization", g.x(), g.weight("weight"), g.weight("bias"),
+                    g.weight("running_mean"), g.weight("running_var"), epsilon=p["eps"],
+                    momentum=1.0 - p["momentum"])
+
     def infer(self, p, ins):
         x = float_input(ins, "x")
         if x.ndim not in (2, 3, 4):

@@ -6,11 +6,14 @@ that chose them. Sizes are Params of kind "pair": an int, or a pair [h, w].
 
 from __future__ import annotations
 
+import numpy as np
+
 from .base import FLOAT, NodeType, Param, Sample, ShapeError, TensorType, float_input
 from .conv import expect_rank, pair, size_text, torch_size, window_output
 from .kernels import (
     adaptive_avg_pool2d,
     adaptive_avg_pool2d_backward,
+    adaptive_weights,
     avg_pool2d,
     avg_pool2d_backward,
     max_pool2d,
@@ -73,6 +76,11 @@ class Pool2D(NodeType):
         text = f"{torch_size(kernel)}, {torch_size(stride)}"
         return text + (f", {torch_size(padding)}" if padding != 0 else "")
 
+    def onnx_sizes(self, p) -> dict:
+        """The window as ONNX pooling operators take it (attributes)."""
+        kernel, stride, padding = (list(pair(v)) for v in self.sizes(p))
+        return {"kernel_shape": kernel, "strides": stride, "pads": padding + padding}
+
 
 @register
 class MaxPool2D(Pool2D):
@@ -90,6 +98,10 @@ class MaxPool2D(Pool2D):
     def torch_forward(self, p, e):
         return e.fmt(f"F.max_pool2d({{x}}, {self.torch_sizes(p)})")
 
+    def onnx_forward(self, p, g):
+        # Padding never wins a maximum in ONNX's MaxPool, as in PyTorch's (-inf).
+        return g.op("MaxPool", g.x(), **self.onnx_sizes(p))
+
 
 @register
 class AvgPool2D(Pool2D):
@@ -104,6 +116,9 @@ class AvgPool2D(Pool2D):
 
     def torch_forward(self, p, e):
         return e.fmt(f"F.avg_pool2d({{x}}, {self.torch_sizes(p)})")
+
+    def onnx_forward(self, p, g):
+        return g.op("AveragePool", g.x(), count_include_pad=1, **self.onnx_sizes(p))
 
 
 @register
@@ -139,3 +154,13 @@ class AdaptiveAvgPool2D(NodeType):
 
     def torch_forward(self, p, e):
         return e.fmt(f"F.adaptive_avg_pool2d({{x}}, {torch_size(p['output_size'])})")
+
+    def onnx_forward(self, p, g):
+        # The kernel's averaging matrices, as constants: A_h @ x @ A_w^T.
+        h, w = g.t().shape[2:]
+        if h is None or w is None:
+            g.fail("the ONNX export needs the input's H and W known to size the windows")
+        oh, ow = pair(p["output_size"])
+        rows = g.const(adaptive_weights(h, oh, np.float64))
+        cols = g.const(adaptive_weights(w, ow, np.float64).T)
+        return g.op("MatMul", g.op("MatMul", rows, g.x()), cols)

@@ -71,6 +71,14 @@ CELL_TORCH_WEIGHTS = {name: (name, False)
                       for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 
 
+def onnx_gates(p: dict, g, port: str, which: str, gates: int) -> list:
+    """The ONNX rules' W_{which} port + b_{which} (PyTorch's layout: (gates * H, in)), cut
+    into the gates' blocks (B, H)."""
+    bias = g.weight(f"bias_{which}") if p["bias"] else None
+    total = g.op("Gemm", g.x(port), g.weight(f"weight_{which}"), bias, transB=1)
+    return g.op("Split", total, outputs=gates, axis=1, num_outputs=gates)
+
+
 @register
 class GRUCell(NodeType):
     category = "Layers"
@@ -114,6 +122,14 @@ class GRUCell(NodeType):
 
     def torch_module(self, p, e):
         return f"nn.GRUCell({e.t('x').shape[1]}, {p['hidden_size']}, bias={p['bias']})"
+
+    def onnx_forward(self, p, g):
+        x_r, x_z, x_n = onnx_gates(p, g, "x", "ih", 3)
+        h_r, h_z, h_n = onnx_gates(p, g, "h", "hh", 3)
+        r = g.op("Sigmoid", g.op("Add", x_r, h_r))
+        z = g.op("Sigmoid", g.op("Add", x_z, h_z))
+        n = g.op("Tanh", g.op("Add", x_n, g.op("Mul", r, h_n)))
+        return g.op("Add", g.op("Mul", g.op("Sub", g.x("h"), n), z), n)
 
 
 @register
@@ -170,3 +186,11 @@ class LSTMCell(NodeType):
 
     def torch_forward(self, p, e):
         e.emit(e.fmt(f"{e.outs['h_next']}, {e.outs['c_next']} = {{self}}({{x}}, ({{h}}, {{c}}))"))
+
+    def onnx_forward(self, p, g):
+        from_x, from_h = onnx_gates(p, g, "x", "ih", 4), onnx_gates(p, g, "h", "hh", 4)
+        i, f, cell, o = (g.op("Add", a, b) for a, b in zip(from_x, from_h))
+        c_next = g.op("Add", g.op("Mul", g.op("Sigmoid", f), g.x("c")),
+                      g.op("Mul", g.op("Sigmoid", i), g.op("Tanh", cell)))
+        h_next = g.op("Mul", g.op("Sigmoid", o), g.op("Tanh", c_next))
+        return {"h_next": h_next, "c_next": c_next}

@@ -79,6 +79,12 @@ class OneHot(NodeType):
     def torch_forward(self, p, e):
         return e.fmt(f"F.one_hot({{x}}, {{num_classes}}).to({torch_float(e)})")
 
+    def onnx_forward(self, p, g):
+        # Each id against every class, rather than ONNX's OneHot, which onnxruntime runs in
+        # float32 only.
+        classes = g.const(list(range(p["num_classes"])), "int64")
+        return g.cast(g.op("Equal", g.unsqueeze(g.x(), [-1]), classes), "float")
+
 
 @register
 class ArgMax(NodeType):
@@ -119,6 +125,9 @@ class ArgMax(NodeType):
     def torch_forward(self, p, e):
         axis = p["axis"] % e.ndim("x")
         return e.fmt(f"torch.argmax({{x}}, dim={axis}, keepdim={{keepdims}})")
+
+    def onnx_forward(self, p, g):
+        return g.op("ArgMax", g.x(), axis=p["axis"] % g.ndim(), keepdims=int(p["keepdims"]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,6 +199,11 @@ class Stack(NodeType):
         parts = ", ".join(e.ins[port] for port in self.input_ports(p))
         return f"torch.stack([{parts}], dim={self._axis(p, e.ndim('x0'))})"
 
+    def onnx_forward(self, p, g):
+        axis = self._axis(p, g.ndim("x0"))
+        parts = [g.unsqueeze(g.x(port), [axis]) for port in self.input_ports(p)]
+        return g.op("Concat", *parts, axis=axis)
+
 
 # Not registered yet: the code generator writes one output, `y`, per ordinary node. Split's
 # rules are written for a generator that gives several: they read `e.outs` (output port ->
@@ -244,6 +258,14 @@ class Split(NodeType):
     def torch_forward(self, p, e):
         axis = p["axis"] % e.ndim("x")
         e.emit(e.fmt(f"{self._targets(p, e)} = {e.helper(torch_split)}({{x}}, {{n}}, {axis})"))
+
+    def onnx_forward(self, p, g):
+        ports = self.output_ports(p)
+        if p["n"] == 1:
+            return {ports[0]: g.op("Identity", g.x())}
+        parts = g.op("Split", g.x(), outputs=p["n"], axis=p["axis"] % g.ndim(),
+                     num_outputs=p["n"])
+        return dict(zip(ports, parts))
 
     def _targets(self, p, e) -> str:
         """The output variables as assignment targets (`a, b`, or `a,` for one part)."""
@@ -325,6 +347,13 @@ class Pad(NodeType):
             return e.fmt("{x}")
         return e.fmt(f"F.pad({{x}}, {e.lit(flat)}, value={{value}})")
 
+    def onnx_forward(self, p, g):
+        widths = self._widths(p, g.ndim())
+        pads = [before for before, _ in widths] + [after for _, after in widths]
+        dtype = "int64" if g.is_int("x") else "float"
+        value = g.const(int(p["value"]) if dtype == "int64" else p["value"], dtype)
+        return g.op("Pad", g.x(), g.ints(pads), value, mode="constant")
+
 
 def _pad_pairs(pad) -> list:
     """pad as [[before, after], ...], from [[b, a], ...] or F.pad's flat [b, a, ...]."""
@@ -356,6 +385,7 @@ class Min(Reduction):
     help = "Minimum over the given axes (null: all); the gradient goes to the first arg-min."
     np_method = "min"
     torch_method = "amin"  # on ties PyTorch shares the gradient; the engine gives it to the first
+    onnx_op = "ReduceMin"
 
     def np_backward(self, p, e):
         # The first arg-min of x is the first arg-max of -x.
@@ -396,6 +426,18 @@ class Var(Reduction):
         return e.fmt(f"{{x}}.var(dim={self.axes_text(p, e)}, correction={int(p['unbiased'])}, "
                      f"keepdim={{keepdims}})")
 
+    def onnx_forward(self, p, g):
+        axes = list(reduce_axes(p["axis"], g.ndim()))
+        if not axes:  # each value alone (the shape rule refuses it unbiased): 0
+            return g.op("Mul", g.x(), g.const(0.0))
+        x = g.x()
+        centred = g.op("Sub", x, g.reduce("ReduceMean", x, axes, True))
+        total = g.reduce("ReduceSum", g.op("Mul", centred, centred), axes, p["keepdims"])
+        count = g.count(x, g.t().shape, axes)
+        if p["unbiased"]:
+            count = g.op("Sub", count, g.const(1.0))
+        return g.op("Div", total, count)
+
 
 @register
 class LogSumExp(Reduction):
@@ -414,3 +456,15 @@ class LogSumExp(Reduction):
 
     def torch_forward(self, p, e):
         return e.fmt(f"torch.logsumexp({{x}}, dim={self.axes_text(p, e)}, keepdim={{keepdims}})")
+
+    def onnx_forward(self, p, g):
+        axes = list(reduce_axes(p["axis"], g.ndim()))
+        if not axes:
+            return g.op("Identity", g.x())
+        # Shifted by the maximum, which is 0 where infinite, as the numpy kernel does.
+        x = g.x()
+        top = g.reduce("ReduceMax", x, axes, True)
+        top = g.where(g.op("IsInf", top), g.const(0.0), top)
+        total = g.reduce("ReduceSum", g.op("Exp", g.op("Sub", x, top)), axes, True)
+        y = g.op("Add", g.op("Log", total), top)
+        return y if p["keepdims"] else g.squeeze(y, axes)

@@ -94,6 +94,10 @@ class Reduction(NodeType):
     def torch_forward(self, p, e):
         return e.fmt(f"{{x}}.{self.torch_method}(dim={self.axes_text(p, e)}, keepdim={{keepdims}})")
 
+    def onnx_forward(self, p, g):
+        axes = list(reduce_axes(p["axis"], g.ndim()))
+        return g.reduce(self.onnx_op, g.x(), axes, p["keepdims"])
+
     def infer(self, p, ins):
         x = float_input(ins, "x")
         axes = reduce_axes(p["axis"], x.ndim)
@@ -109,6 +113,7 @@ class Sum(Reduction):
     help = "Sum over the given axes (null: all)."
     np_method = "sum"
     torch_method = "sum"
+    onnx_op = "ReduceSum"
 
     def np_backward(self, p, e):
         return {"x": e.fmt(f"np.broadcast_to({self.expand_text(p, e, '{gy}')}, {{x}}.shape)")}
@@ -118,6 +123,7 @@ class Mean(Reduction):
     help = "Mean over the given axes (null: all)."
     np_method = "mean"
     torch_method = "mean"
+    onnx_op = "ReduceMean"
 
     def np_backward(self, p, e):
         axes = reduce_axes(p["axis"], e.ndim("x"))
@@ -134,6 +140,7 @@ class Max(Reduction):
     help = "Maximum over the given axes (null: all); the gradient goes to the first arg-max."
     np_method = "max"
     torch_method = "amax"  # on ties PyTorch shares the gradient; the engine gives it to the first
+    onnx_op = "ReduceMax"
 
 
     def np_backward(self, p, e):
@@ -206,6 +213,24 @@ class Gather(NodeType):
         axis = self._axis(p, e.ndim("x"))
         return e.fmt(f"{e.helper(torch_gather)}({{x}}, {{index}}, {axis})")
 
+    def onnx_forward(self, p, g):
+        # GatherElements with the index laid out as the numpy kernel lays it out: per sample,
+        # broadcast over every axis but the one picked along.
+        ndim = g.ndim("x")
+        axis = self._axis(p, ndim)
+        one = g.ndim("index") == 1
+        index = g.x("index")
+        spread = [a for a in range(1, ndim) if one or a != axis]
+        laid = g.unsqueeze(index, spread) if spread else index
+        x_shape = g.shape(g.x())
+        picked = g.ints([1]) if one else g.dim(index, 1)
+        parts = [g.op("Slice", x_shape, g.ints([0]), g.ints([axis])), picked]
+        if axis + 1 < ndim:
+            parts.append(g.op("Slice", x_shape, g.ints([axis + 1]), g.ints([ndim])))
+        full = g.op("Expand", laid, g.op("Concat", *parts, axis=0))
+        y = g.op("GatherElements", g.x(), full, axis=axis)
+        return g.squeeze(y, [axis]) if one else y
+
 
 @register
 class Concat(NodeType):
@@ -232,6 +257,10 @@ class Concat(NodeType):
     def torch_forward(self, p, e):
         parts = ", ".join(e.ins[port] for port in self.input_ports(p))
         return f"torch.cat([{parts}], dim={self._axis(p, e)})"
+
+    def onnx_forward(self, p, g):
+        parts = [g.x(port) for port in self.input_ports(p)]
+        return g.op("Concat", *parts, axis=p["axis"] % g.ndim("x0"))
 
     def np_backward(self, p, e):
         axis = self._axis(p, e)
@@ -336,6 +365,16 @@ class Slice(NodeType):
         axis = p["axis"] % e.ndim("x")
         return e.fmt(f"{name}({{x}}, {axis}, {{start}}, {{stop}}, {{step}})")
 
+    def onnx_forward(self, p, g):
+        # ONNX Slice clamps as Python does, an open end being the farthest int64.
+        far = 2 ** 63 - 1
+        back = p["step"] < 0
+        start = p["start"] if p["start"] is not None else (far if back else 0)
+        stop = p["stop"] if p["stop"] is not None else (-far if back else far)
+        axis = p["axis"] % g.ndim()
+        return g.op("Slice", g.x(), g.ints([start]), g.ints([stop]), g.ints([axis]),
+                    g.ints([p["step"]]))
+
     def infer(self, p, ins):
         x = float_input(ins, "x")
         axis = norm_axis(p["axis"], x.ndim)
@@ -379,6 +418,9 @@ class Transpose(NodeType):
     def torch_forward(self, p, e):
         return e.fmt("{x}.permute") + e.lit(self._perm(p, e.ndim("x")))
 
+    def onnx_forward(self, p, g):
+        return g.op("Transpose", g.x(), perm=list(self._perm(p, g.ndim())))
+
     def infer(self, p, ins):
         x = float_input(ins, "x")
         perm = self._perm(p, x.ndim)
@@ -396,6 +438,9 @@ class Flatten(NodeType):
     np_forward = "{x}.reshape({x}.shape[0], -1)"
     np_backward = {"x": "{gy}.reshape({x}.shape)"}
     torch_forward = "{x}.reshape({x}.shape[0], -1)"
+
+    def onnx_forward(self, p, g):
+        return g.op("Flatten", g.x(), axis=1)
 
     def infer(self, p, ins):
         x = float_input(ins, "x")
@@ -421,6 +466,10 @@ class Reshape(NodeType):
         return e.fmt("{x}.reshape({x}.shape[0]") + dims + ")"
 
     torch_forward = np_forward
+
+    def onnx_forward(self, p, g):
+        batch = g.dim(g.x(), 0)
+        return g.op("Reshape", g.x(), g.op("Concat", batch, g.ints(p["shape"]), axis=0))
 
     def infer(self, p, ins):
         x = float_input(ins, "x")
