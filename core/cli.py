@@ -1,16 +1,23 @@
 """The `wiregrad` command line: open the editor, check, train, export.
 
 Every failure a user can cause (a bad file, a wrong shape, a missing dataset) is printed as one
-readable message on stderr with a non-zero exit; a traceback only with `--debug`.
+readable message on stderr with a non-zero exit; a traceback only with `--debug`. So is every
+failure from outside Wiregrad (a full disk, a missing permission, too little memory; see
+failures.py): "internal error" is only for our own bugs. Text from documents and files is
+printed through terminal.printable, so no name can send escape sequences to the terminal. A
+reader that stops reading (`wiregrad check F | head -1`) ends the command quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 
 from .errors import GraphError
+from .failures import describe
+from .terminal import printable
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -63,34 +70,69 @@ def main(argv: list | None = None) -> int:
     if not any(a in commands for a in argv):
         return _open_editor([a for a in argv if a != "--debug"])
     args = _parser().parse_args(argv)
+    _never_fail_to_print()
     try:
-        if args.command == "check":
-            return cmd_check(args)
-        if args.command == "train":
-            from .train_cli import cmd_train
-
-            return cmd_train(args)
-        if args.command == "export":
-            from .export_cli import cmd_export
-
-            return cmd_export(args)
+        code = _run(args)
+        sys.stdout.flush()  # a reader that went away shows here, not as noise at exit
+        return code
     except GraphError as exc:
         if args.debug:
             raise
         for error in exc.errors:
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {printable(error)}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        # `wiregrad check F | head -1`: the reader has all it wants. Stop quietly, and point
+        # the output at devnull so that Python's own flush at exit finds no pipe to complain
+        # about (as the Python docs advise for SIGPIPE).
+        _detach_output()
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a bug of ours: still one readable line unless --debug
+    except Exception as exc:
         if args.debug:
             raise
-        print(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
-              file=sys.stderr)
+        message = describe(exc, args.command, getattr(args, "file", ""))
+        if message is not None:  # the user's file, disk, memory: said as what it is
+            print(f"error: {printable(message)}", file=sys.stderr)
+            return EXIT_ERROR
+        # a bug of ours: still one readable line unless --debug
+        print(f"internal error: {type(exc).__name__}: {printable(exc)} (run with --debug for "
+              "details)", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _run(args) -> int:
+    if args.command == "check":
+        return cmd_check(args)
+    if args.command == "train":
+        from .train_cli import cmd_train
+
+        return cmd_train(args)
+    if args.command == "export":
+        from .export_cli import cmd_export
+
+        return cmd_export(args)
     _parser().print_help()
     return EXIT_USAGE
+
+
+def _never_fail_to_print() -> None:
+    """Text the terminal's encoding cannot show is written as escapes, never an error."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _detach_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            pass  # not a real file (a test's capture): nothing will flush to a closed pipe
 
 
 def cmd_check(args) -> int:
@@ -102,7 +144,7 @@ def cmd_check(args) -> int:
     doc = load(args.file)
     analysis = analyze(doc, args.dtype)
     title = f"{args.file}" + (f": {doc.name}" if doc.name else "")
-    print(title)
+    print(printable(title))
     rows = []
     for ref, graph, _ in walk_graphs(doc):
         if ref and ref[0].startswith("@"):
@@ -118,10 +160,10 @@ def cmd_check(args) -> int:
     width = max((len(r[0]) for r in rows), default=4)
     type_width = max((len(r[1]) for r in rows), default=4)
     for path, type_name, shapes in rows:
-        print(f"  {path:<{width}}  {type_name:<{type_width}}  {shapes}")
+        print(printable(f"  {path:<{width}}  {type_name:<{type_width}}  {shapes}"))
     if analysis.errors:
         for error in analysis.errors:
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {printable(error)}", file=sys.stderr)
         count = len(analysis.errors)
         print(f"{count} problem{'s' if count > 1 else ''} found", file=sys.stderr)
         return EXIT_ERROR

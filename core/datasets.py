@@ -29,11 +29,10 @@ import csv
 import inspect
 import math
 import os
-import zipfile
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, GraphError
 from .generators import (
     GENERATORS,
     _float,
@@ -52,6 +51,7 @@ from .generators import (
     spiral,
     xor,
 )
+from .npz import load_array, load_arrays
 
 __all__ = [
     "BUNDLED",
@@ -90,10 +90,14 @@ class Dataset:
     `arrays`: name -> ndarray. `classes`: name -> class names, for arrays made from a text
     column (id i stands for `classes[name][i]`). `source`: where it came from, for messages.
     Two names may refer to one array (aliases); subsets keep them one array.
+    `named_by_file`: the names are a file's text (a CSV read without "columns" takes them from
+    its header row), so messages count them instead of quoting them (listed_names).
     """
 
-    def __init__(self, arrays: dict, classes: dict | None = None, source: str = "dataset"):
+    def __init__(self, arrays: dict, classes: dict | None = None, source: str = "dataset",
+                 named_by_file: bool = False):
         self.source = source
+        self.named_by_file = named_by_file
         self.arrays = {name: np.asarray(a) for name, a in arrays.items()}
         self.classes = dict(classes or {})
         self._length = _common_length(self.arrays, source)
@@ -106,7 +110,7 @@ class Dataset:
             return self.arrays[name]
         except KeyError:
             raise DataError(f"{self.source}: no array {name!r} "
-                            f"(arrays: {', '.join(self.arrays)})") from None
+                            f"(arrays: {self.listed_names()})") from None
 
     def __contains__(self, name: str) -> bool:
         return name in self.arrays
@@ -114,9 +118,18 @@ class Dataset:
     def names(self) -> list[str]:
         return list(self.arrays)
 
+    def listed_names(self) -> str:
+        """The arrays' names for a message. A dataset path may point at a private file, whose
+        first line a CSV reader takes for its header: such names are counted, not quoted."""
+        if self.named_by_file:
+            count = len(self.arrays)
+            return f"{count} named by the header row of {self.source}; name the columns in " \
+                   "the dataset's \"columns\""
+        return ", ".join(self.arrays)
+
     def subset(self, indices: np.ndarray) -> Dataset:
         """The rows at `indices` (an int array), as a new Dataset with the same classes."""
-        return Dataset(_take(self.arrays, indices), self.classes, self.source)
+        return Dataset(_take(self.arrays, indices), self.classes, self.source, self.named_by_file)
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{k}: {a.dtype}{list(a.shape)}" for k, a in self.arrays.items())
@@ -149,6 +162,18 @@ def _take(arrays: dict, indices) -> dict:
 
 
 # -- files ------------------------------------------------------------------------------------
+
+def _check_file(path: str, shown: str) -> None:
+    """A dataset file must be there, and be a plain file: a folder cannot be read, and a pipe
+    or device could block or never end."""
+    if os.path.isfile(path):
+        return
+    if os.path.isdir(path):
+        raise DataError(f"dataset file {shown!r} is a folder, not a file")
+    if os.path.exists(path):
+        raise DataError(f"dataset file {shown!r} is not a plain file (a pipe or a device?)")
+    raise _open_error(FileNotFoundError(), shown, os.path.abspath(path))
+
 
 def _open_error(error: OSError, shown: str, resolved: str) -> DataError:
     if isinstance(error, FileNotFoundError):
@@ -213,8 +238,12 @@ def _csv_plan(columns, header: list[str], shown: str) -> list[tuple[str, list[st
                             f"columns, got {cols!r}")
         for c in names:
             if c not in header:
+                # The header is the file's first line: it is never quoted (a dataset path may
+                # point at a private file), so the message counts its columns instead.
+                count = f"{len(header)} column{'s' if len(header) != 1 else ''}"
                 raise DataError(f"{shown}: array {name!r} names column {c!r}, which the header "
-                                f"does not have (columns: {', '.join(header)})")
+                                f"row does not have (it has {count}; check the name and the "
+                                "delimiter)")
         plan.append((name, names, is_2d))
     return plan
 
@@ -247,7 +276,8 @@ def _csv_rows(handle, delimiter: str, shown: str) -> tuple[list[str], list[list[
 def read_csv(path: str, columns: dict | None = None, delimiter: str = ",",
              shown: str | None = None) -> Dataset:
     """A CSV file with a header row, as a Dataset (see csv_arrays)."""
-    return Dataset(*csv_arrays(path, columns, delimiter, shown), shown or path)
+    return Dataset(*csv_arrays(path, columns, delimiter, shown), shown or path,
+                   named_by_file=columns is None)
 
 
 def csv_arrays(path: str, columns: dict | None = None, delimiter: str = ",",
@@ -261,31 +291,42 @@ def csv_arrays(path: str, columns: dict | None = None, delimiter: str = ",",
     blank lines are skipped. `shown` is the path as the document wrote it, for messages.
     """
     shown = shown or path
+    _check_file(path, shown)
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             header, rows, lines = _csv_rows(handle, delimiter, shown)
     except OSError as error:
         raise _open_error(error, shown, os.path.abspath(path)) from None
-    repeated = sorted({h for h in header if header.count(h) > 1})
-    if repeated:
-        raise DataError(f"{shown}: the header repeats column {repeated[0]!r}")
+    first_at = {}
+    for i, h in enumerate(header):
+        if h in first_at:
+            raise DataError(f"{shown}: the header row repeats a column name (columns "
+                            f"{first_at[h] + 1} and {i + 1})")
+        first_at[h] = i
     if not rows:
         raise DataError(f"{shown}: no rows of data after the header")
 
     by_column = dict(zip(header, (list(c) for c in zip(*rows))))
+
+    def where(row: int, name: str, column: str) -> str:
+        """A value's place for messages: row, line and column, never what the file holds
+        there; the column and array by name only where the document named them."""
+        place = f"{shown}, row {row + 1} (line {lines[row]}), column "
+        if columns is None:
+            return place + str(first_at[column] + 1)
+        return place + f"{column!r} (array {name!r})"
 
     def number_column(name: str, column: str) -> np.ndarray:
         values, bad = _parse_floats(by_column[column])
         if values is None:
             value = by_column[column][bad]
             if not value:
-                what = "an empty value"
+                what = "an empty value; expected a number"
             elif _looks_numeric([value]):
-                what = f"{value!r} is not a finite number"
+                what = "expected a finite number, found NaN or infinity"
             else:
-                what = f"{value!r} is not a number"
-            raise DataError(f"{shown}, row {bad + 1} (line {lines[bad]}), column {column!r} "
-                            f"(array {name!r}): {what}")
+                what = "expected a number, found text"
+            raise DataError(f"{where(bad, name, column)}: {what}")
         return values
 
     arrays, classes = {}, {}
@@ -299,8 +340,8 @@ def csv_arrays(path: str, columns: dict | None = None, delimiter: str = ",",
             continue
         if "" in values:
             bad = values.index("")
-            raise DataError(f"{shown}, row {bad + 1} (line {lines[bad]}), column {cols[0]!r} "
-                            f"(array {name!r}): an empty value")
+            raise DataError(f"{where(bad, name, cols[0])}: an empty value; expected a class "
+                            "name")
         arrays[name], classes[name] = _class_ids(values)
     return arrays, classes
 
@@ -326,27 +367,15 @@ def read_npz(path: str, shown: str | None = None) -> Dataset:
 
 def npz_arrays(path: str, shown: str | None = None) -> tuple:
     """A numpy .npz archive as (arrays, class names): every array keeps its name, and text
-    arrays become class ids."""
+    arrays become class ids. Read by core.npz, which checks each array before loading it."""
     shown = shown or path
-    arrays, classes = {}, {}
+    _check_file(path, shown)
     try:
-        archive = np.load(path, allow_pickle=False)
-    except OSError as error:
-        raise _open_error(error, shown, os.path.abspath(path)) from None
-    except (ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise DataError(f"{shown}: not a readable .npz archive ({error})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(f"{shown}: a single .npy array, not an .npz archive (use kind \"npy\")")
-    with archive:
-        for name in archive.files:
-            try:
-                array = archive[name]
-            except ValueError:
-                raise DataError(f"{shown}: array {name!r} holds Python objects, "
-                                "which are not loaded (no pickle)") from None
-            except (zipfile.BadZipFile, EOFError, OSError) as error:
-                raise DataError(f"{shown}: array {name!r} cannot be read ({error})") from None
-            arrays[name] = _from_file_array(name, array, shown, classes)
+        loaded = load_arrays(path, shown)
+    except GraphError as error:
+        raise DataError(str(error)) from None
+    classes = {}
+    arrays = {name: _from_file_array(name, a, shown, classes) for name, a in loaded.items()}
     return arrays, classes
 
 
@@ -358,14 +387,11 @@ def read_npy(path: str, name: str = "x", shown: str | None = None) -> Dataset:
 def npy_arrays(path: str, name: str = "x", shown: str | None = None) -> tuple:
     """A numpy .npy file as (arrays, class names): one array, named `name`."""
     shown = shown or path
+    _check_file(path, shown)
     try:
-        array = np.load(path, allow_pickle=False)
-    except OSError as error:
-        raise _open_error(error, shown, os.path.abspath(path)) from None
-    except (ValueError, EOFError) as error:
-        raise DataError(f"{shown}: not a readable .npy file ({error})") from None
-    if not isinstance(array, np.ndarray):
-        raise DataError(f"{shown}: an .npz archive, not a single .npy array (use kind \"npz\")")
+        array = load_array(path, shown)
+    except GraphError as error:
+        raise DataError(str(error)) from None
     classes = {}
     return {name: _from_file_array(name, array, shown, classes)}, classes
 
@@ -455,8 +481,8 @@ def split(dataset: Dataset | dict, validation: float = 0.2, seed: int = 0) -> tu
     if not isinstance(dataset, Dataset):
         dataset = Dataset(dataset)
     train, val = split_rows(dataset.arrays, validation, seed)
-    return (Dataset(train, dataset.classes, dataset.source),
-            Dataset(val, dataset.classes, dataset.source))
+    return (Dataset(train, dataset.classes, dataset.source, dataset.named_by_file),
+            Dataset(val, dataset.classes, dataset.source, dataset.named_by_file))
 
 
 def split_rows(arrays: dict, validation: float = 0.2, seed: int = 0) -> tuple:

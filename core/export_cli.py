@@ -12,12 +12,12 @@ import re
 import shutil
 from pathlib import Path
 
-import numpy as np
-
 from .codegen.layout import Layout
 from .errors import GraphError
 from .export import export_source
 from .fileio import atomic_write, load
+from .npz import load_arrays
+from .terminal import printable
 
 
 def default_output(doc_path: str, target: str) -> Path:
@@ -35,13 +35,7 @@ def default_output(doc_path: str, target: str) -> Path:
 
 def check_weights(path: Path, doc) -> None:
     """The .npz must hold exactly the document's parameters, with their shapes."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            shapes = {name: archive[name].shape for name in archive.files}
-    except FileNotFoundError:
-        raise GraphError(f"--weights: file {str(path)!r} not found") from None
-    except (OSError, ValueError, EOFError) as exc:
-        raise GraphError(f"--weights: {str(path)!r} is not a readable .npz file ({exc})") from None
+    shapes = {name: array.shape for name, array in load_arrays(path, f"--weights {path}").items()}
     program = Layout.of(doc)
     expected = {name: tuple(spec.shape) for name, spec in program.tensors}
     missing = [n for n in expected if n not in shapes]
@@ -78,5 +72,5 @@ def cmd_export(args) -> int:
             shutil.copyfile(args.weights, target)
     atomic_write(out, text.encode("utf-8"))
     extra = f" (weights: {weights_name} beside it)" if weights_name else ""
-    print(f"wrote {out}{extra}")
+    print(printable(f"wrote {out}{extra}"))
     return 0

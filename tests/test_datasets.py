@@ -2,6 +2,7 @@
 
 import os
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from core.errors import DataError, GraphError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IRIS = os.path.join(ROOT, "assets", "data", "iris.csv")
+IRIS_CSV_NAME = os.path.basename(IRIS)
 IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
@@ -316,20 +318,20 @@ def test_csv_delimiter(tmp_path):
 
 @pytest.mark.parametrize("text, columns, message", [
     ("a,b\n1,2\n3,oops\n5,6\n", None,
-     r"t.csv, row 2 \(line 3\), column 'b' \(array 'b'\): 'oops' is not a number"),
+     r"t.csv, row 2 \(line 3\), column 2: expected a number, found text"),
     ("a,b\n1,2\n3,oops\n", {"x": ["a", "b"]},
-     r"row 2 \(line 3\), column 'b' \(array 'x'\): 'oops' is not a number"),
+     r"row 2 \(line 3\), column 'b' \(array 'x'\): expected a number, found text"),
     ("a,b\n1,2\n3,\n", {"x": ["a", "b"]}, r"row 2 \(line 3\), column 'b' .*an empty value"),
-    ("a,b\n1,2\n3,nan\n", None, "'nan' is not a finite number"),
+    ("a,b\n1,2\n3,nan\n", None, "column 2: expected a finite number, found NaN or infinity"),
     ("a,b\n1,2\n3,4,5\n", None, r"t.csv, row 2 \(line 3\): 3 values, but the header has 2"),
     ("a,b\n1,2\n\n3\n", None, r"row 2 \(line 4\): 1 values"),
-    ("a,b\n1,2\n", {"x": ["a", "c"]}, r"array 'x' names column 'c'.*\(columns: a, b\)"),
+    ("a,b\n1,2\n", {"x": ["a", "c"]}, r"array 'x' names column 'c', which the header row does not have \(it has 2 columns"),
     ("a,b\n1,2\n", {"x": []}, "must name a column or a non-empty list"),
     ("a,b\n1,2\n", ["a"], "\"columns\" must map array names"),
-    ("a,a\n1,2\n", None, "the header repeats column 'a'"),
+    ("a,a\n1,2\n", None, r"the header row repeats a column name \(columns 1 and 2\)"),
     ("", None, "the file is empty"),
     ("a,b\n", None, "no rows of data"),
-    ("v,label\n1,cat\n2,\n", None, r"row 2 \(line 3\), column 'label' .*an empty value"),
+    ("v,label\n1,cat\n2,\n", None, r"row 2 \(line 3\), column 2: an empty value"),
 ])
 def test_bad_csv_is_named_with_file_column_and_row(tmp_path, text, columns, message):
     write(tmp_path, "t.csv", text)
@@ -379,11 +381,100 @@ def test_bad_npz_is_named(tmp_path, arrays, message):
 
 def test_npz_that_is_not_an_archive(tmp_path):
     write(tmp_path, "d.npz", "hello")
-    with pytest.raises(DataError, match="d.npz: not a readable .npz archive"):
+    with pytest.raises(DataError, match=r"d.npz: not a valid .npz archive \(not a zip file\)"):
         load_dataset({"kind": "npz", "path": "d.npz"}, base_dir=tmp_path)
     np.save(tmp_path / "e.npy", np.zeros(3))
     with pytest.raises(DataError, match="not an .npz archive"):
         load_dataset({"kind": "npz", "path": "e.npy"}, base_dir=tmp_path)
+
+
+def test_npz_declaring_200_million_rows_is_refused_from_its_header_at_once(tmp_path):
+    """Issue 12: such a file was "holds Python objects"; it is a file too small for its shape."""
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(4))
+    header["shape"] = (200_000_000, 2)
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w") as archive, \
+            archive.open("x.npy", "w") as member:
+        np.lib.format.write_array_header_1_0(member, header)
+        member.write(np.zeros(4).tobytes())
+    started = time.perf_counter()
+    with pytest.raises(DataError) as info:
+        load_dataset({"kind": "npz", "path": "bomb.npz"}, base_dir=tmp_path)
+    assert time.perf_counter() - started < 2.0
+    assert "bomb.npz: array 'x' declares shape (200000000, 2)" in info.value.message
+    assert "more than the file holds" in info.value.message
+    assert "Python objects" not in info.value.message
+
+
+def test_a_truncated_npz_or_npy_is_said_so(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((50, 2)))
+    write(tmp_path, "cut.npz", (tmp_path / "d.npz").read_bytes()[:300], "wb")
+    with pytest.raises(DataError, match="cut.npz: truncated"):
+        load_dataset({"kind": "npz", "path": "cut.npz"}, base_dir=tmp_path)
+    np.save(tmp_path / "a.npy", np.zeros((50, 2)))
+    write(tmp_path, "cut.npy", (tmp_path / "a.npy").read_bytes()[:300], "wb")
+    with pytest.raises(DataError, match="cut.npy: the array declares shape .* more than the "
+                                        "file holds"):
+        load_dataset({"kind": "npy", "path": "cut.npy"}, base_dir=tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["csv", "npz", "npy"])
+def test_a_folder_is_not_a_dataset_file(tmp_path, kind):
+    (tmp_path / f"d.{kind}").mkdir()
+    with pytest.raises(DataError, match=f"dataset file 'd.{kind}' is a folder"):
+        load_dataset({"kind": kind, "path": f"d.{kind}"}, base_dir=tmp_path)
+
+
+# -- messages never quote what a file holds ------------------------------------------------------
+# A dataset path may point at a private file (a key, a password file): what the reader says
+# about it names the file, the line and the column, and what was expected, never the text.
+
+SECRET = "TOPSECRET-4d2f"
+
+
+@pytest.mark.parametrize("text, columns", [
+    (f"{SECRET}\nline two\n", {"x": ["a", "b"]}),                 # header without the columns
+    (f"{SECRET},{SECRET}\n1,2\n", None),                           # a repeated header name
+    (f"a,b\n1,2\n3,{SECRET}\n4,5\n", None),                         # text among numbers
+    (f"a,b\n1,2\n3,{SECRET}\n", {"x": ["a", "b"]}),
+    (f"a,b\n1,2\n3,4,{SECRET}\n", None),                           # a row too long
+    (f"{SECRET}\n\"unclosed\n", None),
+    (f"{SECRET}\n".encode() + b"\xff\xfe", None),                      # not UTF-8
+])
+def test_csv_errors_never_quote_the_file(tmp_path, text, columns):
+    write(tmp_path, "private", text, "wb" if isinstance(text, bytes) else "w")
+    spec = {"kind": "csv", "path": "private"}
+    if columns is not None:
+        spec["columns"] = columns
+    try:
+        data = load_dataset(spec, base_dir=tmp_path)
+    except DataError as error:
+        assert SECRET not in error.message and "private" in error.message
+    else:
+        with pytest.raises(DataError) as info:
+            data["x"]
+        assert SECRET not in info.value.message
+
+
+@pytest.mark.parametrize("kind", ["npz", "npy"])
+def test_binary_readers_never_quote_the_file(tmp_path, kind):
+    write(tmp_path, "private", f"{SECRET}\n" * 20)
+    with pytest.raises(DataError) as info:
+        load_dataset({"kind": kind, "path": "private"}, base_dir=tmp_path)
+    assert SECRET not in info.value.message and "private" in info.value.message
+
+
+def test_names_from_a_csv_header_are_counted_not_quoted(tmp_path):
+    write(tmp_path, "private", f"{SECRET}\nsome\ntext\n")
+    data = load_dataset({"kind": "csv", "path": "private"}, base_dir=tmp_path)
+    train, _ = split(data, 0.5, seed=0)
+    for dataset in (data, train, data.subset(np.arange(1))):
+        assert dataset.named_by_file
+        assert SECRET not in dataset.listed_names()
+        with pytest.raises(DataError, match="no array 'x' \\(arrays: 1 named by the header"):
+            dataset["x"]
+    named = load_dataset({"kind": "csv", "path": IRIS_CSV_NAME, "columns": {"x": IRIS_FEATURES}},
+                         base_dir=os.path.dirname(IRIS))
+    assert named.listed_names() == "x"
 
 
 def test_npy_is_one_array_named_x_or_as_asked(tmp_path):
