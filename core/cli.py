@@ -53,8 +53,10 @@ def _parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="write the graph as a standalone Python module")
     export.add_argument("file")
-    export.add_argument("--target", required=True, choices=("numpy", "torch"))
-    export.add_argument("-o", "--output", default=None, help="the .py file to write")
+    export.add_argument("--target", required=True, choices=("numpy", "torch", "onnx"))
+    export.add_argument("-o", "--output", default=None,
+                        help="the file to write (default: beside FILE, as NAME_numpy.py, "
+                             "NAME_torch.py or NAME.onnx)")
     export.add_argument("--weights", default=None, help="trained weights (.npz) to load")
     # `wiregrad check FILE --debug` is how people type it; SUPPRESS keeps the top-level value
     # when the flag is not repeated after the command.

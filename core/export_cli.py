@@ -1,4 +1,4 @@
-"""`wiregrad export FILE --target numpy|torch [-o OUT.py] [--weights W.npz]`.
+"""`wiregrad export FILE --target numpy|torch|onnx [-o OUT.py|OUT.onnx] [--weights W.npz]`.
 
 Writes one standalone Python module. With `--weights`, the trained weights are copied beside
 the module and the module loads them from there (never as inline arrays). Problems are
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 from .codegen.layout import Layout
@@ -21,7 +20,8 @@ from .terminal import printable
 
 
 def default_output(doc_path: str, target: str) -> Path:
-    """`spiral-mlp.wg.json` -> `spiral_mlp_numpy.py` in the current folder."""
+    """Beside the document, named so that it can be imported: `models/spiral-mlp.wg.json` ->
+    `models/spiral_mlp_numpy.py` (`_torch.py`, or `spiral_mlp.onnx`)."""
     stem = Path(doc_path).name
     for suffix in (".wg.json", ".json"):
         if stem.endswith(suffix):
@@ -30,7 +30,10 @@ def default_output(doc_path: str, target: str) -> Path:
     stem = re.sub(r"\W", "_", stem, flags=re.ASCII) or "graph"
     if stem[0].isdigit():
         stem = "graph_" + stem
-    return Path(f"{stem}_{target}.py")
+    folder = Path(doc_path).parent
+    if target == "onnx":
+        return folder / f"{stem}.onnx"
+    return folder / f"{stem}_{target}.py"
 
 
 def check_weights(path: Path, doc) -> None:
@@ -53,6 +56,8 @@ def check_weights(path: Path, doc) -> None:
 def cmd_export(args) -> int:
     doc = load(args.file)
     out = Path(args.output) if args.output else default_output(args.file, args.target)
+    if args.target == "onnx":
+        return cmd_export_onnx(args, doc, out)
     if out.suffix != ".py":
         raise GraphError(f"-o: the output must be a .py file, got {str(out)!r}")
     out_dir = out.parent.resolve()
@@ -69,8 +74,28 @@ def cmd_export(args) -> int:
     if args.weights:
         target = out_dir / weights_name
         if not (target.exists() and os.path.samefile(target, args.weights)):
-            shutil.copyfile(args.weights, target)
+            # Through atomic_write, so a full disk is named and a crash leaves no half file.
+            atomic_write(target, Path(args.weights).read_bytes())
     atomic_write(out, text.encode("utf-8"))
     extra = f" (weights: {weights_name} beside it)" if weights_name else ""
     print(printable(f"wrote {out}{extra}"))
+    return 0
+
+
+def cmd_export_onnx(args, doc, out: Path) -> int:
+    """An ONNX model of the forward pass (docs/onnx.md): the weights are inside it, from
+    --weights, else the document's initial ones (init_params(seed=0))."""
+    from .export.onnx_target import export_onnx
+
+    if out.suffix != ".onnx":
+        raise GraphError(f"-o: the output must be a .onnx file, got {str(out)!r}")
+    if not out.parent.resolve().is_dir():
+        raise GraphError(f"-o: folder {str(out.parent)!r} does not exist")
+    params = None
+    if args.weights:
+        weights = Path(args.weights)
+        check_weights(weights, doc)
+        params = load_arrays(weights, f"--weights {weights}")
+    export_onnx(doc, out, params=params)
+    print(printable(f"wrote {out}"))
     return 0

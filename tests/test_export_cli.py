@@ -58,14 +58,43 @@ def test_exports_are_deterministic(target):
         assert export_source(core.load(path), target) == first
 
 
-def test_cli_writes_the_module(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    assert main(["export", str(SPIRAL), "--target", "numpy"]) == 0
-    written = tmp_path / "spiral_mlp_numpy.py"
-    assert written.exists()
-    assert "wrote spiral_mlp_numpy.py" in capsys.readouterr().out
-    assert main(["export", str(SPIRAL), "--target", "numpy", "-o", str(tmp_path / "m.py")]) == 0
-    assert (tmp_path / "m.py").read_text() == written.read_text()
+def test_without_o_the_module_is_written_beside_the_document(tmp_path, monkeypatch, capsys):
+    models = tmp_path / "models"
+    models.mkdir()
+    doc_path = models / "spiral-mlp.wg.json"
+    shutil.copy(SPIRAL, doc_path)
+    monkeypatch.chdir(tmp_path)  # not where the document is: the module goes beside it
+    for target in ("numpy", "torch"):
+        assert main(["export", str(doc_path), "--target", target]) == 0
+        written = models / f"spiral_mlp_{target}.py"
+        assert written.exists()
+        assert f"wrote {written}" in capsys.readouterr().out
+    assert main(["export", str(doc_path), "--target", "numpy", "-o", str(tmp_path / "m.py")]) == 0
+    assert 'DATA_DIR = "models"' in (tmp_path / "m.py").read_text()  # data found from there
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.py", "models"]
+
+
+def test_onnx_target_writes_a_model_with_the_given_weights(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    doc = core.load(SPIRAL)
+    program = core.compile(doc, dtype="float32")
+    params = program.init_params(5)
+    weights = tmp_path / "trained.npz"
+    np.savez(weights, **params)
+    out = tmp_path / "spiral.onnx"
+    assert main(["export", str(SPIRAL), "--target", "onnx", "-o", str(out),
+                 "--weights", str(weights)]) == 0
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).normal(size=(4, 2)).astype(np.float32)
+    feeds = {i.name: x if i.name == "x" else np.zeros(4, np.int64)
+             for i in session.get_inputs()}
+    names = [o.name for o in session.get_outputs()]
+    got = dict(zip(names, session.run(None, feeds)))
+    want = program.run(params, {"x": x, "label": np.zeros(4, np.int64)})
+    np.testing.assert_allclose(got["logits"], want["logits"], rtol=1e-4, atol=1e-5)
+    assert main(["export", str(SPIRAL), "--target", "onnx", "-o", str(tmp_path / "m.py")]) == 1
+    assert ".onnx" in capsys.readouterr().err
 
 
 def test_cli_weights_are_copied_beside_the_module_and_loaded(tmp_path, capsys):
