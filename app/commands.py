@@ -192,13 +192,15 @@ class SetBlock(DocCommand):
         super().__init__(doc, f"Block {name}", parent)
         self.name, self.graph = name, graph
         self.old = None
+        self.index = None  # where the old definition was: undo puts it back there
 
     def do(self):
         graph = None if self.graph is None else self.graph.copy()
+        self.index = _index_of(self.doc.blocks, self.name)
         self.old = self.doc.set_block(self.name, graph)
 
     def undo(self):
-        self.doc.set_block(self.name, self.old)
+        self.doc.set_block(self.name, self.old, self.index)
 
 
 class SetTraining(DocCommand):
@@ -222,10 +224,18 @@ class SetUi(DocCommand):
         super().__init__(doc, text, parent)
         self.key, self.value = key, copy.deepcopy(value)
         self.old = None
+        self.index = None  # where the old value was: undo puts it back there
 
     def do(self):
         self.old = copy.deepcopy(self.doc.ui.get(self.key))
+        self.index = _index_of(self.doc.ui, self.key)
         self.doc.set_ui(self.key, self.value)
 
     def undo(self):
-        self.doc.set_ui(self.key, self.old)
+        self.doc.set_ui(self.key, self.old, self.index)
+
+
+def _index_of(mapping: dict, key) -> int | None:
+    """The place of a key in a dict's order, or None. Undo restores it there, so that the
+    saved text after undoing everything is the text before."""
+    return list(mapping).index(key) if key in mapping else None

@@ -176,7 +176,8 @@ class CanvasScene(QGraphicsScene):
             item = self.node_items.pop(event.node, None)
             if item is not None:
                 for wire in list(item.wires):
-                    self._remove_wire(wire.edge)
+                    if isinstance(wire, WireItem):  # share lines are rebuilt with the shares
+                        self._remove_wire(wire.edge)
                 self.removeItem(item)
         elif kind == "node_moved":
             item = self.node_items.get(event.node)

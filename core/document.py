@@ -12,7 +12,6 @@ the definition of block `Residual` (`@` cannot start a node id, so there is no c
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,9 +59,11 @@ class Node:
     shares: str | None = None  # the id of the node of the same graph whose tensors it uses
 
     def to_dict(self) -> dict:
+        # Keys in one order whatever the edit history (format.md's order; params as the type
+        # declares them): undoing every edit then saving gives back the very same bytes.
         out: dict[str, Any] = {"id": self.id, "type": self.type}
         if self.params:
-            out["params"] = copy.deepcopy(self.params)
+            out["params"] = _copy_json(canonical_params(self.type, self.params))
         if self.label is not None:
             out["label"] = self.label
         if self.shares is not None:
@@ -253,7 +254,7 @@ class Document:
         else:
             if name in node.params and node.params[name] == value:
                 return
-            node.params[name] = copy.deepcopy(value)
+            node.params[name] = _copy_json(value)
         self._emit(Event("param_changed", tuple(ref), node_id, name))
 
     def unset_param(self, ref: GraphRef, node_id: str, name: str) -> None:
@@ -379,8 +380,9 @@ class Document:
         self._emit(Event("edge_removed", tuple(ref), edge.dst, edge))
         return index
 
-    def set_block(self, name: str, graph: Graph | None) -> Graph | None:
-        """Add, replace (graph) or remove (None) a block definition; returns the old one."""
+    def set_block(self, name: str, graph: Graph | None, index: int | None = None) -> Graph | None:
+        """Add, replace (graph) or remove (None) a block definition; returns the old one.
+        A new definition goes at `index` among the others (undo of a removal), else last."""
         old = self.blocks.get(name)
         if graph is None and old is None:
             return None  # nothing changes, so nobody is told
@@ -390,14 +392,14 @@ class Document:
         if graph is None:
             del self.blocks[name]
         else:
-            self.blocks[name] = graph
+            _put(self.blocks, name, graph, index)
         self._emit(Event("block_changed", ("@" + name,), None, name))
         return old
 
     def set_training(self, training: dict | None) -> None:
         if training == self.training:
             return
-        self.training = copy.deepcopy(training)
+        self.training = _copy_json(training)
         self._emit(Event("training_changed"))
 
     def set_name(self, name: str) -> None:
@@ -405,8 +407,9 @@ class Document:
             self.name = name
             self._emit(Event("name_changed", data=name))
 
-    def set_ui(self, key: str, value: Any) -> None:
-        """View state (comments, frames, view rectangle): kept in the file, ignored by the engine."""
+    def set_ui(self, key: str, value: Any, index: int | None = None) -> None:
+        """View state (comments, frames, view rectangle): kept in the file, ignored by the engine.
+        A new key goes at `index` among the others (undo of a removal), else last."""
         if value is None and key not in self.ui:
             return
         if value is not None and key in self.ui and self.ui[key] == value:
@@ -414,7 +417,7 @@ class Document:
         if value is None:
             del self.ui[key]
         else:
-            self.ui[key] = copy.deepcopy(value)
+            _put(self.ui, key, _copy_json(value), index)
         self._emit(Event("ui_changed", data=key))
 
     def replace_with(self, other: Document) -> None:
@@ -433,16 +436,16 @@ class Document:
         if self.blocks:
             out["blocks"] = {name: g.to_dict() for name, g in self.blocks.items()}
         if self.training is not None:
-            out["training"] = copy.deepcopy(self.training)
+            out["training"] = _copy_json(self.training)
         if self.ui:
-            out["ui"] = copy.deepcopy(self.ui)
+            out["ui"] = _copy_json(self.ui)
         return out
 
     def copy(self) -> Document:
         """A deep copy with no listeners."""
         out = Document(self.graph.copy(), self.name,
                        {name: g.copy() for name, g in self.blocks.items()},
-                       copy.deepcopy(self.training), copy.deepcopy(self.ui))
+                       _copy_json(self.training), _copy_json(self.ui))
         out.path, out.folder = self.path, self.folder
         return out
 
@@ -469,6 +472,18 @@ def node_ports(node: Node, blocks: dict) -> tuple:
             return (), ()
         return node_type.ports(params, node.bodies)
     return tuple(node_type.input_ports(params)), tuple(node_type.output_ports(params))
+
+
+def canonical_params(type_name: str, params: dict) -> dict:
+    """The params in the order the node type declares them, then any others as they come.
+
+    A dict keeps insertion order, so a parameter set and then unset (an undo) would otherwise
+    come back at the end and the saved text would differ though the document does not."""
+    node_type = nodes.get(type_name)
+    declared = [decl.name for decl in node_type.params] if node_type is not None else []
+    out = {name: params[name] for name in declared if name in params}
+    out.update((name, value) for name, value in params.items() if name not in out)
+    return out
 
 
 def ref_name(ref: GraphRef) -> str:
@@ -525,15 +540,42 @@ def _rename_in_edge(edge: Edge, old: str, new: str) -> Edge:
     return Edge(src, edge.src_port, dst, edge.dst_port)
 
 
+def _put(mapping: dict, key, value, index: int | None) -> None:
+    """mapping[key] = value; a new key goes at `index` in the key order (None: last)."""
+    if key in mapping or index is None or index >= len(mapping):
+        mapping[key] = value
+        return
+    items = list(mapping.items())
+    items.insert(index, (key, value))
+    mapping.clear()
+    mapping.update(items)
+
+
 def _round(value: float):
     value = float(value)
     return int(value) if value.is_integer() else round(value, 2)
 
 
 def _copy_json(value):
-    """A deep copy of JSON-like data (dicts, lists, scalars)."""
-    if isinstance(value, dict):
-        return {k: _copy_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy_json(v) for v in value]
-    return value
+    """A deep copy of JSON-like data (dicts, lists, scalars), in the same key order.
+
+    Without recursion: a file may nest lists hundreds deep in `ui` or `training` (the reader
+    takes what json takes), deeper than copy.deepcopy can go."""
+    if not isinstance(value, (dict, list)):
+        return value
+    root = {} if isinstance(value, dict) else []
+    stack = [(value, root)]
+    while stack:
+        source, target = stack.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in items:
+            if isinstance(item, (dict, list)):
+                copied = {} if isinstance(item, dict) else []
+                stack.append((item, copied))
+            else:
+                copied = item
+            if isinstance(target, dict):
+                target[key] = copied
+            else:
+                target.append(copied)
+    return root

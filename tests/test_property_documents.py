@@ -6,18 +6,28 @@
 - Whatever is done to a valid document's JSON (a key deleted, a value of the wrong JSON type,
   an unknown key, the text truncated or sprinkled with random bytes), core.loads raises
   nothing but GraphError.
+- The same holds for every example, mutated in every way tests/hostile_files.py knows (huge and
+  negative sizes, unknown types, control characters, lone surrogates, duplicated ids, cycles,
+  nesting too deep, ...), within a time limit and a memory limit: what loads saves as UTF-8,
+  and its check and compile succeed or raise GraphError. Small bombs grafted into every
+  example (blocks that expand 2**40 times, loops of 10**12 steps, a Linear of 10**9 outputs)
+  are refused within seconds.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import core
 from core.fileio import dumps, loads
+from tests.hostile_files import BOMBS, MUTATIONS, fate, lone_surrogates, mutated
+from tests.isolated import run_isolated
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -216,3 +226,70 @@ def test_any_json_value_that_is_not_a_document_is_a_graph_error(value):
         loads(json.dumps(value))
     except core.GraphError:
         pass
+
+
+# -- every example, mutated ----------------------------------------------------------------------
+
+EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "assets" / "examples").glob("*.wg.json"))
+SEEDS_PER_MUTATION = 2
+# Each case takes milliseconds; the limit only has to tell a hang from a loaded machine.
+CASE_SECONDS = 10
+# The issue's bound is 2 s; a shared test machine gets some room.
+BOMB_SECONDS = 5
+
+
+def broken_contract(path: Path, family: str, seed: int, table=None, seconds=CASE_SECONDS):
+    """None if the mutated file keeps the contract (tests/hostile_files.fate) in time; else a
+    line saying how it broke, naming the case so that it can be run again."""
+    outcome = run_isolated(fate, mutated(path, family, seed, table), seconds=seconds)
+    case = f"{path.name} {family} seed {seed}"
+    if outcome.timed_out:
+        return f"{case}: still running after {seconds} s"
+    if outcome.error is not None:
+        last = outcome.error.strip().splitlines()[-1]
+        return f"{case}: {outcome.error_type}: {last}"
+    return None
+
+
+def test_there_are_examples_to_mutate():
+    assert len(EXAMPLES) >= 10
+    assert all(path.name.endswith(".wg.json") for path in EXAMPLES)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name.removesuffix(".wg.json"))
+def test_every_mutation_of_every_example_loads_or_is_refused_and_what_loads_saves(path):
+    broken = [line for family in MUTATIONS for seed in range(SEEDS_PER_MUTATION)
+              if (line := broken_contract(path, family, seed)) is not None]
+    assert not broken, "\n".join(broken)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name.removesuffix(".wg.json"))
+def test_lone_surrogates_in_any_text_of_every_example_load_and_save(path):
+    """Needs core.fileio.dumps to escape lone surrogates (issue 12, "anything loadable is
+    saveable"); before that, UnicodeEncodeError."""
+    table = {"surrogate": lone_surrogates}
+    broken = [line for seed in range(5)
+              if (line := broken_contract(path, "surrogate", seed, table)) is not None]
+    assert not broken, "\n".join(broken)
+
+
+@pytest.mark.parametrize("bomb", sorted(BOMBS))
+def test_a_bomb_grafted_into_every_example_is_refused_in_seconds(bomb):
+    """Needs the resource bounds of issue 12 (block instances counted without expanding them,
+    loop counts and max_iter bounded, memory estimated before anything is allocated, nesting
+    limited); before them, these hang or run out of memory. Loops nested 200 deep may also
+    simply work."""
+    broken, timeouts = [], 0
+    for path in EXAMPLES:
+        outcome = run_isolated(fate, mutated(path, bomb, 0, BOMBS), seconds=BOMB_SECONDS)
+        if outcome.timed_out:
+            broken.append(f"{path.name}: still running after {BOMB_SECONDS} s")
+            timeouts += 1
+            if timeouts == 2:  # a bomb that is not refused would cost this much on every example
+                break
+        elif outcome.error is not None:
+            broken.append(f"{path.name}: {outcome.error_type}: "
+                          f"{outcome.error.strip().splitlines()[-1]}")
+        elif outcome.value == "compiled" and bomb != "nested-loops":
+            broken.append(f"{path.name}: compiled, not refused")
+    assert not broken, f"{bomb}:\n" + "\n".join(broken)
