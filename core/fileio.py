@@ -81,6 +81,7 @@ def loads(text, source: str = "document") -> Document:
         # Nothing was migrated or renamed: saving unchanged gives back these very bytes.
         doc._saved_text = text
         doc._saved_revision = doc.revision
+        doc._saved_dict = doc.to_dict()
     return doc
 
 
@@ -288,7 +289,12 @@ def dumps(doc: Document) -> str:
     anything that loaded can be saved as UTF-8 and loads back the same."""
     if getattr(doc, "_saved_revision", None) == doc.revision and hasattr(doc, "_saved_text"):
         return doc._saved_text
-    text = json.dumps(doc.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    data = doc.to_dict()
+    if hasattr(doc, "_saved_text") and data == getattr(doc, "_saved_dict", None):
+        # Edited and then undone back to what the file says: the file's own bytes, so that
+        # saving rewrites nothing and version control sees no change.
+        return doc._saved_text
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     # A surrogate can only stand inside a JSON string, where its escape means the same.
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
@@ -299,5 +305,6 @@ def save(doc: Document, path) -> None:
     atomic_write(Path(path), text.encode("utf-8"))
     doc._saved_text = text
     doc._saved_revision = doc.revision
+    doc._saved_dict = doc.to_dict()
     doc.path = str(path)
     doc.folder = os.path.dirname(os.path.abspath(path))
