@@ -1,7 +1,9 @@
 """The main window: canvas in the centre; palette, inspector and problems docks; menus; files.
 
-Dialogs that ask the user something go through small methods (`ask_open_path`, `ask_save_path`,
-`ask_unsaved`, `ask_restore`, `show_load_errors`) so tests can answer them.
+Dialogs that ask the user something go through small methods (questions.py: `ask_open_path`,
+`ask_save_path`, `ask_unsaved`, `ask_restore`, `show_load_errors`, `show_save_error`) so tests
+can answer them. A save that fails says why in a dialog and leaves the window modified; the
+window's unsaved work is autosaved to files of its own (recovery.py).
 """
 
 from __future__ import annotations
@@ -13,10 +15,8 @@ from PySide6.QtCore import QByteArray, QMimeData, QPointF, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
-    QFileDialog,
     QInputDialog,
     QMainWindow,
-    QMessageBox,
     QUndoView,
     QVBoxLayout,
     QWidget,
@@ -31,7 +31,8 @@ from .controller import EditorController
 from .inspector import Inspector
 from .palette import Palette
 from .problems import ProblemsList
-from .recovery import Recovery
+from .questions import SAVE_ERRORS, Questions, save_error_text
+from .recovery import INTERVAL_MS, Recovery
 from .scene import CanvasScene
 from .training.dock import TrainingDock
 from .validation import Validator
@@ -39,11 +40,10 @@ from .view import CanvasView
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 CLIP_MIME = "application/x-wiregrad-graph"
-FILE_FILTER = "Wiregrad graphs (*.wg.json);;JSON (*.json);;All files (*)"
 MAX_RECENT = 8
 
 
-class MainWindow(QMainWindow):
+class MainWindow(Questions, QMainWindow):
     def __init__(self, autosave_ms: int | None = None):
         super().__init__()
         self.setObjectName("wiregradMain")
@@ -92,7 +92,8 @@ class MainWindow(QMainWindow):
 
         self._build_actions()
         self._build_menus()
-        self.recovery = Recovery(self, autosave_ms or 30_000)
+        self.recovery = Recovery(self, autosave_ms or INTERVAL_MS)
+        self.recovery.failed.connect(self._show_long_message)
         self.resize(1280, 800)
         self.resizeDocks([self.palette_dock, self.inspector_dock], [190, 270], Qt.Horizontal)
         self.resizeDocks([self.problems_dock, self.training_dock], [400, 400], Qt.Vertical)
@@ -229,6 +230,7 @@ class MainWindow(QMainWindow):
         self.controller.set_document(doc)
         self.controller.stack.setClean()
         self.restored_dirty = dirty
+        self.recovery.clear()  # the last document's work was saved or discarded before
         self.validator.start()  # shapes and errors arrive from a worker a moment later
         self.view.frame_all()
         QTimer.singleShot(0, self.view.frame_all)  # again once the window has its final size
@@ -237,7 +239,6 @@ class MainWindow(QMainWindow):
     def new_document(self) -> None:
         if self.maybe_keep_changes():
             self.set_document(Document())
-            self.recovery.clear()
 
     def open_dialog(self) -> None:
         if not self.maybe_keep_changes():
@@ -275,16 +276,25 @@ class MainWindow(QMainWindow):
         return self._write(str(path))
 
     def _write(self, path: str) -> bool:
+        """Save the document, then its trained weights beside it. What fails is shown in a
+        dialog, and whatever was not written keeps the window modified."""
+        doc = self.controller.doc
         try:
-            core.save(self.controller.doc, path)
-            self.training.save_weights(path)  # the trained weights go beside the file
-        except OSError as exc:
-            QMessageBox.warning(self, "Save failed", f"Could not save {path}:\n{exc}")
+            core.save(doc, path)
+        except SAVE_ERRORS as exc:
+            self.show_save_error(f"Could not save the graph: {save_error_text(path, exc)}")
             return False
         self.controller.stack.setClean()
         self.restored_dirty = False
-        self.recovery.clear()
         self._add_recent(path)
+        try:
+            self.training.save_weights(path, doc)  # the trained weights go beside the file
+        except SAVE_ERRORS as exc:
+            self.update_title()
+            self.show_save_error("The graph was saved, but not its trained weights: "
+                                 + save_error_text(path, exc))
+            return False
+        self.recovery.clear()
         self.update_title()
         self.statusBar().showMessage(f"Saved {path}", 3000)
         return True
@@ -298,57 +308,27 @@ class MainWindow(QMainWindow):
             return self.save()
         return answer == "discard"
 
-    # the questions, one method each so tests can answer them
-    def ask_open_path(self) -> str:
-        dialog = QFileDialog(self, "Open graph", str(Path.home()), FILE_FILTER)
-        dialog.setOption(QFileDialog.DontUseNativeDialog, True)
-        dialog.setFileMode(QFileDialog.ExistingFile)
-        return dialog.selectedFiles()[0] if dialog.exec() else ""
-
-    def ask_save_path(self) -> str:
-        dialog = QFileDialog(self, "Save graph", str(Path.home()), FILE_FILTER)
-        dialog.setOption(QFileDialog.DontUseNativeDialog, True)
-        dialog.setAcceptMode(QFileDialog.AcceptSave)
-        dialog.setDefaultSuffix("wg.json")
-        return dialog.selectedFiles()[0] if dialog.exec() else ""
-
-    def ask_unsaved(self) -> str:
-        box = QMessageBox(QMessageBox.Warning, "Unsaved changes",
-                          "The graph has unsaved changes. Save them?",
-                          QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, self)
-        answer = box.exec()
-        return {QMessageBox.Save: "save", QMessageBox.Discard: "discard"}.get(answer, "cancel")
-
-    def ask_restore(self, original) -> bool:
-        where = f" of {original}" if original else ""
-        answer = QMessageBox.question(self, "Restore unsaved work?",
-                                      f"Wiregrad found unsaved work{where} from a session that did not "
-                                      "end cleanly. Restore it?")
-        return answer == QMessageBox.Yes
-
-    def show_load_errors(self, path: str, errors: list) -> None:
-        lines = [f"• {getattr(e, 'message', str(e))}" for e in errors]
-        box = QMessageBox(QMessageBox.Critical, "Cannot open file",
-                          f"{path} could not be opened:", QMessageBox.Ok, self)
-        box.setInformativeText("\n".join(lines[:20]) + ("\n…" if len(lines) > 20 else ""))
-        box.exec()
-
     def offer_recovery(self) -> bool:
-        pending = self.recovery.pending()
-        if pending is None:
-            return False
-        text, original = pending
-        if not self.ask_restore(original):
-            self.recovery.clear()
-            return False
+        """Offer the work of windows that ended without closing (never a live window's): the
+        first one accepted comes back here; those not reached wait for the next window."""
+        for orphan in self.recovery.orphans():
+            if self.ask_restore(orphan.path):
+                return self._restore(orphan)
+            orphan.discard()
+        return False
+
+    def _restore(self, orphan) -> bool:
         try:
-            doc = core.loads(text, source="recovered work")
+            doc = core.loads(orphan.text(), source="recovered work")
         except GraphError as exc:
             self.show_load_errors("recovered work", list(exc.errors))
-            self.recovery.clear()
+            orphan.discard()
             return False
-        doc.path = original
+        doc.path = orphan.path
         self.set_document(doc, dirty=True)
+        self.training.restore_weights(orphan.weights, orphan.weights_file)
+        if self.recovery.autosave():  # safe in this window's own files before the orphan's go
+            orphan.discard()
         return True
 
     def _add_recent(self, path: str) -> None:
@@ -385,7 +365,7 @@ class MainWindow(QMainWindow):
         settings = QSettings()
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/state", self.saveState())
-        self.recovery.clear()
+        self.recovery.close()
         self.training.shutdown()  # a run ends after its current step; its thread is joined
         event.accept()
 

@@ -10,6 +10,10 @@ events here, in the UI thread, about 20 times a second. They only update the run
 mark things stale; two timers redraw: the plots at most 20 times a second, the data view and
 the probes (which run the graph in this thread) a few times a second, slower if they turn out
 to be expensive. A graph edit during a run stops it, with a message that says why.
+
+Documents: the panel's state is built afresh for every document opened (`_fresh_state`,
+`_show_fresh`), and the trained weights belong to the document they were trained for
+(doc_weights.py): a weights file that cannot be read gives a notice and fresh weights.
 """
 
 from __future__ import annotations
@@ -39,13 +43,15 @@ from core.errors import GraphError
 
 from . import probe as pr
 from .dataview import DataView
+from .doc_weights import DocumentWeights
 from .form import TrainingForm
 from .history import History
 from .inside import InsideTab, base_dir_for
 from .inspect import NodeInspector
 from .overlay import CanvasOverlay
 from .plots import TrainingPlots
-from .weights import load_weights, matching, save_weights, weights_path
+from .status import StatusRow
+from .weights import matching
 from .worker import TrainingWorker
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
@@ -61,22 +67,7 @@ GRAPH_EVENTS = {"node_added", "node_removed", "param_changed", "node_renamed", "
                 "edge_removed", "block_changed", "reset"}
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = round(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def _figure_text(key: str, value: float) -> str:
-    if "accuracy" in key:
-        return f"{100 * value:.1f}%"
-    return f"{value:.4g}" if 1e-3 <= abs(value) < 1e4 or value == 0 else f"{value:.2e}"
-
-
-class TrainingDock(InsideTab, QWidget):
+class TrainingDock(InsideTab, StatusRow, DocumentWeights, QWidget):
     message = Signal(str)             # for the status bar
     state_changed = Signal(str)       # idle / running / paused
     weights_changed = Signal(bool)    # True: trained or reset weights not saved with the file
@@ -86,25 +77,12 @@ class TrainingDock(InsideTab, QWidget):
         self.setObjectName("trainingPanel")
         self.controller = controller
         self.scene = scene
-        self.history = History()
         self.worker = TrainingWorker(self)
         self.worker.events.connect(self._on_events)
         self.state = "idle"
-        self.params: dict | None = None      # the trained weights, kept with the document
-        self.params_doc_revision = None
         self._weights_dirty = False
-        self.snapshot: dict | None = None    # the latest parameters seen (during a run too)
-        self.info = None                     # SessionInfo of the last run
-        self.run_doc = None                  # the document copy the last run trained
-        self.probe: pr.Probe | None = None
-        self.probe_feeds: dict | None = None
-        self.selected: tuple | None = None   # (graph ref, node id) shown in the Inside tab
-        self.error_text = ""
-        self._stop_reason = ""
-        self._plots_stale = self._views_stale = False
-        self._view_cost = 0.0
-        self._next_plot = self._next_status = 0.0
         self._doc = None
+        self._fresh_state()
         self._build()
         self.overlay = CanvasOverlay(scene) if scene is not None else None
         if scene is not None:
@@ -235,7 +213,7 @@ class TrainingDock(InsideTab, QWidget):
         layout.addLayout(top)
         layout.addWidget(self.tabs, 1)
         self._set_state("idle")
-        self._show_figures({})
+        self._show_no_run()
 
     # -- the document -------------------------------------------------------------------------
 
@@ -243,8 +221,48 @@ class TrainingDock(InsideTab, QWidget):
     def doc(self):
         return self.controller.doc
 
+    def _fresh_state(self) -> None:
+        """What the panel knows about the document shown, as for one never trained. Assigned
+        here only, when the panel is built and for every document opened, so that nothing of
+        one document's runs (above all its weights) outlives it."""
+        self.history = History()
+        self.weights_owner = self.doc        # the document `params` belong to
+        self.params: dict | None = None      # its trained weights (None: the initial ones)
+        self.weights_version = 0             # counts changes of `params`, for autosave
+        if self._weights_dirty:
+            self._weights_dirty = False
+            self.weights_changed.emit(False)
+        self.snapshot: dict | None = None    # the latest parameters seen (during a run too)
+        self.run_owner = None                # the document the worker's run is training
+        self.info = None                     # SessionInfo of the last run
+        self.run_doc = None                  # the document copy the last run trained
+        self.probe: pr.Probe | None = None
+        self.probe_feeds: dict | None = None
+        self.selected: tuple | None = None   # (graph ref, node id) shown in the Inside tab
+        self.error_text = ""
+        self._stop_reason = ""
+        self._plots_stale = self._views_stale = False
+        self._view_cost = 0.0
+        self._next_plot = self._next_status = 0.0
+
+    def _show_fresh(self) -> None:
+        """The widgets as for a document never trained (view choices, like the tab shown or
+        the gradient flow, stay)."""
+        self.plots.set_history(self.history)
+        self.dataview.clear("Train to see the data and what the model makes of it.")
+        self._show_no_run()
+        self.example_row.setRange(0, 0)
+        self.example_text.setText("")
+        self.inspector.show_node(None)
+        if self.overlay is not None:
+            self.overlay.set_nan(None)
+            self.overlay.set_example({})
+            self.overlay.set_gradients(None)
+        self._set_state("idle")
+
     def _bind(self) -> None:
-        """A new document: stop, forget the runs, take the weights saved beside it."""
+        """A new document: stop, forget everything about the last one, take the weights saved
+        beside this one (or say why not)."""
         if self.worker.is_running():
             self.worker.shutdown(5.0)
             self.worker.alive = True
@@ -252,22 +270,9 @@ class TrainingDock(InsideTab, QWidget):
             self._doc.unsubscribe(self._on_doc_event)
         self._doc = self.doc
         self._doc.subscribe(self._on_doc_event)
-        self.history.clear()
-        self.plots.set_history(self.history)
-        self.params = load_weights(self.doc.path)
-        self.weights_dirty = False
-        self.snapshot = self.params
-        self.info = self.run_doc = self.probe = self.probe_feeds = self.selected = None
-        self.dataview.clear("Train to see the data and what the model makes of it.")
-        self.error_text = ""
-        if self.overlay is not None:
-            self.overlay.set_nan(None)
-            self.overlay.set_example({})
-            self.overlay.set_gradients(None)
-        self._set_state("idle")
-        self._show_figures({})
-        note = "Loaded the trained weights saved beside the file." if self.params else ""
-        self._say(note or "Press <b>Train</b> to train this graph by its Settings.")
+        self._fresh_state()
+        self._show_fresh()
+        self._take_saved_weights()
 
     def _on_doc_event(self, event) -> None:
         if event.kind in GRAPH_EVENTS or event.kind == "training_changed":
@@ -315,28 +320,6 @@ class TrainingDock(InsideTab, QWidget):
             self.worker.stop()
             self.stop_button.setEnabled(False)
             self._say("Stopping after this batch…")
-
-    @property
-    def weights_dirty(self) -> bool:
-        """Whether the weights differ from those saved beside the file (the window's `*`)."""
-        return self._weights_dirty
-
-    @weights_dirty.setter
-    def weights_dirty(self, dirty: bool) -> None:
-        if dirty != self._weights_dirty:
-            self._weights_dirty = dirty
-            self.weights_changed.emit(dirty)
-
-    def reset_weights(self) -> None:
-        if self.state != "idle":
-            return
-        if self.params is not None:  # nothing trained, nothing to forget
-            self.weights_dirty = True
-        self.params = None
-        self.snapshot = self._initial_params()
-        self._views_stale = True
-        self._say("Weights reset: the next run starts from the initial weights "
-                  f"(seed {self._seed()}).")
 
     def shutdown(self, timeout: float = 5.0) -> bool:
         """Stop a run and wait for its thread (window close)."""
@@ -387,6 +370,7 @@ class TrainingDock(InsideTab, QWidget):
         if params is not None and kept < len(program.param_names):
             note = f" ({len(program.param_names) - kept} new weight tensors start fresh)"
         self._say(f"Training {self.history.current.label}{note}…")
+        self.run_owner = self.doc
         self.worker.start(doc, params=params, base_dir=base_dir_for(self.doc), steps=steps)
         self._set_state("running")
         return True
@@ -394,6 +378,8 @@ class TrainingDock(InsideTab, QWidget):
     # -- events from the worker ---------------------------------------------------------------
 
     def _on_events(self, batch: list) -> None:
+        if self.run_owner is not self.doc:  # a run of a document no longer shown
+            return
         run = self.history.current
         trainer_events = []
         for event in batch:
@@ -437,10 +423,7 @@ class TrainingDock(InsideTab, QWidget):
         result = event.get("result")
         run = self.history.current
         if result is not None and result.steps > 0:
-            self.params = result.params
-            self.params_doc_revision = self.doc.revision
-            self.snapshot = result.params
-            self.weights_dirty = True
+            self._keep(result.params, dirty=True)
         if run is not None and run.state != "failed":
             run.state = "stopped" if event.get("stopped") else "finished"
             if event.get("stopped") and self._stop_reason:
@@ -505,52 +488,6 @@ class TrainingDock(InsideTab, QWidget):
         cost = time.perf_counter() - now + self.plots.view.last_paint
         self._next_plot = now + cost / PLOT_BUDGET
 
-    def _update_status(self) -> None:
-        run = self.history.current
-        if run is None:
-            return
-        step, total = run.last_step(), max(run.total_steps, 1)
-        self.progress.setMaximum(total)
-        self.progress.setValue(min(step, total))
-        epoch = min(run.epochs_planned, (step - 1) // run.steps_per_epoch + 1) if step else 0
-        self.progress.setFormat(f"epoch {epoch}/{run.epochs_planned} · step {step}/{total}")
-        eta = run.eta_seconds() if self.state == "running" else None
-        parts = [f"{run.steps_per_s:,.0f} steps/s"] if run.steps_per_s else []
-        if eta is not None:
-            parts.append(f"{_duration(eta)} left")
-        self.speed.setText("  ·  ".join(parts))
-        figures = {}
-        if run.epochs_done:
-            for key in ["loss", "val_loss", *run.metric_names(),
-                        *(f"val_{m}" for m in run.metric_names())]:
-                values = run.figure(key)
-                if len(values):
-                    figures[key] = float(values[-1])
-        elif len(run.smoothed):
-            figures["loss"] = run.smoothed.last()
-        self._show_figures(figures)
-
-    def _show_figures(self, figures: dict) -> None:
-        names = {"loss": "training loss", "val_loss": "validation loss"}
-        if list(self.figure_labels) != list(figures):
-            while self.figures.count():
-                widget = self.figures.takeAt(0).widget()
-                if widget is not None:
-                    widget.hide()  # at once: deleteLater alone leaves it drawn under the new
-                    widget.deleteLater()
-            self.figure_labels = {}
-            for col, key in enumerate(figures):
-                title = QLabel(names.get(key, key.replace("val_", "validation ")), self.figures_host)
-                title.setStyleSheet("color: #9aa1ab; font-size: 8pt;")
-                value = QLabel("", self.figures_host)
-                size = "20pt" if key in ("loss", "val_loss") or "accuracy" in key else "16pt"
-                value.setStyleSheet(f"font-size: {size}; font-weight: 600; color: #e6e8eb;")
-                self.figures.addWidget(title, 0, col)
-                self.figures.addWidget(value, 1, col)
-                self.figure_labels[key] = value
-        for key, value in figures.items():
-            self.figure_labels[key].setText(_figure_text(key, value))
-
     def _tab_changed(self) -> None:
         self._views_stale = self._plots_stale = True
 
@@ -571,18 +508,3 @@ class TrainingDock(InsideTab, QWidget):
             self._update_probe(params)
         self._last_view = time.perf_counter()
         self._view_cost = self._last_view - started + self.dataview.plot_widget.last_paint
-
-    # -- weights with the document ------------------------------------------------------------
-
-    def save_weights(self, doc_path: str) -> str | None:
-        """Write the trained weights beside a document just saved. With none (after Reset
-        weights), take away a file left there, so that reopening does not bring them back."""
-        if self.params is None:
-            stale = weights_path(doc_path)
-            if self.weights_dirty and stale.exists():
-                stale.unlink()
-            self.weights_dirty = False
-            return None
-        path = save_weights(doc_path, self.params)
-        self.weights_dirty = False
-        return str(path)
