@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
@@ -221,6 +222,11 @@ class ExportDialog(QDialog):
                                                   options=QFileDialog.DontUseNativeDialog)
             if not path:
                 return False
-        atomic_write(Path(path), self.text.encode("utf-8"))
+        try:
+            atomic_write(Path(path), self.text.encode("utf-8"))
+        except (GraphError, OSError) as exc:  # SaveError says what happened, with the path
+            QMessageBox.warning(self, "Export failed", str(exc))
+            self.status.setText("Not written")
+            return False
         self.status.setText(f"Wrote {path}")
         return True

@@ -145,7 +145,11 @@ def _npz_declared_bytes(stream, size: int, what: str, shown: str, invalid: str) 
         else:
             raise GraphError(f"{shown}: {what} is in .npy format version "
                              f"{version[0]}.{version[1]}, which Wiregrad does not read")
-    except ValueError:
+    except GraphError:
+        raise
+    except Exception:  # noqa: BLE001
+        # numpy parses the header text with tokenize and ast: hostile bytes there raise
+        # ValueError, SyntaxError, tokenize.TokenError or RecursionError. Each means the same.
         raise GraphError(f"{shown}: {invalid} ({what} has no valid .npy header)") from None
     held = size - stream.tell()
     if dtype.hasobject:

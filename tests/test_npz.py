@@ -127,6 +127,16 @@ def test_a_zip_of_something_else(tmp_path):
     assert "not a valid .npz archive" in refusal(path)
 
 
+@pytest.mark.parametrize("header", [b"{'descr': SECRET}", b"{'descr': '<f8', 'shape': (((",
+                                    b"{" * 5000, b"\x00\xff"])
+def test_a_header_numpy_cannot_parse_is_an_invalid_archive(tmp_path, header):
+    # numpy parses .npy headers with tokenize and ast, which raise more than ValueError.
+    text = header.ljust(118) + b"\n"
+    npy = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text
+    message = refusal(archive(tmp_path / "h.npz", {"x.npy": npy}))
+    assert "no valid .npy header" in message and "SECRET" not in message
+
+
 def test_a_single_npy_file(tmp_path):
     np.save(tmp_path / "a.npy", np.zeros(3))
     assert "a single .npy array, not an .npz archive" in refusal(tmp_path / "a.npy")

@@ -44,6 +44,18 @@ def test_save_writes_the_previewed_text(qtbot, tmp_path):
     assert (tmp_path / "model.py").read_text() == dialog.preview.toPlainText()
 
 
+def test_a_failed_export_says_why_in_a_dialog(qtbot, tmp_path, dialogs):
+    doc = core.load(EXAMPLES / "spiral-mlp.wg.json")
+    dialog = ExportDialog(doc)
+    qtbot.addWidget(dialog)
+    target = tmp_path / "model.py"
+    target.write_text("# mine\n")
+    target.chmod(0o444)  # refused even as root
+    assert not dialog.save(str(target))
+    assert any("read-only" in text for text in dialogs.texts())
+    assert target.read_text() == "# mine\n"
+
+
 def test_a_broken_graph_says_why_it_cannot_be_exported(qtbot):
     doc = core.load(EXAMPLES / "spiral-mlp.wg.json")
     doc.graph.edges = [e for e in doc.graph.edges if e.dst != "act1"]
