@@ -7,6 +7,10 @@ the metrics from core.metrics, the optimizers and schedules from core.optim. Wha
 script needs (its training loop, reading weights, main) is in runtime.py and runtime_torch.py.
 So an exported numpy script reads, splits, batches and updates exactly as the engine's
 trainer does, to the bit.
+
+A torch script also says whether a training step can leave a weight without a gradient, which
+DistributedDataParallel must be told: the export decides it from the graph
+(unused_weights_reason).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 import textwrap
 
 from .. import datasets, generators, metrics, optim
+from ..codegen.layout import CONTROL, Gradients
 from ..codegen.writer import Writer, data_literal
 from ..errors import GraphError
 from ..trainer import eval_rows, read_plan
@@ -129,8 +134,74 @@ def numpy_parts(program, weights_file, data_dir) -> list:
     return parts
 
 
-TORCH_COMMON = ("make_torch_optimizer", "to_device", "evaluate_torch", "train_torch",
-                "export_params", "main")
+TORCH_COMMON = ("make_torch_optimizer", "to_device", "process_ranks", "per_process_batch",
+                "join_processes", "sum_over_processes", "rank_rows", "evaluate_torch",
+                "train_epoch", "share_buffers", "leave_processes", "train_torch", "export_params", "main")
+
+
+class StepGradients(Gradients):
+    """Which values a training step's backward reaches, as autograd sees it: unlike the
+    written-out backward (which gives every result of a block a gradient, zeros where the
+    caller has none), a block's results the caller does not use reach nothing."""
+
+    def _control(self, site, node, got):
+        if node.type != "Block":
+            return super()._control(site, node, got)
+        body = self.program.bodies(site, node)["definition"]
+        args = self.run(body, {o.id: bool(got.get(o.id)) for o in body.outputs()})
+        return [k for k, v in args.items() if v]
+
+
+def holds_weights(layout, site) -> bool:
+    """Whether a graph, or a body inside it, has weights."""
+    return any(layout.weights(site, node) or (node.type in CONTROL and any(
+        holds_weights(layout, body) for body in layout.bodies(site, node).values()))
+        for node in site.order)
+
+
+def sites_nodes(layout, site):
+    """(site, node) of every node of a graph and of the bodies inside it."""
+    for node in site.order:
+        yield site, node
+        if node.type in CONTROL:
+            for body in layout.bodies(site, node).values():
+                yield from sites_nodes(layout, body)
+
+
+def unused_weights_reason(layout, loss: str) -> str | None:
+    """Why a training step may leave a weight without a gradient, or None when every step
+    reaches every weight. DDP must be told of the first (find_unused_parameters), and then
+    walks the autograd graph after every forward; told without need, it warns at every run.
+    A scalar Branch runs one side, a route Branch skips a side no sample takes, a repeat Loop
+    of 0 steps never runs its body, and a weight may not lead to the loss at all."""
+    for site, node in sites_nodes(layout, layout.top):
+        p = site.params[node.id]
+        skips = (node.type == "Branch" and p["mode"] in ("scalar", "route")) or (
+            node.type == "Loop" and p["mode"] == "repeat" and p["count"] == 0)
+        if skips and any(holds_weights(layout, body)
+                         for body in layout.bodies(site, node).values()):
+            return ("a scalar or route Branch, or an empty Loop, can leave weights out of "
+                    "a step")
+    gradients = StepGradients(layout, layout.carries)
+    gradients.run(layout.top, {loss: True})
+    shared, reached = layout.compiler.shared, set()
+    for site, node in sites_nodes(layout, layout.top):
+        if gradients.active.get((site.path, node.id)):
+            for name in layout.weights(site, node):
+                full = f"{site.path}{node.id}.{name}"
+                reached.add(shared.get(full, full))
+    if set(layout.weight_names) - reached:
+        return "some weights do not lead to the loss"
+    return None
+
+
+def ddp_setting(layout, loss: str) -> str:
+    """FIND_UNUSED_PARAMETERS for DistributedDataParallel, with why (fixed text only)."""
+    why = unused_weights_reason(layout, loss)
+    if why is None:
+        return ("FIND_UNUSED_PARAMETERS = False  # DDP: every training step reaches every "
+                "weight\n")
+    return f"FIND_UNUSED_PARAMETERS = True  # DDP: {why}\n"
 
 
 def torch_parts(exporter) -> list:
@@ -144,6 +215,7 @@ def torch_parts(exporter) -> list:
     parts.append(source_of(runtime.load_weights))
     if training is None:
         return parts
+    parts[0] += ddp_setting(program, training["loss"])
     copies = Copies()
     own = data_code(copies, training, program.doc)
     parts.extend(copies.parts)
