@@ -140,10 +140,15 @@ def loop_outputs(compiler, node, p, path, in_types) -> dict | None:
         compiler._error(path, f"{path}: a scan Loop needs a body Input with role sequence")
         return None
     compiler.loop_modes.append(mode)
+    # How many times the body runs, for the memory estimate (core/budget.py): a while Loop
+    # may take max_iter steps; a length the data sets counts once.
+    steps = {"repeat": p["count"], "scan": seq_len, "while": p["max_iter"], "tree": seq_len}[mode]
+    compiler.steps.append(compiler.steps[-1] * (1 if steps is None else max(steps, 1)))
     try:
         out_types = compiler.compile_body(body, path + "/", args)
     finally:
         compiler.loop_modes.pop()
+        compiler.steps.pop()
     if out_types is None:
         return None
 

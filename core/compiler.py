@@ -8,6 +8,10 @@ Every graph is checked node by node in topological order: a loop body or branch 
 block definition once per instance, since each instance owns its weights. Node paths, used in
 every error and in weight names, follow format.md: `rnn/cell`, `gate/then/fc`, `res1/fc`. What
 the compiler learns (types, weights) is what the code generator writes from (core/codegen/).
+
+Bounds come first and last (core/budget.py): before any body is compiled, nesting and node
+instances are counted without expanding a block; once the shapes are known, one training step's
+memory is estimated. Past a bound is an error naming the node, so nothing huge is ever built.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 import nodes
 from nodes import FLOAT, INT, ParamError, ShapeError, TensorType
 
-from . import bodies
+from . import bodies, budget
 from .document import Document, Graph
 from .errors import GraphError
 from .validate import structural_errors, topo_order
@@ -31,6 +35,7 @@ class Analysis:
 
     errors: list = field(default_factory=list)
     port_types: dict = field(default_factory=dict)  # (node path, port) -> TensorType
+    warnings: list = field(default_factory=list)  # GraphErrors that do not stop anything
 
     @property
     def ok(self) -> bool:
@@ -41,7 +46,7 @@ def analyze(doc: Document, dtype="float32") -> Analysis:
     """Check a document and infer its shapes, collecting errors instead of raising."""
     compiler = Compiler(doc, dtype)
     compiler.run()
-    return Analysis(compiler.errors, compiler.port_types)
+    return Analysis(compiler.errors, compiler.port_types, compiler.warnings)
 
 
 def compile_document(doc: Document, dtype="float32"):
@@ -59,8 +64,10 @@ class _Failed(Exception):
 
 
 class Compiler:
-    def __init__(self, doc: Document, dtype="float32"):
+    def __init__(self, doc: Document, dtype="float32", bounds: bool = True):
         self.doc = doc
+        # False only for a document the engine rewrote from one already checked (lower.py).
+        self.bounds = bounds
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise GraphError(f"dtype must be float32 or float64, got {dtype}")
@@ -83,11 +90,22 @@ class Compiler:
         # scalar branch on batched data, a node that mixes the batch (NodeType.mixes_batch).
         self.batch_level: list = []
         self._block_stack: list = []
+        self.warnings: list = []
+        # Steps of the Loops around the body being compiled, multiplied, and each node path's
+        # but the Inputs': how often its outputs are made, for the memory estimate (budget.py).
+        self.steps: list = [1]
+        self.node_steps: dict = {}
 
     # -- entry --------------------------------------------------------------------------------
 
     def run(self) -> None:
         self.errors.extend(structural_errors(self.doc))
+        if self.errors:
+            return
+        # Counted before anything is expanded: a few kB of nested blocks can stand for 2^40
+        # node instances, and bodies nested without bound would overflow the stack.
+        if self.bounds:
+            self.errors.extend(budget.expansion_errors(self.doc))
         if self.errors:
             return
         args = {}
@@ -102,6 +120,10 @@ class Compiler:
         self._check_aliases()
         if not self.errors and not any(n.type == "Output" for n in self.doc.graph.nodes):
             self.errors.append(GraphError("the graph has no Output node: add one to name a result"))
+        if self.bounds and not self.errors:  # shapes known, nothing allocated yet
+            errors, warnings = budget.memory_errors(self)
+            self.errors.extend(errors)
+            self.warnings.extend(warnings)
 
     def _top_input_type(self, node) -> TensorType | None:
         try:
@@ -159,6 +181,8 @@ class Compiler:
             for port, t in outs.items():
                 types[(node.id, port)] = t
                 self.port_types[(path, port)] = t
+            if node.type != "Input":  # an Input's value is given, not made
+                self.node_steps[path] = self.steps[-1]
         if len(order) < len(graph.nodes) or not ok:
             return None  # a cycle is reported by the structural checks
         return {n.id: out_types[n.id] for n in graph.nodes if n.type == "Output"}

@@ -13,6 +13,7 @@ functions `wiregrad export --target numpy` writes into its file.
 from __future__ import annotations
 
 import zlib
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from .codegen.layout import Layout
 from .codegen.load import ERRORS, load, node_error
 from .codegen.module import GraphModule
 from .codegen.per_sample import STEP_ROWS
+from .codegen.stops import checker, stop_point
 from .errors import GraphError
 
 
@@ -36,6 +38,7 @@ class Compiled:
         self.outputs = fn.outputs
         self.loss = loss
         namespace = load(module, layout.dtype)
+        self.namespace = namespace  # where Program.stopping binds its stop_point
         self.call = namespace[fn.name]
         self.source = namespace["__source__"].text  # the module's text, for a reader
 
@@ -83,6 +86,32 @@ class Program:
         self.shared = compiler.shared  # a sharing node's tensor name -> the owner's
         # Nodes that make a sample's result depend on its batch (compiler.batch_level).
         self.batch_level = list(compiler.batch_level)
+        # What the compiler noticed without refusing (a large memory estimate, core/budget.py).
+        self.warnings = list(compiler.warnings)
+        self._stop_point = stop_point  # what the loops of every function call each step
+
+    @contextmanager
+    def stopping(self, stop):
+        """While inside, every loop step of this program's functions asks `stop.is_set()`
+        (an Event, or anything with that method), and a set request ends the call with
+        StopRequested (codegen/stops.py): a long step ends within one loop step's time."""
+        previous = self._stop_point
+        self._bind_stop_point(stop_point if stop is None else checker(stop))
+        try:
+            yield
+        finally:
+            self._bind_stop_point(previous)
+
+    def _bind_stop_point(self, fn) -> None:
+        self._stop_point = fn
+        for compiled in self._compiled.values():
+            compiled.namespace["stop_point"] = fn
+
+    def _add(self, key, compiled: Compiled) -> Compiled:
+        """Keep a function made for `key`, bound to the current stop request."""
+        compiled.namespace["stop_point"] = self._stop_point
+        self._compiled[key] = compiled
+        return compiled
 
     def layout(self, traced: bool = False) -> Layout:
         if traced not in self._layouts:
@@ -209,7 +238,7 @@ class Program:
                 shown = "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
                 raise GraphError(f"{loss}: the loss must be a single number, but it has shape "
                                  f"{shown}; reduce it with Mean or Sum", loss)
-            fn = self._compiled[key] = Compiled(self.layout(), (loss,), loss)
+            fn = self._add(key, Compiled(self.layout(), (loss,), loss))
         return fn
 
     def schedule(self, outputs: tuple) -> Compiled:
@@ -218,7 +247,7 @@ class Program:
         fn = self._compiled.get(key)
         if fn is None:
             self._known(outputs)
-            fn = self._compiled[key] = Compiled(self.layout(), tuple(outputs), None)
+            fn = self._add(key, Compiled(self.layout(), tuple(outputs), None))
         return fn
 
     def _known(self, outputs) -> None:
@@ -288,7 +317,7 @@ class Program:
         key = ("trace", outputs, loss)
         fn = self._compiled.get(key)
         if fn is None:
-            fn = self._compiled[key] = Compiled(self.layout(traced=True), outputs, loss, trace=True)
+            fn = self._add(key, Compiled(self.layout(traced=True), outputs, loss, trace=True))
         plist = self.param_list(params)
         grads = [np.empty(p.shape, self.dtype) for p in plist[:len(self.trainable_names)]] \
             if loss is not None else None

@@ -1,7 +1,8 @@
 """`wiregrad train FILE`: train headless with a progress bar, then write what was learned.
 
 On a terminal the progress bar redraws one line (epoch, step, loss, val loss, steps/s, ETA);
-otherwise one plain line per epoch. Ctrl+C stops after the current step, and the weights,
+otherwise a line when training starts and one per epoch. Ctrl+C stops after the current step,
+or inside it at the next step of a loop (the interrupted step is discarded), and the weights,
 history and plot are still written. A NaN stops training too: the last good weights are
 written and the error names the node.
 """
@@ -28,6 +29,8 @@ from .trainer import Session, TrainingError, run_session
 def cmd_train(args) -> int:
     doc = load(args.file)
     session = Session(doc, epochs=args.epochs, seed=args.seed)
+    for warning in session.program.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     out_dir = Path(args.out) if args.out else Path(args.file).resolve().parent / (
         Path(args.file).name.split(".")[0] + "-run")
     stop = threading.Event()
@@ -59,7 +62,8 @@ def _interrupt(stop: threading.Event, progress) -> None:
     if stop.is_set():
         raise KeyboardInterrupt  # a second Ctrl+C: the user really wants out
     stop.set()
-    progress.note("stopping after this step (Ctrl+C again to abort)")
+    progress.note("stopping after this step, or at the next step of a loop inside it "
+                  "(Ctrl+C again to abort)")
 
 
 def summary(result) -> dict:
@@ -152,6 +156,10 @@ class Progress:
         kind = event["kind"]
         if kind == "start":
             self.total, self.epochs = event["total_steps"], event["epochs"]
+            if not self.quiet and not self.tty:  # a log says what follows; Ctrl+C works now
+                self.stream.write(f"training: {self.epochs} epochs of {event['steps_per_epoch']} "
+                                  "steps (Ctrl+C stops)\n")
+                self.stream.flush()
         elif kind == "step" and self.tty and not self.quiet:
             now = time.monotonic()
             if now - self.last_draw >= 0.1 or event["step"] == self.total:

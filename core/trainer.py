@@ -7,6 +7,9 @@ mini-batch gradient descent, telling a callback about every step and every epoch
 Determinism: the same document and seed give the same numbers on the same machine. The seed
 draws the initial parameters, the shuffling (its own stream) and dropout (another stream).
 
+A stop request (`stop`, an Event) is asked before every step and between two steps of every
+loop inside one, so a single long step ends too; the step it interrupts is discarded.
+
 A non-finite loss or gradient stops training at that step with a `TrainingError` naming the
 first node whose output (or parameter whose gradient) went NaN or Inf; the parameters from
 before that step are kept in `error.result`, as are the best ones seen.
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import metrics as metric_fns
+from .codegen.stops import StopRequested
 from .datasets import Dataset, batches, load_dataset, split
 from .errors import GraphError
 from .fileio import TRAINING_KEYS
@@ -287,50 +291,21 @@ def train(doc, epochs=None, seed=None, callback=None, stop=None, params=None,
 
 
 def run_session(session: Session, callback=None, stop=None, pause=None) -> TrainResult:
+    """Train a session to its last epoch, or until `stop.is_set()`. The stop request is asked
+    before every step and, through the program's loops, between two loop steps
+    (Program.stopping): a step it interrupts is discarded, its update never applied."""
     plan = session.plan
     result = TrainResult(classes=session.classes)
     emit = callback or (lambda event: None)
-    total_steps = plan.epochs * session.steps_per_epoch
     emit({"kind": "start", "epochs": plan.epochs, "steps_per_epoch": session.steps_per_epoch,
-          "total_steps": total_steps, "params": len(session.names)})
-    best = math.inf
+          "total_steps": plan.epochs * session.steps_per_epoch, "params": len(session.names)})
     started = time.perf_counter()
     result.best_params = session.param_dict(copy=True)
     try:
-        for epoch in range(session.epoch, plan.epochs):
-            session.epoch = epoch
-            epoch_losses = []
-            for feeds in session.epoch_batches():
-                if pause is not None:
-                    while pause.is_set() and not (stop is not None and stop.is_set()):
-                        time.sleep(0.02)
-                if stop is not None and stop.is_set():
-                    result.stopped = True
-                    break
-                loss = session.step(feeds)
-                epoch_losses.append(loss)
-                result.step_losses.append(loss)
-                elapsed = time.perf_counter() - started
-                emit({"kind": "step", "step": session.step_count, "epoch": epoch + 1, "loss": loss,
-                      "lr": session.optimizer.lr, "elapsed": elapsed,
-                      "steps_per_s": session.step_count / elapsed if elapsed > 0 else 0.0,
-                      "total_steps": total_steps})
-            if result.stopped or not epoch_losses:
-                break
-            if session.optimizer.schedule is not None:
-                session.optimizer.schedule.step()
-            record = _epoch_record(session, epoch + 1, epoch_losses)
-            record["elapsed"] = time.perf_counter() - started
-            record["steps_per_s"] = session.step_count / record["elapsed"] if record["elapsed"] else 0.0
-            result.history.append(record)
-            score = record.get("val_loss", record["loss"])
-            if score < best:
-                best = score
-                result.best_params = session.param_dict(copy=True)
-                result.best_epoch = epoch + 1
-            emit({"kind": "epoch", **record, "total_steps": total_steps,
-                  "step": session.step_count})
-        session.epoch = len(result.history)
+        with session.program.stopping(stop):
+            _epochs(session, result, emit, stop, pause, started)
+    except StopRequested:
+        result.stopped = True
     except TrainingError as exc:
         # The failing step's update was never applied: these are the last good parameters.
         result.params = session.param_dict(copy=True)
@@ -339,12 +314,52 @@ def run_session(session: Session, callback=None, stop=None, pause=None) -> Train
         exc.result = result
         emit({"kind": "error", "message": str(exc), "node": exc.node})
         raise
+    session.epoch = len(result.history)
     result.params = session.param_dict(copy=True)
     result.steps = session.step_count
     result.seconds = time.perf_counter() - started
     emit({"kind": "end", "stopped": result.stopped, "steps": result.steps,
           "seconds": result.seconds})
     return result
+
+
+def _epochs(session: Session, result: TrainResult, emit, stop, pause, started: float) -> None:
+    """The epochs of run_session: steps, then each epoch's record and the best parameters."""
+    plan = session.plan
+    total_steps = plan.epochs * session.steps_per_epoch
+    best = math.inf
+    for epoch in range(session.epoch, plan.epochs):
+        session.epoch = epoch
+        epoch_losses = []
+        for feeds in session.epoch_batches():
+            if pause is not None:
+                while pause.is_set() and not (stop is not None and stop.is_set()):
+                    time.sleep(0.02)
+            if stop is not None and stop.is_set():
+                result.stopped = True
+                break
+            loss = session.step(feeds)
+            epoch_losses.append(loss)
+            result.step_losses.append(loss)
+            elapsed = time.perf_counter() - started
+            emit({"kind": "step", "step": session.step_count, "epoch": epoch + 1, "loss": loss,
+                  "lr": session.optimizer.lr, "elapsed": elapsed,
+                  "steps_per_s": session.step_count / elapsed if elapsed > 0 else 0.0,
+                  "total_steps": total_steps})
+        if result.stopped or not epoch_losses:
+            return
+        if session.optimizer.schedule is not None:
+            session.optimizer.schedule.step()
+        record = _epoch_record(session, epoch + 1, epoch_losses)
+        record["elapsed"] = time.perf_counter() - started
+        record["steps_per_s"] = session.step_count / record["elapsed"] if record["elapsed"] else 0.0
+        result.history.append(record)
+        score = record.get("val_loss", record["loss"])
+        if score < best:
+            best = score
+            result.best_params = session.param_dict(copy=True)
+            result.best_epoch = epoch + 1
+        emit({"kind": "epoch", **record, "total_steps": total_steps, "step": session.step_count})
 
 
 def _epoch_record(session: Session, epoch: int, losses: list) -> dict:

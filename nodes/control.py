@@ -11,6 +11,10 @@ from __future__ import annotations
 from .base import NodeType, Param
 from .registry import register
 
+# The most steps one Loop may take (count, max_iter): a bound a document cannot exceed, so that
+# a typo of 10**12 is a parameter error on the node instead of a run that never ends.
+MAX_STEPS = 1_000_000
+
 
 def body_inputs(body) -> list:
     """The ids of a body's Inputs that the enclosing node feeds (a tree Loop feeds its
@@ -44,10 +48,11 @@ class Loop(ControlType):
         Param("mode", "choice", "repeat", "repeat: count times; scan: over a sequence axis; "
               "while: until the continue output is <= 0; tree: over each sample's tree, "
               "children before parents.", choices=("repeat", "scan", "while", "tree")),
-        Param("count", "int", 1, "Steps in repeat mode.", minimum=0),
+        Param("count", "int", 1, "Steps in repeat mode.", minimum=0, maximum=MAX_STEPS),
         Param("axis", "axis", 1, "Scan and tree mode: the sequence axis of sequence inputs and "
               "stacked outputs."),
-        Param("max_iter", "int", 100, "While mode: the most steps it may take.", minimum=1),
+        Param("max_iter", "int", 100, "While mode: the most steps it may take.", minimum=1,
+              maximum=MAX_STEPS),
         Param("per_sample", "bool", False, "While mode: each sample stops on its own continue "
               "value (one per sample), its carries then kept."),
     )

@@ -13,7 +13,8 @@ The protocol, all plain picklable data:
                       end, plus the worker's ready, params, paused and finished; see worker.py).
                       "ready" carries a dict of SessionInfo's fields.
 The control array (shared memory; the editor writes, the trainer reads before every step):
-  STOP   1: end after the current step;  PAUSE  1: wait before the next step;
+  STOP   1: end after the current step, or inside it at its next loop step (the trainer hands
+         it to the program's loops: Program.stopping);  PAUSE  1: wait before the next step;
   BUDGET steps left before pausing again (Step), or NO_BUDGET;  STEP  the steps taken so far
   (written here, read by the editor's `current_step()`).
 Events go out about every 50 ms (at once for start, pause, error and end), with a copy of the

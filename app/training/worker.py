@@ -16,7 +16,7 @@ the UI ~20 deliveries a second, however many steps it takes.
 
 Controls, all from the UI thread, through a small shared-memory array the trainer reads before
 every step: `pause()`/`resume()`, `step()` (one batch, then pause again), `stop()` (ends after
-the current step).
+the current step, or inside a long one at its next loop step).
 
 Events the UI receives, besides the trainer's own (start, step, epoch, error, end):
   {"kind": "ready", "session": <SessionInfo>}  the data is loaded and the program compiled
@@ -208,7 +208,8 @@ class TrainingWorker(QObject):
             self._child.control[proc.PAUSE] = 0
 
     def stop(self) -> None:
-        """Ask the run to end after the current step (a paused run ends at once)."""
+        """Ask the run to end after the current step, or sooner at a loop step inside it (a
+        paused run ends at once)."""
         if self._child is not None:
             self._child.control[proc.STOP] = 1
             self._child.control[proc.PAUSE] = 0

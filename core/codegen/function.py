@@ -29,6 +29,7 @@ from .names import NameTable
 from .passes import assign_into, q, stored_and_loaded
 from .per_sample import PerSample
 from .rules import RuleContext, rule
+from .stops import stop_point
 from .trees import Trees
 from .writer import Writer, comment_text, float_literal
 
@@ -163,6 +164,11 @@ class Fn(Loops, PerSample, Trees, Branches, BlockCalls, GeneratedFunction):
         for local, ref in self.bindings.items():
             if local in used:
                 w.line(f"{local} = {ref}")
+
+    def step_begins(self) -> None:
+        """The first line of every loop step, forward or backward: where a run may be asked
+        to stop (stops.py)."""
+        self.w.line(f"{self.module.use_helper(stop_point)}()")
 
     def fragment(self, write, level: int = 0) -> Writer:
         """A writer holding the lines `write()` writes (indented `level` from 0)."""

@@ -92,7 +92,7 @@ class Layout:
         rewritten, rewrites = lower(doc, compiler)
         if rewritten is doc:
             return cls(doc, compiler)
-        again = Compiler(rewritten, compiler.dtype)
+        again = Compiler(rewritten, compiler.dtype, bounds=False)  # `doc` was checked
         again.run()
         if again.errors:  # a rewrite that does not compile is a bug; say which
             raise GraphError(f"internal error rewriting loops: {again.errors[0]}")

@@ -115,6 +115,7 @@ class Loops:
                 for _, steps in info["inputs"].values():
                     self.w.line(f"{steps} = []")
         with self.w.indent(header):
+            self.step_begins()
             self.w.splice(fwd, strip=1)
             if grad:
                 for info in plan["deferred"]:  # what the weight gradients read, every step
@@ -221,13 +222,14 @@ class Loops:
             for info in deferred:
                 self.w.line(f"{info['gy']} = []")
             with self.w.indent(f"for {t} in reversed(range(len({tape}))):"):
+                self.step_begins()
                 if plan["saved"]:
                     self.w.line(f"{unpack(plan['saved'])} = {tape}[{t}]")
                 self.w.splice(lines)
                 moves_t, moves_v = [], []
                 for c, var in carry_state.items():
                     moves_t.append(var)
-                    moves_v.append(arg_grads[c] if c in arg_grads else f"np.zeros_like({var})")
+                    moves_v.append(arg_grads.get(c, f"np.zeros_like({var})"))
                 if moves_t:
                     self.w.line(f"{', '.join(moves_t)} = {', '.join(moves_v)}")
                 for name, var in sums.items():

@@ -209,8 +209,7 @@ class _Scan:
         for node in order:
             outer_id = f"{self.loop.id}{MARK}{node.id}"
             for edge in [e for e in self.body.edges if e.dst == node.id]:
-                src = outer_of[edge.src] if edge.src in outer_of else (
-                    f"{self.loop.id}{MARK}{edge.src}", "y")
+                src = outer_of.get(edge.src, (f"{self.loop.id}{MARK}{edge.src}", "y"))
                 self.graph.edges.append(Edge(*src, outer_id, edge.dst_port))
             real = self.rewrites.real_id(self.body, node.id)
             moved = Node(outer_id, node.type, dict(node.params))

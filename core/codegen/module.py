@@ -38,7 +38,7 @@ MODULE_NAMES = ("np", "json", "math", "os", "sys", "time", "zlib", "argparse", "
                 "DOCUMENT_NAME", "PARAM_SPECS", "TRAINING", "INPUTS", "DATA_DIR", "init_params",
                 "forward", "value_and_grad", "load_weights", "save_weights", "weights_path",
                 "main", "train", "HERE", "LOSSES", "WEIGHTS_FILE", "METRICS", "SHARED",
-                "EVAL_BATCH")
+                "EVAL_BATCH", "stop_point")
 
 
 class GraphFunction:

@@ -98,6 +98,7 @@ class PerSample:
             self.w.line(f"{tape} = []")
         going = self.module.use_helper(kernels.still_going)
         with self.w.indent(f"for {t} in range({p['max_iter']}):"):
+            self.step_begins()
             self.w.splice(fwd, strip=1)
             if grad:
                 saved = tape_names([line.removeprefix("    ") for line in fwd.lines],
@@ -171,6 +172,7 @@ class PerSample:
                     self.w.line(f"{sums[inp.id]} = np.zeros(np.shape({outer[inp.id]}), "
                                 f"dtype={self.dtype})")
             with self.w.indent(f"for {t} in reversed(range(len({tape}))):"):
+                self.step_begins()
                 self.w.line(f"{active} = {actives}[{t}]")
                 if plan["saved"]:
                     self.w.line(f"{unpack(plan['saved'])} = {tape}[{t}]")

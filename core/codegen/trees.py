@@ -92,6 +92,7 @@ class Trees:
             self.w.line(f"{tape} = []")
         put = self.module.use_helper(kernels.put_nodes)
         with self.w.indent(f"for {level}, ({b}, {n}) in enumerate({levels}):"):
+            self.step_begins()
             self.w.splice(fwd, strip=1)
             if grad:
                 saved = tape_names(picks + [line.removeprefix("    ") for line in fwd.lines],
@@ -149,6 +150,7 @@ class Trees:
                                 f"dtype={self.dtype})")
             down = self.module.use_helper(kernels.children_backward)
             with self.w.indent(f"for {level} in reversed(range(len({levels}))):"):
+                self.step_begins()
                 self.w.line(f"{b}, {n} = {levels}[{level}]")
                 if plan["saved"]:
                     self.w.line(f"{unpack(plan['saved'])} = {tape}[{level}]")
