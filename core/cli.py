@@ -169,6 +169,8 @@ def cmd_check(args) -> int:
         count = len(analysis.errors)
         print(f"{count} problem{'s' if count > 1 else ''} found", file=sys.stderr)
         return EXIT_ERROR
+    for warning in analysis.warnings:
+        print(f"warning: {printable(warning)}", file=sys.stderr)
     print("OK")
     return 0
 

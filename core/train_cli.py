@@ -19,10 +19,10 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .errors import GraphError
 from .fileio import atomic_write, load
+from .npz import save_arrays
+from .terminal import printable
 from .trainer import Session, TrainingError, run_session
 
 
@@ -30,7 +30,7 @@ def cmd_train(args) -> int:
     doc = load(args.file)
     session = Session(doc, epochs=args.epochs, seed=args.seed)
     for warning in session.program.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {printable(warning)}", file=sys.stderr)
     out_dir = Path(args.out) if args.out else Path(args.file).resolve().parent / (
         Path(args.file).name.split(".")[0] + "-run")
     stop = threading.Event()
@@ -46,15 +46,15 @@ def cmd_train(args) -> int:
         progress.close()
     write_outputs(out_dir, session, result)
     if error is not None:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(error)}", file=sys.stderr)
     final = summary(result)
     if args.json:
         print(json.dumps(final))
     else:
         figures = ", ".join(f"{k} {_fmt(v)}" for k, v in final.items() if k not in ("epochs",))
         state = "stopped" if result.stopped else "done"
-        print(f"{state}: {final.get('epochs', 0)} epochs, {figures}")
-        print(f"wrote {out_dir / 'weights.npz'}, history.csv and loss.png")
+        print(printable(f"{state}: {final.get('epochs', 0)} epochs, {figures}"))
+        print(printable(f"wrote {out_dir / 'weights.npz'}, history.csv and loss.png"))
     return 1 if error is not None else 0
 
 
@@ -80,9 +80,7 @@ def summary(result) -> dict:
 
 def write_outputs(out_dir: Path, session: Session, result) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.savez(buffer, **result.params)
-    atomic_write(out_dir / "weights.npz", buffer.getvalue())
+    save_arrays(out_dir / "weights.npz", result.params)
     atomic_write(out_dir / "history.csv", history_csv(result.history).encode("utf-8"))
     try:
         from .plot_png import charts_png

@@ -156,7 +156,7 @@ class Session:
             if name not in self.train_feeds:
                 raise GraphError(f"Input {name!r} has no data: the dataset has no array {name!r}; "
                                  f"map it in training.feeds (arrays: "
-                                 f"{', '.join(self.train_set.names())})", name)
+                                 f"{self.train_set.listed_names()})", name)
         self.val_feeds = self._feeds(self.val_set) if len(self.val_set) else None
         start = self.program.init_params(plan.seed) if params is None else params
         start = self.program.param_list(start) if isinstance(start, dict) else list(start)
@@ -184,7 +184,7 @@ class Session:
                 if input_id in self.plan.feeds:
                     raise GraphError(f"training.feeds: Input {input_id!r} takes dataset array "
                                      f"{array_name!r}, which the dataset does not have (arrays: "
-                                     f"{', '.join(data.names())})", input_id)
+                                     f"{data.listed_names()})", input_id)
                 continue  # an Input the loss may not need; schedules say if it is missing
             array = data[array_name]
             if self.program.input_dtypes[input_id] == "int64" and array.dtype.kind == "f" \

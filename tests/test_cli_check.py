@@ -245,3 +245,15 @@ def test_debug_in_process_lets_the_graph_error_through(tmp_path):
     path.write_text("{", encoding="utf-8")
     with pytest.raises(GraphError, match="not valid JSON"):
         main(["check", str(path), "--debug"])
+
+
+def test_a_document_near_the_memory_limit_checks_ok_with_a_warning(capsys, monkeypatch):
+    spiral = Path(__file__).parents[1] / "assets" / "examples" / "spiral-mlp.wg.json"
+    monkeypatch.setenv("WIREGRAD_MEMORY_LIMIT", "80k")  # one step needs about 52 KiB
+    assert main(["check", str(spiral)]) == 0
+    out, err = capsys.readouterr()
+    assert out.rstrip().endswith("OK")
+    assert err.startswith("warning: hidden2: one training step may need about")
+    monkeypatch.setenv("WIREGRAD_MEMORY_LIMIT", "40k")
+    assert main(["check", str(spiral)]) == 1
+    assert "more than the limit of 40 KiB" in capsys.readouterr().err

@@ -202,9 +202,7 @@ def test_export_weights_that_are_not_an_archive(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("columns", [
-    pytest.param(None, marks=pytest.mark.xfail(
-        reason="core/trainer.py lists the dataset's array names, here the file's first line: "
-               "it should say Dataset.listed_names() (issue 12, part D)", strict=False)),
+    None,  # the array names come from the file's first line: they are counted, never listed
     {"x": ["a", "b"], "y": "c"},
 ])
 def test_train_never_prints_a_private_file_a_dataset_points_at(capsys, tmp_path, columns):
