@@ -1,19 +1,16 @@
-"""File > Export: the code each target writes, previewed, verified against the engine, saved.
+"""File > Export: the code each target writes, previewed, checked against the engine, saved.
 
-The preview is the exact text `wiregrad export` writes. "Verify" imports the exported numpy
-module and runs it and the engine on the same parameters and a batch of example inputs, in
-float64, and shows the largest difference of outputs and gradients: a user sees that the export
-is faithful without leaving the editor.
+The preview is the exact text `wiregrad export` writes. Below it, the parity checks for the
+target chosen (parity_panel.py): Verify runs the exported module and the engine on the same
+parameters and a batch of example inputs and shows the largest difference as a badge; "train
+N steps both ways" overlays the exported script's loss curve on the engine's. A user sees that
+the export is faithful without leaving the editor, and the dialog never waits for it.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import tempfile
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QRegularExpression, Qt
 from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat
 from PySide6.QtWidgets import (
@@ -28,10 +25,12 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-import core
 from core.errors import GraphError
 from core.export import TARGETS, export_source
 from core.fileio import atomic_write
+
+from .export_parity import check_export, example_feeds  # noqa: F401 (part of this API)
+from .parity_panel import ParityPanel
 
 KEYWORDS = ["and", "as", "assert", "break", "class", "continue", "def", "del", "elif", "else", "except", "False", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda", "None", "nonlocal", "not", "or", "pass", "raise", "return", "True", "try", "while", "with", "yield", "self"]
 
@@ -82,55 +81,10 @@ class PythonHighlighter(QSyntaxHighlighter):
 
 
 def verify_numpy_export(doc, batch: int = 4, seed: int = 0) -> dict:
-    """Run the exported numpy module and the engine on the same params and example feeds.
-
-    Returns {"outputs": largest relative difference, "gradients": ... (None without a loss)}.
-    """
-    program = core.compile(doc, "float64")
-    params = program.init_params(seed)
-    feeds = example_feeds(program, batch, seed)
-    text = export_source(doc, "numpy", dtype="float64")
-    module = _import_source(text)
-    ours = program.run(params, feeds)
-    theirs = module.forward(params, feeds)
-    result = {"outputs": max((_rel(ours[k], theirs[k]) for k in ours), default=0.0),
-              "gradients": None}
-    if "loss" in program.output_shapes and program.output_shapes["loss"] == ():
-        _, g_ours = program.value_and_grad(params, feeds, loss="loss", train=False)
-        _, g_theirs = module.value_and_grad(params, feeds, loss="loss", train=False)
-        result["gradients"] = max((_rel(g_ours[k], g_theirs[k]) for k in g_ours), default=0.0)
-    return result
-
-
-def example_feeds(program, batch: int, seed: int) -> dict:
-    """Random inputs of the right shapes: class ids 0 or 1, lengths set by data 5."""
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for name, shape in program.input_shapes.items():
-        full = tuple(batch if i == 0 else (5 if d is None else d) for i, d in enumerate(shape))
-        if program.input_dtypes[name] == "int64":
-            feeds[name] = rng.integers(0, 2, size=full)
-        else:
-            feeds[name] = rng.normal(size=full)
-    return feeds
-
-
-def _rel(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    scale = max(float(np.abs(a).max(initial=0.0)), 1e-12)
-    return float(np.abs(a - b).max(initial=0.0)) / scale
-
-
-def _import_source(text: str):
-    """Import generated code from a temporary file (the module runs nothing at import)."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "wiregrad_export_check.py"
-        path.write_text(text, encoding="utf-8")
-        spec = importlib.util.spec_from_file_location("wiregrad_export_check", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules.pop(spec.name, None)
-        spec.loader.exec_module(module)
-    return module
+    """Run the exported numpy module and the engine on the same params and example feeds, in
+    float64. Returns {"outputs": largest relative difference, "gradients": ... (None without
+    a single-valued Output)} and the rest of export_parity.check_export's answer."""
+    return check_export(doc, "numpy", batch, seed)
 
 
 class ExportDialog(QDialog):
@@ -139,7 +93,7 @@ class ExportDialog(QDialog):
         self.doc = doc
         self.directory = directory
         self.setWindowTitle("Export to Python")
-        self.resize(900, 680)
+        self.resize(900, 720)
 
         self.target = QComboBox()
         self.target.addItems(list(TARGETS))
@@ -152,13 +106,12 @@ class ExportDialog(QDialog):
         mono.setStyleHint(QFont.Monospace)
         self.preview.setFont(mono)
         self.highlighter = PythonHighlighter(self.preview.document())
+        self.parity = ParityPanel(doc, self.target.currentText, self)
+        self.verify_button = self.parity.verify_button
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
 
-        self.verify_button = QPushButton("Verify against the engine")
-        self.verify_button.setToolTip("Run the exported numpy code and the engine on the same "
-                                      "inputs and show the largest difference.")
         self.save_button = QPushButton("Save…")
         close = QPushButton("Close")
 
@@ -166,7 +119,6 @@ class ExportDialog(QDialog):
         top.addWidget(QLabel("Target:"))
         top.addWidget(self.target)
         top.addStretch(1)
-        top.addWidget(self.verify_button)
         bottom = QHBoxLayout()
         bottom.addWidget(self.status, 1)
         bottom.addWidget(self.save_button)
@@ -174,16 +126,17 @@ class ExportDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.preview, 1)
+        layout.addWidget(self.parity)
         layout.addLayout(bottom)
 
         self.target.currentTextChanged.connect(self.refresh)
-        self.verify_button.clicked.connect(self.verify)
         self.save_button.clicked.connect(self.save)
         close.clicked.connect(self.reject)
         self.text = ""
         self.refresh()
 
     def refresh(self) -> None:
+        self.parity.target_changed()
         try:
             self.text = export_source(self.doc, self.target.currentText())
         except GraphError as exc:
@@ -191,28 +144,31 @@ class ExportDialog(QDialog):
             self.preview.setPlainText("")
             self.status.setText("Cannot export: " + "; ".join(str(e) for e in exc.errors))
             self.save_button.setEnabled(False)
-            self.verify_button.setEnabled(False)
+            self.parity.set_exportable(False)
             return
         self.preview.setPlainText(self.text)
         lines = self.text.count("\n")
         self.status.setText(f"{lines} lines of {self.target.currentText()} code.")
         self.save_button.setEnabled(True)
-        self.verify_button.setEnabled(True)
+        self.parity.set_exportable(True)
 
     def verify(self) -> dict | None:
-        try:
-            result = verify_numpy_export(self.doc)
-        except GraphError as exc:
-            self.status.setText(f"Cannot verify: {exc}")
-            return None
-        grads = result["gradients"]
-        text = f"Exported numpy code vs the engine (float64): outputs differ by at most " \
-               f"{result['outputs']:.1e} (relative)"
-        text += f", gradients by at most {grads:.1e}." if grads is not None else \
-            " (no 'loss' Output, so no gradients to compare)."
-        faithful = result["outputs"] < 1e-6 and (grads is None or grads < 1e-6)
-        self.status.setText(("✓ " if faithful else "✗ ") + text)
+        """Check the selected target's code against the engine now (the Verify button does it
+        in the background); the badge, and the status line, say how it went."""
+        result = self.parity.verify()
+        if result is not None:
+            self.status.setText(self.parity.check_badge.text())
         return result
+
+    def train_both_ways(self, steps: int | None = None) -> None:
+        """Start training `steps` (the spin box's) steps both ways, in the background."""
+        if steps is not None:
+            self.parity.steps.setValue(steps)
+        self.parity.start_training()
+
+    def done(self, result: int) -> None:
+        self.parity.cancel()  # a check still running ends with the dialog
+        super().done(result)
 
     def save(self, path: str | None = None) -> bool:
         if path is None:

@@ -34,10 +34,21 @@ class InsideTab:
 
     def _update_probe(self, params: dict) -> None:
         trace = self.probe.trace(params, self.probe_feeds)
-        if self.overlay is not None:
-            self.overlay.set_gradients(trace)
+        self._follow_scene_selection()
         if self.selected is not None:
             self._show_selected(trace)
+        if self.overlay is not None:
+            self.overlay.set_gradients(trace, self.probe.loss)
+
+    def _follow_scene_selection(self) -> None:
+        """The node shown is the one selected on the canvas when there is one (a node renamed
+        while selected keeps its item and its selection, but not its id)."""
+        try:
+            ids = self.scene.selected_node_ids() if self.scene is not None else []
+        except RuntimeError:  # the scene is being torn down
+            return
+        if len(ids) == 1:
+            self.selected = (tuple(self.scene.ref), ids[0])
 
     def _show_selected(self, trace) -> None:
         ref, node_id = self.selected
@@ -92,6 +103,8 @@ class InsideTab:
             self.selected = None
         else:
             self.selected = (tuple(self.scene.ref if ref is None else ref), node_id)
+            if self.selected[0] == tuple(self.scene.ref):
+                self.scene.select_nodes([node_id])  # the inspector shows the same node
         self.tabs.setCurrentIndex(1)
         self._views_stale = True
         self._redraw_views(force=True)
@@ -131,7 +144,7 @@ class InsideTab:
             one = value[-1] if runs > 1 else value
             steps_text = f" × {runs} steps, last" if runs > 1 else ""
             name = path if port == "y" else f"{path}.{port}"
-            rows.append(f"<b>{name}</b> {ov.example_shape(one)}{steps_text} {pr.preview(one)}")
+            rows.append(f"<b>{name}</b> {ov.example_shape(one)}{steps_text} {ov.preview(one)}")
         for edge in self.probe.doc.graph.edges:  # the graph's Outputs: what flows into them
             found = example.get((edge.src, edge.src_port))
             if found is not None and self.probe.doc.graph.node(edge.dst).type == "Output":

@@ -9,22 +9,19 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from ..number_text import clean_axes, number
 from . import probe as pr
 
 BG = "#1f2126"
 
 
 def _fmt(value) -> str:
-    if value is None:
-        return "–"
-    if value == 0 or 1e-3 <= abs(value) < 1e4:
-        return f"{value:.4g}"
-    return f"{value:.2e}"
+    return number(value)
 
 
 class _Histogram(pg.PlotWidget):
     def __init__(self, title: str, color: str, parent=None):
-        super().__init__(parent, background=BG)
+        super().__init__(parent, background=BG, axisItems=clean_axes())
         self.plot_item = self.getPlotItem()
         self.plot_item.setMenuEnabled(False)
         self.plot_item.hideButtons()

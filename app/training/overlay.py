@@ -1,55 +1,36 @@
 """What training shows on the canvas: gradient flow on wires, a NaN badge, example values.
 
 The overlay adds its own small items as children of the scene's node and wire items (so they
-move and disappear with them) and never changes those items. It is fed in the UI thread by
-the dock, from snapshots; nothing here runs in the training thread. After the scene rebuilds
-(another graph shown, a document opened), the dock's last data is applied again.
+move and disappear with them) and never changes those items. It keeps no reference to them:
+what it shows is read back from the scene's current items (`_glows`, `_tags`, `_badge`), so
+a wire or node deleted, disconnected, undone or rebuilt takes its marks along and leaves
+nothing dead behind. After any change of the graph it draws again from the scene as it now
+is, once the change is done (a zero-time timer). It is fed in the UI thread by the dock, from
+snapshots; nothing here runs in the training thread.
 
 The data comes from the probe's trace, keyed by node path (`rnn/cell`), so a loop body, a
-branch side or a block definition opened on the canvas shows its own wires and values.
+branch side or a block definition opened on the canvas shows its own wires and values. What a
+wire's colour means is flow_scale.py's.
 """
 
 from __future__ import annotations
 
-import math
-from itertools import pairwise
-
 import numpy as np
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem
 
 from core.errors import GraphError
 
+from ..number_text import number
 from ..theme import NODE_WIDTH
+from . import flow_scale as fs
 from . import probe as pr
 
-# gradient size per example (rms x batch) -> colour: blue (vanishing) .. green .. red (exploding)
-LOW, HIGH = 1e-5, 10.0
-RAMP = [(0.0, QColor("#3b5bdb")), (0.35, QColor("#4dabf7")), (0.6, QColor("#51cf66")),
-        (0.8, QColor("#fcc419")), (1.0, QColor("#ff4d4f"))]
-NAN_COLOR = QColor("#c2255c")
-
-
-def _mix(a: QColor, b: QColor, t: float) -> QColor:
-    return QColor(round(a.red() + (b.red() - a.red()) * t),
-                  round(a.green() + (b.green() - a.green()) * t),
-                  round(a.blue() + (b.blue() - a.blue()) * t))
-
-
-def gradient_color(size: float) -> tuple:
-    """(colour, width, position 0..1) for a per-example gradient size."""
-    if not math.isfinite(size):
-        return NAN_COLOR, 6.0, 1.0
-    if size <= 0:
-        return QColor(110, 110, 120), 1.0, 0.0
-    t = (math.log10(size) - math.log10(LOW)) / (math.log10(HIGH) - math.log10(LOW))
-    t = min(1.0, max(0.0, t))
-    for (t0, c0), (t1, c1) in pairwise(RAMP):
-        if t <= t1:
-            color = _mix(c0, c1, (t - t0) / (t1 - t0))
-            break
-    return color, 1.5 + 6.0 * t, t
+NAN_COLOR = fs.NAN_COLOR
+# what changes the items the overlay draws on, or where: a moved node moves its wires
+GRAPH_EVENTS = {"node_added", "node_removed", "node_renamed", "node_moved", "edge_added",
+                "edge_removed", "param_changed", "label_changed", "block_changed", "reset"}
 
 
 class Tag(QGraphicsItem):
@@ -84,6 +65,18 @@ class Tag(QGraphicsItem):
                              Qt.AlignLeft | Qt.AlignVCenter, line)
 
 
+class FlowGlow(QGraphicsPathItem):
+    """The gradient drawn under a wire (a child of its WireItem)."""
+
+
+class ExampleTag(Tag):
+    """One example's values under a node (a child of its NodeItem)."""
+
+
+class NanBadge(Tag):
+    """"NaN" over the node where training failed (a child of its NodeItem)."""
+
+
 class CanvasOverlay:
     """Owns the overlay items on one scene; the dock tells it what to show."""
 
@@ -91,28 +84,76 @@ class CanvasOverlay:
         self.scene = scene
         self.flow_on = False
         self.trace: pr.Trace | None = None  # gradients of the last probe
+        self.loss: str | None = None  # the Output training minimises
         self.nan: tuple | None = None  # (node path, message)
         self.example: dict = {}      # (node path, port) -> (array, runs) of one example
-        self._glows: dict = {}       # Edge -> QGraphicsPathItem
-        self._badge = None
-        self._tags: dict = {}
+        self._redraw_due = False
+        self._doc = None
         scene.rebuilt.connect(self.reapply)
+        scene.controller.document_replaced.connect(self._bind)
+        self._bind()
+
+    def _bind(self) -> None:
+        """Follow the document shown: its graph changes are what make us draw again."""
+        if self._doc is not None:
+            self._doc.unsubscribe(self._on_doc_event)
+        self._doc = self.scene.doc
+        self._doc.subscribe(self._on_doc_event)
+
+    def _on_doc_event(self, event) -> None:
+        if event.kind in GRAPH_EVENTS and not self._redraw_due:
+            # the scene mirrors the change in its own listener: draw once it is done
+            self._redraw_due = True
+            QTimer.singleShot(0, self._redraw)
+
+    def _redraw(self) -> None:
+        self._redraw_due = False
+        try:
+            self.reapply()
+        except RuntimeError:  # the window closed in between: its scene's items are gone
+            pass
 
     def _prefixes(self) -> list:
         """Under which trace paths the graph shown ran (several for a block definition)."""
         return pr.prefixes(self.scene.doc, self.scene.ref)
 
     def reapply(self) -> None:
-        """After the scene rebuilt its items (ours went with them)."""
-        self._glows, self._badge, self._tags = {}, None, {}
+        """Draw everything again on the scene's current items."""
         self.show_flow(self.flow_on)
         self.set_nan(*(self.nan or (None, "")))
         self.set_example(self.example)
 
+    # -- what is on the canvas now ------------------------------------------------------------
+
+    def _children(self, items: dict, kind) -> dict:
+        """{key: our item of `kind`} among the children of the scene's current items."""
+        found = {}
+        for key, item in items.items():
+            for child in item.childItems():
+                if isinstance(child, kind):
+                    found[key] = child
+        return found
+
+    @property
+    def _glows(self) -> dict:
+        """{Edge: FlowGlow} on the wires shown."""
+        return self._children(self.scene.wire_items, FlowGlow)
+
+    @property
+    def _tags(self) -> dict:
+        """{node id: ExampleTag} on the nodes shown."""
+        return self._children(self.scene.node_items, ExampleTag)
+
+    @property
+    def _badge(self):
+        badges = self._children(self.scene.node_items, NanBadge)
+        return next(iter(badges.values()), None)
+
     # -- gradient flow ------------------------------------------------------------------------
 
-    def set_gradients(self, trace) -> None:
+    def set_gradients(self, trace, loss: str | None = None) -> None:
         self.trace = trace
+        self.loss = loss
         if self.flow_on:
             self._draw_flow()
 
@@ -123,48 +164,81 @@ class CanvasOverlay:
         else:
             for glow in self._glows.values():
                 self._remove(glow)
-            self._glows = {}
 
     def grad_sizes(self) -> dict:
         """{Edge: gradient per example} for the wires shown: what flows back into each wire's
-        source port (over every step of a loop body, every instance of a block)."""
+        source port (over every step of a loop body, every instance of a block). A wire into
+        an Output of the main graph carries no gradient of its own (only the loss's does),
+        so it has none here."""
         if self.trace is None or not self.trace.grads:
             return {}
         prefixes = self._prefixes()
         sizes = {}
         for edge in self.scene.wire_items:
-            size = self.trace.grad_size([pr.join(p, edge.src) for p in prefixes], edge.src_port)
+            if self._into_output(edge) and edge.dst != self.loss:
+                continue
+            paths = [pr.join(p, edge.src) for p in prefixes]
+            size = fs.per_example_size(self.trace, paths, edge.src_port)
             if size is not None:
                 sizes[edge] = size
         return sizes
 
+    def flow_levels(self) -> dict:
+        """{Edge: position 0 (vanishing) .. 1 (exploding)} of the wires drawn; the loss's own
+        wire is left out (its gradient is 1 by definition)."""
+        median = fs.reference(self.trace) if self.trace is not None else None
+        return {edge: fs.position(size, median) for edge, size in self.grad_sizes().items()
+                if not self._is_loss_wire(edge)}
+
+    def _into_output(self, edge) -> bool:
+        if self.scene.ref:  # a body's or a block's Outputs pass their gradient on
+            return False
+        try:
+            node = self.scene.doc.graph_at(self.scene.ref).node(edge.dst)
+        except GraphError:
+            return False
+        return node is not None and node.type == "Output"
+
+    def _is_loss_wire(self, edge) -> bool:
+        return self.loss is not None and edge.dst == self.loss and self._into_output(edge)
+
     def _draw_flow(self) -> None:
         wires = self.scene.wire_items
         sizes = self.grad_sizes()
-        for edge in [e for e in self._glows if e not in wires or e not in sizes]:
-            self._remove(self._glows.pop(edge))
+        glows = self._glows
+        for edge, glow in glows.items():
+            if edge not in sizes:
+                self._remove(glow)
+        median = fs.reference(self.trace) if self.trace is not None else None
         for edge, size in sizes.items():
             wire = wires[edge]
-            glow = self._glows.get(edge)
-            if glow is None or glow.parentItem() is not wire:
-                glow = QGraphicsPathItem(wire)
+            glow = glows.get(edge)
+            if glow is None:
+                glow = FlowGlow(wire)
                 glow.setAcceptedMouseButtons(Qt.NoButton)
-                self._glows[edge] = glow
             if glow.path() != wire.path:
                 glow.setPath(wire.path)
-            color, width, _ = gradient_color(size)
+            if self._is_loss_wire(edge):
+                color, width = fs.LOSS_COLOR, 2.0
+                tip = f"{edge}\nthe loss: its gradient is 1 by definition"
+            else:
+                color, width, _ = fs.style(size, median)
+                tip = f"{edge}\ngradient per example: {number(size, 3)}"
+                ratio = fs.ratio_text(size, median)
+                if ratio:
+                    tip += f"\n{ratio}"
             pen = QPen(color, width)
             pen.setCapStyle(Qt.RoundCap)
             glow.setPen(pen)
-            glow.setToolTip(f"{edge}\ngradient per example: {size:.3g}")
+            glow.setToolTip(tip)
 
     # -- NaN badge ----------------------------------------------------------------------------
 
     def set_nan(self, path: str | None, message: str = "") -> None:
         """Badge the node of the graph shown that a failing path is in (None: take it away)."""
-        if self._badge is not None:
-            self._remove(self._badge)
-            self._badge = None
+        badge = self._badge
+        if badge is not None:
+            self._remove(badge)
         if not path:
             self.nan = None
             return
@@ -177,10 +251,9 @@ class CanvasOverlay:
                 break
         if item is None:
             return
-        badge = Tag(["NaN"], NAN_COLOR, QColor("#ffffff"), bold=True, parent=item)
+        badge = NanBadge(["NaN"], NAN_COLOR, QColor("#ffffff"), bold=True, parent=item)
         badge.setPos(-10, -badge.rect.height() - 2)
         badge.setToolTip(message)
-        self._badge = badge
 
     # -- one example --------------------------------------------------------------------------
 
@@ -188,7 +261,6 @@ class CanvasOverlay:
         """`example`: {(node path, port): (array, runs)} of one example through the graph."""
         for tag in self._tags.values():
             self._remove(tag)
-        self._tags = {}
         self.example = dict(example)
         if not example:
             return
@@ -196,10 +268,9 @@ class CanvasOverlay:
             lines = self._example_lines(node_id)
             if not lines:
                 continue
-            tag = Tag(lines, QColor(15, 40, 60, 235), QColor("#cfe8ff"), parent=item)
+            tag = ExampleTag(lines, QColor(15, 40, 60, 235), QColor("#cfe8ff"), parent=item)
             tag.setPos(0, item.rect.height() + 4)
             tag.setToolTip("\n".join(lines))
-            self._tags[node_id] = tag
             if tag.rect.width() > NODE_WIDTH * 1.6:
                 tag.setScale(NODE_WIDTH * 1.6 / tag.rect.width())
 
@@ -217,7 +288,7 @@ class CanvasOverlay:
                 shape = example_shape(one)
                 steps = f" × {runs} steps" if runs > 1 else ""
                 head = shape if name == "y" or port is not None else f"{name}: {shape}"
-                lines += [head + steps, ("last " if runs > 1 else "") + pr.preview(one, 3)]
+                lines += [head + steps, ("last " if runs > 1 else "") + preview(one, 3)]
             if lines:
                 if len(paths) > 1:
                     lines.insert(0, f"in {path.rsplit('/', 1)[0]}")
@@ -228,9 +299,18 @@ class CanvasOverlay:
         scene = item.scene()
         if scene is not None:
             scene.removeItem(item)
+        item.setParentItem(None)  # a Python object again: freed with its last reference
 
 
 def example_shape(value) -> str:
     """`(32,)` for one example's value."""
     dims = np.shape(value)
     return "(" + ", ".join(str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def preview(array, limit: int = 6) -> str:
+    """`[0.12, 0, 1.3, …]` for one row of values (no `-0`)."""
+    flat = np.asarray(array).ravel()
+    shown = ", ".join(number(v, 3) if isinstance(v, (float, np.floating)) else str(v)
+                      for v in flat[:limit].tolist())
+    return f"[{shown}{', …' if flat.size > limit else ''}]"

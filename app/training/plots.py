@@ -3,24 +3,35 @@
 One `PlotDataItem` per curve, made once per run and updated with `setData` when the dock's
 timer says the history changed, never per event. Older runs stay on the plot, dimmer, each
 named by what changed ("run 2: lr 0.003"); hovering shows the values under the cursor.
+
+Nothing here may overlap or be cut off at the window's default size: each plot is at least as
+tall as its axis title, the legend names only the latest runs (LEGEND_RUNS, labels shortened,
+the hover tip has them in full) and lays the metrics out in one row. Tick labels and hover
+values go through number_text, so nothing reads `-0`.
 """
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFont, QFontMetricsF
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from ..number_text import clean_axes, number
 
 RUN_COLORS = ["#5aa9ff", "#f2994a", "#6fcf97", "#eb5757", "#bb6bd9", "#f2c94c", "#56ccf2",
               "#e0e0e0"]
 METRIC_COLORS = ["#6fcf97", "#f2c94c", "#bb6bd9", "#56ccf2"]
 BG = "#1f2126"
 MAX_SYMBOLS = 80  # epochs beyond which validation points are drawn without markers
+LEGEND_RUNS = 3   # runs named in the loss plot's legend: the latest ones
+LEGEND_CHARS = 34  # a run's label in the legend, at most (the hover tip has it all)
+AXIS_TITLE_PT = 9
+BOTTOM_AXIS = 48  # the bottom plot's step axis: tick labels and its title
+SHARES = (5, 3, 2)  # of the height: loss, metrics, learning rate
 
 
 def run_color(number: int, strength: float = 1.0) -> QColor:
@@ -38,6 +49,12 @@ class TimedGraphicsLayout(pg.GraphicsLayoutWidget):
     holds the GIL, and every millisecond of it is a millisecond the trainer does not run."""
 
     last_paint = 0.0
+    resized = None  # called after every resize
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        if self.resized is not None:
+            self.resized()
 
     def paintEvent(self, event):
         started = time.perf_counter()
@@ -63,8 +80,8 @@ class _RunCurves:
         # milliseconds of UI-thread (and so training) time per frame
         self.raw = loss_plot.plot([], [], pen=_pen(run_color(run.number, 0.35), 1.0),
                                   antialias=False)
-        self.smooth = loss_plot.plot([], [], pen=_pen(color, 2.0), name=run.label,
-                                     antialias=False)
+        # named in the legend by TrainingPlots._update_legend, not here
+        self.smooth = loss_plot.plot([], [], pen=_pen(color, 2.0), antialias=False)
         # validation: a thin light line with dots (dashes cost milliseconds on long runs)
         self.val = loss_plot.plot([], [], pen=_pen(color.lighter(150), 1.0), antialias=False,
                                   symbol="o", symbolSize=5, symbolBrush=color.lighter(150),
@@ -142,29 +159,34 @@ class TrainingPlots(QWidget):
         self.curves: dict = {}
         self.show_lr = False
         self.x_max = 0
+        self._title_lengths: dict = {}
+        self._legend_runs: tuple = ()
+        legend_font = QFont()
+        legend_font.setPointSizeF(8)
+        self._legend_row = QFontMetricsF(legend_font).height() + 8
         self.view = TimedGraphicsLayout(self)
+        self.view.resized = self._fit_heights
+        self.view.ci.layout.setContentsMargins(2, 4, 8, 2)
         self.view.setBackground(BG)
-        self.loss_plot = self.view.addPlot(row=0, col=0)
-        self.metric_plot = self.view.addPlot(row=1, col=0)
-        self.lr_plot = self.view.addPlot(row=2, col=0)
-        self.view.ci.layout.setRowStretchFactor(0, 5)
-        self.view.ci.layout.setRowStretchFactor(1, 3)
-        self.view.ci.layout.setRowStretchFactor(2, 2)
+        self.loss_plot = self.view.addPlot(row=0, col=0, axisItems=clean_axes())
+        self.metric_plot = self.view.addPlot(row=1, col=0, axisItems=clean_axes())
+        self.lr_plot = self.view.addPlot(row=2, col=0, axisItems=clean_axes())
         for plot, title in ((self.loss_plot, "loss"), (self.metric_plot, "metrics"),
-                            (self.lr_plot, "learning rate")):
+                            (self.lr_plot, "lr")):
             plot.showGrid(x=False, y=False)  # grid lines cost ~2 ms a frame in software raster
-            plot.setLabel("left", title)
+            self._set_title(plot, title)
             plot.setMenuEnabled(False)
             plot.getAxis("left").setWidth(48)
             for side in ("left", "bottom"):
                 plot.getAxis(side).enableAutoSIPrefix(False)  # "0.003", not "3 (x0.001)"
         self.lr_plot.setLabel("bottom", "step (batches)")
+        self.lr_plot.getAxis("left").setToolTip("the learning rate at the end of each epoch")
         self.metric_plot.setXLink(self.loss_plot)
         self.lr_plot.setXLink(self.loss_plot)
         self.loss_legend = self.loss_plot.addLegend(offset=(-8, 8), labelTextSize="8pt",
                                                     brush=pg.mkBrush(31, 33, 38, 200))
-        self.metric_plot.addLegend(offset=(-8, 8), labelTextSize="8pt",
-                                   brush=pg.mkBrush(31, 33, 38, 200))
+        self.metric_legend = self.metric_plot.addLegend(offset=(-8, 4), labelTextSize="8pt",
+                                                        brush=pg.mkBrush(31, 33, 38, 200))
         self._hover_items()
         self.set_lr_visible(False)
 
@@ -204,9 +226,16 @@ class TrainingPlots(QWidget):
         self.curves = {}
         self.x_max = 0
         self.loss_legend.clear()
-        legend = self.metric_plot.legend
-        if legend is not None:
-            legend.clear()
+        self._legend_runs = ()
+        self.metric_legend.clear()
+        # nothing of the runs cleared stays: their axis ranges, the lr plot, the hover tip
+        self.tip.setVisible(False)
+        self.cursor.setVisible(False)
+        for plot in (self.loss_plot, self.metric_plot, self.lr_plot):
+            plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+            plot.enableAutoRange()
+        if self.show_lr:
+            self.set_lr_visible(False)
 
     def refresh(self) -> None:
         """Bring every curve up to date with the history (cheap when little changed)."""
@@ -223,6 +252,7 @@ class TrainingPlots(QWidget):
                 for other in self.curves.values():
                     other.dim(other is curves)
             curves.update()
+        self._update_legend()
         # The x axis spans the planned steps from the start: the curve grows towards its end
         # (progress at a glance), and a fixed axis is not re-laid-out on every frame.
         x_max = max([r.last_step() for r in runs] + [runs[-1].total_steps if runs else 0])
@@ -241,18 +271,76 @@ class TrainingPlots(QWidget):
         for plot in (self.loss_plot, self.metric_plot, self.lr_plot):
             plot.vb.prepareForPaint()
 
+    def _update_legend(self) -> None:
+        """The legend names the latest runs, as many as fit in the loss plot (LEGEND_RUNS at
+        most); the others keep their (dim) curves, and the hover tip names them all."""
+        runs = self.history.runs if self.history is not None else []
+        fits = int((self.loss_plot.vb.height() - 18) // self._legend_row)  # offset, margins
+        self.loss_legend.setVisible(fits > 0)  # too short a plot: the hover tip names them
+        wanted = tuple(run.number for run in runs[-max(1, min(LEGEND_RUNS, fits)):]
+                       if run.number in self.curves)
+        if wanted != self._legend_runs:
+            self._legend_runs = wanted
+            self.loss_legend.clear()
+            for run in runs:
+                if run.number in wanted:
+                    self.loss_legend.addItem(self.curves[run.number].smooth,
+                                             legend_label(run.label))
+        columns = max(1, len(self.metric_legend.items))
+        if self.metric_legend.columnCount != columns:
+            self.metric_legend.setColumnCount(columns)  # one row: it fits a short plot
+
+    def _set_title(self, plot, title: str) -> None:
+        """The left axis title (rotated); `_fit_heights` makes room for it."""
+        plot.setLabel("left", title, **{"font-size": f"{AXIS_TITLE_PT}pt"})
+        font = QFont()
+        font.setPointSizeF(AXIS_TITLE_PT)
+        self._title_lengths[id(plot)] = QFontMetricsF(font).horizontalAdvance(title)
+
+    def _fit_heights(self) -> None:
+        """Share the view's height out by SHARES, each plot at least as tall as its axis title
+        (else the title runs into the next plot's), the bottom one with its step axis too.
+        Set as fixed heights: the graphics layout's own stretch ignores the titles."""
+        plots = [self.loss_plot, self.metric_plot] + ([self.lr_plot] if self.show_lr else [])
+        spacing = self.view.ci.layout.verticalSpacing()
+        _, top, _, bottom = self.view.ci.layout.getContentsMargins()
+        room = max(0.0, self.view.height() - top - bottom - BOTTOM_AXIS
+                   - spacing * (len(plots) - 1) - 2)
+        least = [self._title_lengths.get(id(plot), 0) + 8 for plot in plots]
+        shares = SHARES[:len(plots)]
+        heights = [max(low, room * share / sum(shares)) for low, share in zip(least, shares)]
+        excess = sum(heights) - room
+        if excess > 0:  # too little room: take it from the plots above their least, largest first
+            for i in sorted(range(len(plots)), key=lambda i: -heights[i]):
+                give = min(excess, heights[i] - least[i])
+                heights[i] -= give
+                excess -= give
+        heights[-1] += BOTTOM_AXIS
+        for plot, height in zip(plots, heights):
+            plot.setMinimumHeight(height)
+            plot.setMaximumHeight(height)
+        self.view.ci.layout.activate()
+        self._update_legend()
+
+    def _bottom_plot(self):
+        return self.lr_plot if self.show_lr else self.metric_plot
+
     def set_lr_visible(self, visible: bool) -> None:
         self.show_lr = visible
         self.lr_plot.setVisible(visible)
         self.lr_plot.setMaximumHeight(10_000 if visible else 0)
-        bottom = self.lr_plot if visible else self.metric_plot
+        if not visible:
+            self.lr_plot.setMinimumHeight(0)
+        bottom = self._bottom_plot()
         for plot in (self.loss_plot, self.metric_plot, self.lr_plot):
             plot.setLabel("bottom", "step (batches)" if plot is bottom else None)
             plot.getAxis("bottom").setStyle(showValues=plot is bottom)
+        self._fit_heights()
 
     def set_log(self, on: bool) -> None:
         self.loss_plot.setLogMode(y=on)
-        self.loss_plot.setLabel("left", "loss (log)" if on else "loss")
+        self._set_title(self.loss_plot, "loss (log)" if on else "loss")
+        self._fit_heights()
 
     # -- hover --------------------------------------------------------------------------------
 
@@ -317,8 +405,13 @@ class TrainingPlots(QWidget):
 
 
 def _fmt(value: float) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    if value == 0 or 1e-3 <= abs(value) < 1e4:
-        return f"{value:.4g}"
-    return f"{value:.3e}"
+    return number(value)
+
+
+def legend_label(label: str) -> str:
+    """A run's label short enough for the legend: `run 3: lr 0.003, batch 64, …`."""
+    if len(label) <= LEGEND_CHARS:
+        return label
+    cut = label.rfind(", ", 0, LEGEND_CHARS - 2)  # whole settings only: "lr 0.0…" misleads
+    cut = cut if cut > label.find(":") else LEGEND_CHARS - 2
+    return label[:cut].rstrip(" ,") + ", …"
