@@ -415,3 +415,10 @@ def test_the_attention_needs_its_causal_mask():
     # running maximum has already reached it.
     assert masked.final()["val_accuracy"] >= 0.99
     assert unmasked.final()["val_accuracy"] < 0.8
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_files_are_written_as_save_writes_them(name):
+    # So that opening one, editing and saving changes only what was edited (no reordering).
+    text = _path(name).read_text(encoding="utf-8")
+    assert json.dumps(core.load(_path(name)).to_dict(), indent=2, ensure_ascii=False) + "\n" == text
