@@ -1,49 +1,21 @@
-"""The one place the editor asks the engine about shapes and errors.
+"""The one place the editor asks the engine about shapes and errors, and how it shows them.
 
-`analyze(doc)` calls `core.analyze` when the compiler provides it and otherwise falls back to
-the structural checks of `core.validate` (errors, no shapes), so the editor works either way.
+`analyze(doc)` is core's analysis (every error, the inferred type of every port, warnings,
+and which errors training ignores); the editor runs it off the GUI thread (validation.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import core
-from core.validate import structural_errors
-
-
-@dataclass
-class Analysis:
-    errors: list = field(default_factory=list)       # core.GraphError, each with .node (a path)
-    port_types: dict = field(default_factory=dict)   # (node_path, output port) -> TensorType
-
-
-def has_shapes() -> bool:
-    """Whether the engine infers shapes (core.analyze exists)."""
-    return _engine_analyze() is not None
-
-
-def _engine_analyze():
-    fn = getattr(core, "analyze", None)
-    if fn is not None:
-        return fn
-    try:
-        from core import compiler
-    except ImportError:
-        return None
-    return getattr(compiler, "analyze", None)
+from core.compiler import Analysis
+from core.compiler import analyze as _engine_analyze
+from core.errors import GraphError
 
 
 def analyze(doc, dtype: str = "float32") -> Analysis:
-    fn = _engine_analyze()
-    if fn is None:
-        return Analysis(errors=list(structural_errors(doc)))
     try:
-        result = fn(doc, dtype=dtype)
-    except core.GraphError as exc:  # an engine that raises instead of collecting
+        return _engine_analyze(doc, dtype=dtype)
+    except GraphError as exc:  # refused before analysis could collect (a document too big)
         return Analysis(errors=list(exc.errors))
-    return Analysis(errors=list(getattr(result, "errors", []) or []),
-                    port_types=dict(getattr(result, "port_types", {}) or {}))
 
 
 def format_type(tensor_type) -> str:
