@@ -11,10 +11,26 @@ from PySide6.QtGui import QPainterPath, QPainterPathStroker
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from . import theme
-from .theme import NODE_WIDTH, PORT_R, PORT_ROW, RADIUS, SUMMARY_H, TITLE_H
+from .theme import (
+    GRID,
+    MAX_NODE_WIDTH,
+    NODE_WIDTH,
+    PORT_R,
+    PORT_ROW,
+    RADIUS,
+    SUMMARY_H,
+    TITLE_H,
+    TITLE_LINE_H,
+)
+from .title_fit import fit_title
 
 LOD_PLAIN = 0.4    # below this zoom a node is a plain box
 LOD_LABELS = 0.6   # below this zoom wires drop their shape labels
+# The widths a node may take, narrowest first: on the grid beyond the narrowest, so that
+# widened nodes still line up.
+NODE_WIDTHS = (NODE_WIDTH, *range((NODE_WIDTH // GRID + 1) * GRID, MAX_NODE_WIDTH + 1, GRID))
+TITLE_PAD = 20     # the title's margins, left and right
+BODY_ICON_W = 14   # the "open body" icon at the title's right
 
 
 def _lod(painter) -> float:
@@ -37,6 +53,7 @@ class NodeItem(QGraphicsItem):
         self.about = ""
         self.accepting: set = set()   # port names lit up during a wire drag
         self.ins, self.outs, self.kinds = (), (), {}
+        self.width, self.title_h = float(NODE_WIDTH), float(TITLE_H)
         self.rect = QRectF(0, 0, NODE_WIDTH, TITLE_H)
         self.height = TITLE_H
 
@@ -46,51 +63,56 @@ class NodeItem(QGraphicsItem):
         self.title, self.summary, self.category = title, summary, category
         self.ins, self.outs, self.kinds = tuple(ins), tuple(outs), dict(kinds)
         self.has_body = has_body
-        self.about = f"{self.node_id}: {summary}" + (f"\n{title}" if title != self.node_id else "")
+        fitted = fit_title(title, st.title_metrics, NODE_WIDTHS,
+                           TITLE_PAD + (BODY_ICON_W if has_body else 0))
+        self.width = float(fitted.width)
+        self.title_h = TITLE_H + TITLE_LINE_H * (len(fitted.lines) - 1)
+        self.title_lines = fitted.lines
+        self.about = (f"{title}\n" if title != self.node_id else "") + f"{self.node_id}: {summary}"
         if has_body:
             self.about += "\nDouble-click to open"
         if not self.error:
             self.setToolTip(self.about)
         rows = max(len(self.ins), len(self.outs), 1)
-        self.height = TITLE_H + SUMMARY_H + rows * PORT_ROW + 6
-        self.rect = QRectF(0, 0, NODE_WIDTH, self.height)
+        self.height = self.title_h + SUMMARY_H + rows * PORT_ROW + 6
+        self.rect = QRectF(0, 0, self.width, self.height)
         self.body_path = QPainterPath()
         self.body_path.addRoundedRect(self.rect, RADIUS, RADIUS)
         title_rect = QPainterPath()
-        title_rect.addRect(QRectF(0, 0, NODE_WIDTH, TITLE_H))
+        title_rect.addRect(QRectF(0, 0, self.width, self.title_h))
         self.title_path = self.body_path.intersected(title_rect)
         self.title_brush = st.title_brush(category)
-        self.title_text = st.title_metrics.elidedText(title, Qt.ElideRight, NODE_WIDTH - 30)
-        self.summary_text = st.body_metrics.elidedText(summary, Qt.ElideRight, NODE_WIDTH - 16)
+        self.title_text = "\n".join(fitted.lines)
+        self.summary_text = st.body_metrics.elidedText(summary, Qt.ElideRight, self.width - 16)
         self.port_names = self._port_texts()
         self.update()
 
     def _port_texts(self) -> list:
         metrics = theme.style().port_metrics
+        half = self.width / 2
+        room = half - PORT_R - 9
         out = []
         for name in self.ins:
-            out.append((QRectF(PORT_R + 5, self.port_y(self.ins.index(name)) - 8, NODE_WIDTH / 2, 16),
-                        Qt.AlignLeft | Qt.AlignVCenter, metrics.elidedText(name, Qt.ElideRight, 60)))
+            out.append((QRectF(PORT_R + 5, self.port_y(self.ins.index(name)) - 8, half, 16),
+                        Qt.AlignLeft | Qt.AlignVCenter, metrics.elidedText(name, Qt.ElideRight, room)))
         for name in self.outs:
-            out.append((QRectF(NODE_WIDTH / 2 - PORT_R - 5, self.port_y(self.outs.index(name)) - 8,
-                               NODE_WIDTH / 2, 16),
-                        Qt.AlignRight | Qt.AlignVCenter, metrics.elidedText(name, Qt.ElideRight, 60)))
+            out.append((QRectF(half - PORT_R - 5, self.port_y(self.outs.index(name)) - 8, half, 16),
+                        Qt.AlignRight | Qt.AlignVCenter, metrics.elidedText(name, Qt.ElideRight, room)))
         return out
 
-    @staticmethod
-    def port_y(index: int) -> float:
-        return TITLE_H + SUMMARY_H + index * PORT_ROW + PORT_ROW / 2
+    def port_y(self, index: int) -> float:
+        return self.title_h + SUMMARY_H + index * PORT_ROW + PORT_ROW / 2
 
     def port_pos(self, name: str, output: bool) -> QPointF:
         """A port's centre in scene coordinates (a missing port: the middle of that side)."""
         ports = self.outs if output else self.ins
         y = self.port_y(ports.index(name)) if name in ports else self.height / 2
-        return self.mapToScene(QPointF(NODE_WIDTH if output else 0.0, y))
+        return self.mapToScene(QPointF(self.width if output else 0.0, y))
 
     def port_at(self, scene_pos: QPointF, slack: float = 9.0):
         """(port name, is_output) of the port under a scene point, or None."""
         p = self.mapFromScene(scene_pos)
-        for output, ports, x in ((False, self.ins, 0.0), (True, self.outs, NODE_WIDTH)):
+        for output, ports, x in ((False, self.ins, 0.0), (True, self.outs, self.width)):
             for i, name in enumerate(ports):
                 if abs(p.x() - x) <= slack and abs(p.y() - self.port_y(i)) <= slack:
                     return name, output
@@ -145,19 +167,20 @@ class NodeItem(QGraphicsItem):
         painter.drawPath(self.title_path)
         painter.setFont(st.title_font)
         painter.setPen(st.text_pen)
-        painter.drawText(QRectF(10, 0, NODE_WIDTH - 20, TITLE_H), Qt.AlignLeft | Qt.AlignVCenter,
+        w, th = self.width, self.title_h
+        painter.drawText(QRectF(10, 0, w - TITLE_PAD, th), Qt.AlignLeft | Qt.AlignVCenter,
                          self.title_text)
         if self.has_body:
-            painter.drawText(QRectF(0, 0, NODE_WIDTH - 8, TITLE_H), Qt.AlignRight | Qt.AlignVCenter, "⤢")
+            painter.drawText(QRectF(0, 0, w - 8, TITLE_H), Qt.AlignRight | Qt.AlignVCenter, "⤢")
         painter.setFont(st.body_font)
         painter.setPen(st.dim_pen)
-        painter.drawText(QRectF(10, TITLE_H, NODE_WIDTH - 16, SUMMARY_H), Qt.AlignLeft | Qt.AlignVCenter,
+        painter.drawText(QRectF(10, th, w - 16, SUMMARY_H), Qt.AlignLeft | Qt.AlignVCenter,
                          self.summary_text)
         painter.setFont(st.port_font)
         for rect, align, text in self.port_names:
             painter.drawText(rect, align, text)
         painter.setPen(st.port_pen)
-        for output, ports, x in ((False, self.ins, 0.0), (True, self.outs, NODE_WIDTH)):
+        for output, ports, x in ((False, self.ins, 0.0), (True, self.outs, w)):
             for i, name in enumerate(ports):
                 lit = name in self.accepting
                 painter.setBrush(st.accept_brush if lit else
@@ -167,10 +190,10 @@ class NodeItem(QGraphicsItem):
         if self.error:
             painter.setPen(st.no_pen)
             painter.setBrush(st.error_brush)
-            painter.drawEllipse(QPointF(NODE_WIDTH - 4, -2), 8, 8)
+            painter.drawEllipse(QPointF(w - 4, -2), 8, 8)
             painter.setPen(st.text_pen)
             painter.setFont(st.title_font)
-            painter.drawText(QRectF(NODE_WIDTH - 12, -10, 16, 16), Qt.AlignCenter, "!")
+            painter.drawText(QRectF(w - 12, -10, 16, 16), Qt.AlignCenter, "!")
 
 
 class WireItem(QGraphicsItem):

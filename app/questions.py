@@ -12,6 +12,8 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from core.errors import GraphError
 
+from . import recent
+
 FILE_FILTER = "Wiregrad graphs (*.wg.json);;JSON (*.json);;All files (*)"
 # What saving can raise for a reason of the user's disk or text (core.fileio.SaveError is a
 # GraphError): anything else is our bug, and is not caught.
@@ -34,17 +36,32 @@ class Questions:
     """The dialogs' part of MainWindow."""
 
     def ask_open_path(self) -> str:
-        dialog = QFileDialog(self, "Open graph", str(Path.home()), FILE_FILTER)
+        dialog = QFileDialog(self, "Open graph", self.start_folder(), FILE_FILTER)
         dialog.setOption(QFileDialog.DontUseNativeDialog, True)
         dialog.setFileMode(QFileDialog.ExistingFile)
         return dialog.selectedFiles()[0] if dialog.exec() else ""
 
     def ask_save_path(self) -> str:
-        dialog = QFileDialog(self, "Save graph", str(Path.home()), FILE_FILTER)
+        dialog = QFileDialog(self, "Save graph", self.start_folder(), FILE_FILTER)
         dialog.setOption(QFileDialog.DontUseNativeDialog, True)
         dialog.setAcceptMode(QFileDialog.AcceptSave)
         dialog.setDefaultSuffix("wg.json")
+        dialog.selectFile(self.suggested_file_name())
         return dialog.selectedFiles()[0] if dialog.exec() else ""
+
+    def start_folder(self) -> str:
+        """Where the file dialogs open: the document's own folder; for a new document or an
+        example, the folder of the file opened or saved last; else the home folder. Never the
+        examples' folder, which belongs to the installation."""
+        path = self.controller.doc.path
+        if path and Path(path).parent.is_dir():
+            return str(Path(path).parent)
+        return recent.last_folder() or str(Path.home())
+
+    def suggested_file_name(self) -> str:
+        """The document's file name; for an example, the example's; else "untitled"."""
+        path = self.controller.doc.path or self.example_file
+        return Path(path).name if path else "untitled.wg.json"
 
     def ask_unsaved(self) -> str:
         box = QMessageBox(QMessageBox.Warning, "Unsaved changes",

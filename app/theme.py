@@ -7,8 +7,10 @@ from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPen
 
 GRID = 20          # snap and minor grid step, scene units
 MAJOR_GRID = 100
-NODE_WIDTH = 128
+NODE_WIDTH = 128      # the narrowest node; a longer title widens it, up to MAX_NODE_WIDTH
+MAX_NODE_WIDTH = 140  # wider would crowd neighbours in layouts spaced 160 apart
 TITLE_H = 24
+TITLE_LINE_H = 14     # a title's second line adds this much height
 PORT_ROW = 20
 SUMMARY_H = 20
 RADIUS = 7.0
@@ -65,6 +67,8 @@ class _Style:
         self.label_font.setPointSizeF(7.5)
         self.note_font = QFont()
         self.note_font.setPointSizeF(10)
+        self.hint_font = QFont()
+        self.hint_font.setPointSizeF(13)
 
         self.title_metrics = QFontMetricsF(self.title_font)
         self.body_metrics = QFontMetricsF(self.body_font)
@@ -77,6 +81,7 @@ class _Style:
         self.error_pen = QPen(ERROR, 2.0)
         self.text_pen = QPen(TEXT)
         self.dim_pen = QPen(TEXT_DIM)
+        self.hint_pen = QPen(TEXT_DIM)
         self.port_pen = QPen(QColor("#15171a"), 1.5)
         self.wire_pen = QPen(WIRE, 2.0)
         self.wire_pen.setCapStyle(Qt.RoundCap)

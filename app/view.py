@@ -20,6 +20,9 @@ from .search_popup import SearchPopup
 
 NODE_MIME = "application/x-wiregrad-node-type"
 MIN_ZOOM, MAX_ZOOM = 0.08, 3.0
+FIT_MAX_ZOOM = 1.0   # framing never enlarges past 100%: a small graph is not shown huge
+FIT_MARGIN = 60      # scene units around what is framed
+EMPTY_HINT = "Drag a block from the palette, or press Tab"
 
 
 class CanvasView(QGraphicsView):
@@ -44,6 +47,11 @@ class CanvasView(QGraphicsView):
         self.space_held = False
         self.popup = None
         self._pan_drag = None
+        # Until the user zooms or pans, the view keeps the whole graph framed as it resizes:
+        # a window that gets its final size (or a dock that opens) after a document opens
+        # still shows all of it.
+        self.auto_fit = False
+        self._hint_drawn = False
         scene.setSceneRect(QRectF(-50000, -50000, 100000, 100000))
 
     # -- drawing --------------------------------------------------------------------------
@@ -66,9 +74,36 @@ class CanvasView(QGraphicsView):
             painter.setPen(pen)
             painter.drawLines(lines)
 
+    def drawForeground(self, painter, rect) -> None:
+        empty = not self.scene().node_items
+        if empty != self._hint_drawn:
+            # The hint spans the view, and this paint may cover only what an edit changed.
+            self._hint_drawn = empty
+            self.viewport().update()
+        if not empty:
+            return
+        # How to start, on an empty graph: drawn in view coordinates, so it reads the same at
+        # any zoom.
+        painter.save()
+        painter.resetTransform()
+        painter.setPen(theme.style().hint_pen)
+        painter.setFont(theme.style().hint_font)
+        painter.drawText(QRectF(self.viewport().rect()), Qt.AlignCenter | Qt.TextWordWrap, EMPTY_HINT)
+        painter.restore()
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        super().scrollContentsBy(dx, dy)
+        if self._hint_drawn:
+            self.viewport().update()  # scrolled pixels would carry the hint along with them
+
+    def empty_hint(self) -> str:
+        """The hint drawn on the canvas: how to start, while the graph shown has no node."""
+        return "" if self.scene().node_items else EMPTY_HINT
+
     # -- zoom and framing -----------------------------------------------------------------
 
     def zoom_by(self, factor: float, anchor_view_pos=None) -> None:
+        self.auto_fit = False
         current = self.transform().m11()
         factor = max(MIN_ZOOM / current, min(MAX_ZOOM / current, factor))
         if anchor_view_pos is None:
@@ -87,19 +122,32 @@ class CanvasView(QGraphicsView):
         return self.transform().m11()
 
     def frame(self, rect: QRectF) -> None:
+        """Show `rect` whole, with a margin, centred; at no more than 100% zoom."""
         if rect.isNull() or rect.isEmpty():
             rect = QRectF(-200, -150, 400, 300)
-        rect = rect.adjusted(-60, -60, 60, 60)
+        rect = rect.adjusted(-FIT_MARGIN, -FIT_MARGIN, FIT_MARGIN, FIT_MARGIN)
         self.fitInView(rect, Qt.KeepAspectRatio)
-        if self.zoom() > 1.25:
+        zoom = min(FIT_MAX_ZOOM, max(MIN_ZOOM, self.zoom()))
+        if zoom != self.zoom():
             self.resetTransform()
-            self.scale(1.25, 1.25)
-            self.centerOn(rect.center())
+            self.scale(zoom, zoom)
+        self.centerOn(rect.center())
 
     def frame_all(self) -> None:
         self.frame(self.scene().itemsBoundingRect())
 
+    def fit_to_window(self) -> None:
+        """Frame the whole graph now, and again at each resize until the user zooms or pans."""
+        self.auto_fit = True
+        self.frame_all()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self.auto_fit:
+            self.frame_all()
+
     def frame_selection(self) -> None:
+        self.auto_fit = False
         rect = QRectF()
         for item in self.scene().selectedItems():
             rect = rect.united(item.sceneBoundingRect())
@@ -120,6 +168,7 @@ class CanvasView(QGraphicsView):
         scene_pos = self.mapToScene(event.position().toPoint())
         pan = event.button() == Qt.MiddleButton or (event.button() == Qt.LeftButton and self.space_held)
         if pan:
+            self.auto_fit = False
             self.interaction = PanDrag(self, event.position())
             self.viewport().setCursor(Qt.ClosedHandCursor)
             event.accept()

@@ -3,16 +3,21 @@
 Dialogs that ask the user something go through small methods (questions.py: `ask_open_path`,
 `ask_save_path`, `ask_unsaved`, `ask_restore`, `show_load_errors`, `show_save_error`) so tests
 can answer them. A save that fails says why in a dialog and leaves the window modified; the
-window's unsaved work is autosaved to files of its own (recovery.py).
+window's unsaved work is autosaved to files of its own (recovery.py). The clipboard is
+clipboard.py's, Open Recent is recent.py's, and Help's dialogs are help.py's.
+
+An opened document is framed whole (the view keeps it framed as the window settles into its
+size); one written without positions is laid out first (app.arrange).
 """
 
 from __future__ import annotations
 
-import atexit
+import importlib
+import os
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QMimeData, QPointF, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtCore import QByteArray, QPointF, QSettings, Qt
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QInputDialog,
@@ -25,8 +30,9 @@ from PySide6.QtWidgets import (
 import core
 from core.document import Document, GraphError
 
-from . import comments, doc_ops
+from . import comments, doc_ops, help, recent
 from .breadcrumb import Breadcrumb
+from .clipboard import CLIP_MIME, Clipboard  # noqa: F401 (CLIP_MIME: the window's format)
 from .controller import EditorController
 from .inspector import Inspector
 from .palette import Palette
@@ -39,11 +45,17 @@ from .validation import Validator
 from .view import CanvasView
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
-CLIP_MIME = "application/x-wiregrad-graph"
-MAX_RECENT = 8
+# Bumped when the default dock layout changes, so that a layout saved by an older version
+# (Problems squeezed to a 70 px column) gives way to the new one once.
+STATE_VERSION = 1
+# The docks' first sizes at 1280x800: the canvas gets the most, and Problems is wide enough to
+# read a message or two.
+DOCK_WIDTHS = {"paletteDock": 190, "inspectorDock": 270, "problemsDock": 320}
+DOCK_MIN_WIDTHS = {"paletteDock": 140, "inspectorDock": 220, "problemsDock": 200}
+BOTTOM_HEIGHT = 340
 
 
-class MainWindow(Questions, QMainWindow):
+class MainWindow(Questions, Clipboard, QMainWindow):
     def __init__(self, autosave_ms: int | None = None):
         super().__init__()
         self.setObjectName("wiregradMain")
@@ -53,6 +65,7 @@ class MainWindow(Questions, QMainWindow):
         self.validator = Validator(self.controller, parent=self)
         self.breadcrumb = Breadcrumb(self.controller, self)
         self.restored_dirty = False
+        self.example_file = None  # the example's file name, while an example's copy is open
 
         centre = QWidget(self)
         layout = QVBoxLayout(centre)
@@ -94,19 +107,34 @@ class MainWindow(Questions, QMainWindow):
         self._build_menus()
         self.recovery = Recovery(self, autosave_ms or INTERVAL_MS)
         self.recovery.failed.connect(self._show_long_message)
+        self.statusBar()  # there from the start: the first message does not shift the layout
         self.resize(1280, 800)
-        self.resizeDocks([self.palette_dock, self.inspector_dock], [190, 270], Qt.Horizontal)
-        self.resizeDocks([self.problems_dock, self.training_dock], [400, 400], Qt.Vertical)
-        self.resizeDocks([self.problems_dock, self.training_dock], [220, 1060], Qt.Horizontal)
-        self._restore_settings()
+        self.layout_pending = not self._restore_settings()
         self.update_title()
 
     def _dock(self, title, name, widget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
         dock.setWidget(widget)
+        dock.setMinimumWidth(DOCK_MIN_WIDTHS.get(name, 0))
         self.addDockWidget(area, dock)
         return dock
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self.layout_pending:
+            self.layout_pending = False
+            self.size_docks()
+
+    def size_docks(self) -> None:
+        """The default dock sizes. Set once the window is shown: before that its layout has
+        no size to share out, and resizeDocks leaves Problems at its narrowest."""
+        widths = [self.palette_dock, self.inspector_dock]
+        self.resizeDocks(widths, [DOCK_WIDTHS[d.objectName()] for d in widths], Qt.Horizontal)
+        bottom = [self.problems_dock, self.training_dock]
+        self.resizeDocks(bottom, [BOTTOM_HEIGHT, BOTTOM_HEIGHT], Qt.Vertical)
+        problems = DOCK_WIDTHS["problemsDock"]
+        self.resizeDocks(bottom, [problems, max(self.width() - problems, problems)], Qt.Horizontal)
 
     # -- actions and menus ----------------------------------------------------------------
 
@@ -131,7 +159,9 @@ class MainWindow(Questions, QMainWindow):
         self.act_undo = self.controller.stack.createUndoAction(self, "&Undo")
         self.act_undo.setShortcut(QKeySequence(S.Undo))
         self.act_redo = self.controller.stack.createRedoAction(self, "&Redo")
-        self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence(S.Redo)])
+        # Both common keys, each once: the platform's standard Redo is one of them, and a key
+        # bound twice is an "ambiguous shortcut" that does nothing.
+        self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         self.act_cut = a("Cu&t", self.cut, S.Cut)
         self.act_copy = a("&Copy", self.copy, S.Copy)
         self.act_paste = a("&Paste", self.paste, S.Paste)
@@ -147,6 +177,8 @@ class MainWindow(Questions, QMainWindow):
         self.act_up = a("Go &Up", self.go_up, "Backspace" if False else "Alt+Up")
         self.act_group = a("&Group into Block", self.group_selection, "Ctrl+G")
         self.act_ungroup = a("&Ungroup", self.ungroup_selection, "Ctrl+Shift+G")
+        self.act_arrange = a("&Arrange", self.arrange_graph, "Ctrl+Shift+L",
+                             "Lay out this graph, and the bodies in it, in layers")
         self.act_open_body = a("&Open Body", self.open_selected)
         self.act_note = a("Add &Note", lambda: self.add_comment("note"))
         self.act_frame = a("Add F&rame", lambda: self.add_comment("frame"))
@@ -161,6 +193,9 @@ class MainWindow(Questions, QMainWindow):
         self.act_gradient_flow.toggled.connect(t.show_gradient_flow)
         t.flow_box.toggled.connect(self.act_gradient_flow.setChecked)
         self.act_run_example = a("Run &One Example", lambda: t.run_example())
+        self.act_shortcuts = a("&Keyboard Shortcuts", lambda: help.show_shortcuts(self), "Ctrl+/",
+                               "Every shortcut of the menus and the canvas")
+        self.act_about = a("&About Wiregrad", lambda: help.show_about(self))
         for action in (self.act_undo, self.act_redo, self.act_cut, self.act_copy, self.act_paste,
                        self.act_duplicate, self.act_delete, self.act_select_all, self.act_frame_sel,
                        self.act_frame_all):
@@ -196,12 +231,16 @@ class MainWindow(Questions, QMainWindow):
         graph = bar.addMenu("&Graph")
         graph.addActions([self.act_open_body, self.act_up, self.act_group, self.act_ungroup])
         graph.addSeparator()
+        graph.addAction(self.act_arrange)
+        graph.addSeparator()
         graph.addActions([self.act_note, self.act_frame])
         train = bar.addMenu("&Training")
         train.addActions([self.act_train, self.act_pause, self.act_step, self.act_stop,
                           self.act_reset_weights])
         train.addSeparator()
         train.addActions([self.act_gradient_flow, self.act_run_example])
+        help_menu = bar.addMenu("&Help")
+        help_menu.addActions([self.act_shortcuts, self.act_about])
         self._refresh_recent()
 
     # -- files ----------------------------------------------------------------------------
@@ -228,16 +267,39 @@ class MainWindow(Questions, QMainWindow):
 
     def set_document(self, doc: Document, dirty: bool = False) -> None:
         self.controller.set_document(doc)
+        self._arrange_if_unplaced()
         self.controller.stack.setClean()
         self.restored_dirty = dirty
         self.recovery.clear()  # the last document's work was saved or discarded before
         self.validator.start()  # shapes and errors arrive from a worker a moment later
-        self.view.frame_all()
-        QTimer.singleShot(0, self.view.frame_all)  # again once the window has its final size
+        self.view.fit_to_window()  # and again as the window takes its final size
         self.update_title()
+
+    def _arrange_if_unplaced(self) -> None:
+        """A document written without positions (by hand, or by a script) opens laid out.
+
+        This is part of opening, not an edit: the undo stack forgets it and the window is not
+        marked modified. The layout follows from the file alone, so opening it again gives the
+        same picture, and nothing is lost by not saving; the positions are written with the
+        next save the user makes."""
+        arrange = _arrange_module()
+        if arrange is None or not arrange.lacks_positions(self.controller.doc):
+            return
+        arrange.arrange(self.controller, ())
+        self.controller.stack.clear()
+
+    def arrange_graph(self) -> None:
+        """Graph > Arrange: lay out the graph shown and each body in it, as one undoable step."""
+        arrange = _arrange_module()
+        if arrange is None:
+            self._show_message("Arrange is not available in this installation")
+            return
+        arrange.arrange(self.controller, self.controller.ref)
+        self.view.fit_to_window()
 
     def new_document(self) -> None:
         if self.maybe_keep_changes():
+            self.example_file = None
             self.set_document(Document())
 
     def open_dialog(self) -> None:
@@ -257,9 +319,12 @@ class MainWindow(Questions, QMainWindow):
         if example:
             doc.path = None  # an example opens as a new, unsaved copy
             doc.name = doc.name or Path(path).name
+        else:
+            doc.path = os.path.abspath(str(path))
+        self.example_file = Path(path).name if example else None
         self.set_document(doc)
         if not example:
-            self._add_recent(str(path))
+            self._add_recent(doc.path)
         return True
 
     def save(self) -> bool:
@@ -332,31 +397,25 @@ class MainWindow(Questions, QMainWindow):
         return True
 
     def _add_recent(self, path: str) -> None:
-        settings = QSettings()
-        recent = [p for p in (settings.value("recent", []) or []) if p != path]
-        settings.setValue("recent", ([path] + recent)[:MAX_RECENT])
+        recent.remember(path)
         self._refresh_recent()
 
     def _refresh_recent(self) -> None:
-        self.recent_menu.clear()
-        recent = QSettings().value("recent", []) or []
-        if isinstance(recent, str):
-            recent = [recent]
-        for path in recent:
-            self.recent_menu.addAction(self._action(path, lambda p=path: self.maybe_keep_changes()
-                                                    and self.open_path(p)))
-        self.recent_menu.setEnabled(bool(recent))
+        recent.fill_menu(self.recent_menu, self.open_recent)
+
+    def open_recent(self, path: str) -> bool:
+        return self.maybe_keep_changes() and self.open_path(path)
 
     # -- window state ---------------------------------------------------------------------
 
-    def _restore_settings(self) -> None:
+    def _restore_settings(self) -> bool:
+        """The last window's size and dock layout; False when there was no layout to restore."""
         settings = QSettings()
         geometry = settings.value("window/geometry")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         state = settings.value("window/state")
-        if isinstance(state, QByteArray):
-            self.restoreState(state)
+        return isinstance(state, QByteArray) and self.restoreState(state, STATE_VERSION)
 
     def closeEvent(self, event) -> None:
         if not self.maybe_keep_changes():
@@ -364,7 +423,7 @@ class MainWindow(Questions, QMainWindow):
             return
         settings = QSettings()
         settings.setValue("window/geometry", self.saveGeometry())
-        settings.setValue("window/state", self.saveState())
+        settings.setValue("window/state", self.saveState(STATE_VERSION))
         self.recovery.close()
         self.training.shutdown()  # a run ends after its current step; its thread is joined
         event.accept()
@@ -376,34 +435,6 @@ class MainWindow(Questions, QMainWindow):
 
     def selected_ids(self) -> list:
         return self.scene.selected_node_ids()
-
-    def copy(self) -> None:
-        ids = self.selected_ids()
-        if not ids:
-            return
-        text = self.controller.copy_text(ids)
-        mime = QMimeData()
-        mime.setText(text)
-        mime.setData(CLIP_MIME, text.encode("utf-8"))
-        QGuiApplication.clipboard().setMimeData(mime)
-        _release_clipboard_at_exit()
-
-    def cut(self) -> None:
-        self.copy()
-        self.delete_selection()
-
-    def paste(self) -> None:
-        mime = QGuiApplication.clipboard().mimeData()
-        if mime is None:
-            return
-        text = bytes(mime.data(CLIP_MIME)).decode("utf-8") if mime.hasFormat(CLIP_MIME) else mime.text()
-        if text:
-            self.scene.select_nodes(self.controller.paste_text(text))
-
-    def duplicate(self) -> None:
-        ids = self.selected_ids()
-        if ids:
-            self.scene.select_nodes(self.controller.paste_text(self.controller.copy_text(ids)))
 
     def delete_selection(self) -> None:
         ids, notes = self.selected_ids(), self.scene.selected_comment_ids()
@@ -497,7 +528,7 @@ class MainWindow(Questions, QMainWindow):
 
     def _analysis_ready(self, result) -> None:
         self.scene.apply_analysis(result)
-        self.problems.show_errors(result.errors)
+        self.problems.show_errors(result.errors, self.label_of)
         count = len(result.errors)
         self.problems_dock.setWindowTitle(f"Problems ({count})" if count else "Problems")
 
@@ -505,7 +536,15 @@ class MainWindow(Questions, QMainWindow):
         self.inspector.show_nodes(self.selected_ids())
 
     def _after_navigation(self, *_signal_args) -> None:
-        self.view.frame_all()
+        self.view.fit_to_window()
+
+    def label_of(self, path: str):
+        """The label a node path's node shows on the canvas, or None (no label, or no node)."""
+        found = doc_ops.resolve_path(self.controller.doc, path)
+        if found is None or found[1] is None:
+            return None
+        node = self.controller.doc.graph_at(found[0]).node(found[1])
+        return node.label if node is not None else None
 
     def jump_to(self, path: str) -> bool:
         """Show the node a path names (opening its body if needed), selected and centred."""
@@ -518,6 +557,7 @@ class MainWindow(Questions, QMainWindow):
             self.scene.select_nodes([node_id])
             item = self.scene.node_items.get(node_id)
             if item is not None:
+                self.view.auto_fit = False
                 self.view.centerOn(item)
         return True
 
@@ -525,26 +565,11 @@ class MainWindow(Questions, QMainWindow):
         return self.view.mapToScene(self.view.viewport().rect().center())
 
 
-_clipboard_guarded = False
-
-
-def _release_clipboard_at_exit() -> None:
-    """Clear our data from the clipboard before the interpreter exits.
-
-    Left there, PySide6 destroys the clipboard's QMimeData after the application during
-    shutdown, and the process ends in a segmentation fault (seen with PySide6 6.11 offscreen).
-    atexit handlers run while the QApplication still exists.
-    """
-    global _clipboard_guarded
-    if _clipboard_guarded:
-        return
-    _clipboard_guarded = True
-
-    def release() -> None:
-        app = QGuiApplication.instance()
-        if app is not None:
-            mime = QGuiApplication.clipboard().mimeData()
-            if mime is not None and mime.hasFormat(CLIP_MIME):
-                QGuiApplication.clipboard().clear()
-
-    atexit.register(release)
+def _arrange_module():
+    """app.arrange (the layered layout), imported when first used; None where it is missing."""
+    try:
+        return importlib.import_module("app.arrange")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("app.arrange", "core.arrange"):
+            raise
+        return None

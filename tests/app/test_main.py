@@ -30,7 +30,8 @@ def test_a_file_argument_opens_it_and_remembers_it(qtbot, monkeypatch, tmp_path)
     qtbot.addWidget(window)
     assert window.controller.doc.path == path
     assert QSettings().value("recent")[0] == path
-    assert window.recent_menu.actions()[0].text() == path
+    action = window.recent_menu.actions()[0]
+    assert action.text() == "sequence-rnn.wg.json" and action.data() == path
     window.close()
     assert QSettings().value("window/geometry") is not None
 
