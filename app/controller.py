@@ -14,6 +14,7 @@ from PySide6.QtGui import QUndoStack
 
 import nodes
 from core.document import Document, Edge, GraphError, ref_name
+from core.training_section import rename_node
 from core.validate import walk_graphs
 
 from . import commands as cmd
@@ -206,7 +207,7 @@ class EditorController(QObject):
                     self.push(cmd.SetParam(self.doc, self.ref, node.id, "carry", new))
             self._follow_port_rename(old, new)
             if self.ref == () and self.doc.training:
-                training = _rename_in_training(self.doc.training, old, new)
+                training = rename_node(self.doc.training, old, new)
                 if training != self.doc.training:
                     self.push(cmd.SetTraining(self.doc, training))
         return True
@@ -310,19 +311,3 @@ def _reaches(graph, start: str, goal: str) -> bool:
             seen.add(n)
             stack.extend(succ.get(n, ()))
     return False
-
-
-def _rename_in_training(training: dict, old: str, new: str) -> dict:
-    """The training section with a renamed top-level Input/Output's references updated."""
-    out = json.loads(json.dumps(training))
-    feeds = out.get("feeds")
-    if isinstance(feeds, dict) and old in feeds:
-        out["feeds"] = {(new if k == old else k): v for k, v in feeds.items()}
-    if out.get("loss") == old:
-        out["loss"] = new
-    for metric in out.get("metrics") or []:
-        if isinstance(metric, dict):
-            for key in ("pred", "target"):
-                if metric.get(key) == old:
-                    metric[key] = new
-    return out

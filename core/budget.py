@@ -27,12 +27,13 @@ from nodes import INT
 from nodes.control import MAX_STEPS
 
 from .errors import GraphError
+from .training_section import DEFAULTS
 
 NESTING_LIMIT = 16  # bodies inside bodies: Loop bodies, Branch sides, Block instances
 INSTANCE_LIMIT = 100_000  # node instances, every block use expanded
 MEMORY_ENV = "WIREGRAD_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = 8 * 2**30  # bytes for one training step
-DEFAULT_BATCH = 32  # the training section's default batch size (trainer.read_plan)
+DEFAULT_BATCH = DEFAULTS["batch_size"]  # the training section's (core/training_section.py)
 LOOP_STEP_LIMIT = MAX_STEPS
 
 _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}

@@ -1,4 +1,4 @@
-"""The `wiregrad` command line: open the editor, check, train, export.
+"""The `wiregrad` command line: open the editor, check, train, export, predict.
 
 Every failure a user can cause (a bad file, a wrong shape, a missing dataset) is printed as one
 readable message on stderr with a non-zero exit; a traceback only with `--debug`. So is every
@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--out", default=None, help="folder for weights.npz, history.csv, loss.png")
     train.add_argument("--json", action="store_true", help="print one final JSON object")
+    train.add_argument("--weights", default=None,
+                       help="start from these weights (.npz, e.g. a run's weights.npz)")
 
     export = sub.add_parser("export", help="write the graph as a standalone Python module")
     export.add_argument("file")
@@ -58,9 +60,17 @@ def _parser() -> argparse.ArgumentParser:
                         help="the file to write (default: beside FILE, as NAME_numpy.py, "
                              "NAME_torch.py or NAME.onnx)")
     export.add_argument("--weights", default=None, help="trained weights (.npz) to load")
+
+    predict = sub.add_parser("predict", help="run trained weights on new data (no targets)")
+    predict.add_argument("file")
+    predict.add_argument("--weights", required=True, help="trained weights (.npz)")
+    predict.add_argument("--input", required=True, help="the examples: a .csv or .npz file")
+    predict.add_argument("-o", "--output", default=None,
+                         help="where to write the predictions, .csv or .npz (default: beside "
+                              "the input, as NAME-predictions.csv or .npz)")
     # `wiregrad check FILE --debug` is how people type it; SUPPRESS keeps the top-level value
     # when the flag is not repeated after the command.
-    for command in (check, train, export):
+    for command in (check, train, export, predict):
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show tracebacks on errors")
     return parser
@@ -68,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"check", "train", "export", "-h", "--help"}
+    commands = {"check", "train", "export", "predict", "-h", "--help"}
     if not any(a in commands for a in argv):
         return _open_editor([a for a in argv if a != "--debug"])
     args = _parser().parse_args(argv)
@@ -116,6 +126,10 @@ def _run(args) -> int:
         from .export_cli import cmd_export
 
         return cmd_export(args)
+    if args.command == "predict":
+        from .predict_cli import cmd_predict
+
+        return cmd_predict(args)
     _parser().print_help()
     return EXIT_USAGE
 
@@ -163,16 +177,35 @@ def cmd_check(args) -> int:
     type_width = max((len(r[1]) for r in rows), default=4)
     for path, type_name, shapes in rows:
         print(printable(f"  {path:<{width}}  {type_name:<{type_width}}  {shapes}"))
-    if analysis.errors:
-        for error in analysis.errors:
-            print(f"error: {printable(error)}", file=sys.stderr)
-        count = len(analysis.errors)
+    problems, warnings = _problem_lines(doc, analysis)
+    if problems:
+        for line in problems:
+            print(f"error: {printable(line)}", file=sys.stderr)
+        count = len(problems)
         print(f"{count} problem{'s' if count > 1 else ''} found", file=sys.stderr)
         return EXIT_ERROR
-    for warning in analysis.warnings:
+    for warning in warnings:
         print(f"warning: {printable(warning)}", file=sys.stderr)
     print("OK")
     return 0
+
+
+def _problem_lines(doc, analysis) -> tuple:
+    """check's (errors, warnings): the graph's errors, each saying whether training ignores it
+    (training runs what the loss and metrics need, core/training_scope.py), then the training
+    section's, checked against the graph and the data's names without loading the data."""
+    from .training_check import check as check_training
+    from .training_scope import top_node
+
+    lines = []
+    for error in analysis.errors:
+        if error.node in analysis.ignored_by_training:
+            lines.append(f"{error} (training ignores it: the loss and metrics do not depend "
+                         f"on {top_node(error.node)})")
+        else:
+            lines.append(str(error))
+    errors, warnings = check_training(doc, analysis)
+    return lines + [str(e) for e in errors], [str(w) for w in [*analysis.warnings, *warnings]]
 
 
 def _output_value(graph, ref, node, analysis) -> list:
@@ -191,10 +224,22 @@ def _print_block_instances(doc, analysis, rows) -> None:
     for (path, port), t in analysis.port_types.items():
         if path not in known:
             extra.setdefault(path, []).append((port, t))
-    for path, outs in extra.items():
-        shapes = ", ".join(f"{port}: {shape_text(t)}" for port, t in outs)
+    # Each node right after the one enclosing it (`o/rnn` before `o/rnn/blk/fc`), in the order
+    # the analysis met them otherwise.
+    first: dict = {}
+    for k, path in enumerate(extra):
+        parts = path.split("/")
+        for n in range(1, len(parts) + 1):
+            first.setdefault("/".join(parts[:n]), k)
+
+    def place(path: str) -> tuple:
+        parts = path.split("/")
+        return tuple(first["/".join(parts[:n])] for n in range(1, len(parts) + 1))
+
+    for path in sorted(extra, key=place):
+        shapes = ", ".join(f"{port}: {shape_text(t)}" for port, t in extra[path])
         node = _node_at_path(doc, path)
-        rows.append((path, _type_text(node) if node is not None else "(in block)", shapes))
+        rows.append((path, _type_text(node) if node is not None else "?", shapes))
 
 
 def _type_text(node) -> str:

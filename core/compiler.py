@@ -2,7 +2,8 @@
 
 `compile_document(doc, dtype)` returns a `Program` or raises a GraphError listing every problem
 found. `analyze(doc)` runs the same passes without raising, for the editor: every error, and
-the type of every output port it could infer.
+the type of every output port it could infer. `compile_for_training(doc, dtype)` compiles what
+training runs: problems off the loss and metrics' path become warnings (training_scope.py).
 
 Every graph is checked node by node in topological order: a loop body or branch side once, a
 block definition once per instance, since each instance owns its weights. Node paths, used in
@@ -23,7 +24,7 @@ import numpy as np
 import nodes
 from nodes import FLOAT, INT, ParamError, ShapeError, TensorType
 
-from . import bodies, budget
+from . import bodies, budget, training_scope
 from .document import Document, Graph
 from .errors import GraphError
 from .validate import structural_errors, topo_order
@@ -36,6 +37,9 @@ class Analysis:
     errors: list = field(default_factory=list)
     port_types: dict = field(default_factory=dict)  # (node path, port) -> TensorType
     warnings: list = field(default_factory=list)  # GraphErrors that do not stop anything
+    # The node paths of the errors training ignores: off the loss and metrics' path
+    # (training_scope.py). The editor badges them as warnings; they still are errors.
+    ignored_by_training: set = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -46,7 +50,8 @@ def analyze(doc: Document, dtype="float32") -> Analysis:
     """Check a document and infer its shapes, collecting errors instead of raising."""
     compiler = Compiler(doc, dtype)
     compiler.run()
-    return Analysis(compiler.errors, compiler.port_types, compiler.warnings)
+    return Analysis(compiler.errors, compiler.port_types, compiler.warnings,
+                    training_scope.ignored_paths(doc, compiler.errors))
 
 
 def compile_document(doc: Document, dtype="float32"):
@@ -57,6 +62,27 @@ def compile_document(doc: Document, dtype="float32"):
     if compiler.errors:
         raise GraphError.collect(compiler.errors)
     return Program(doc, compiler)
+
+
+def compile_for_training(doc: Document, dtype="float32"):
+    """The Program training runs: the document less the nodes with problems that the loss and
+    metrics do not depend on, and what is wired from them. `program.doc` is that document;
+    `program.warnings` says what was left out (`ignored by training: sigmoid (x is not
+    connected)`) and `program.ignored_by_training` maps each left-out node id to why. A problem
+    on the path raises, naming its node."""
+    from .program import Program
+
+    compiler = Compiler(doc, dtype)
+    compiler.run()
+    if not compiler.errors:
+        program = Program(doc, compiler)
+        program.ignored_by_training = {}
+        return program
+    trained, warnings, why = training_scope.trainable(doc, compiler.errors)
+    program = compile_document(trained, dtype)
+    program.warnings[:0] = warnings
+    program.ignored_by_training = why
+    return program
 
 
 class _Failed(Exception):

@@ -30,7 +30,7 @@ OS_PROBLEMS = {
 if hasattr(errno, "EDQUOT"):
     OS_PROBLEMS[errno.EDQUOT] = "disk quota exceeded; free some space and try again"
 
-DOING = {"check": "checking", "train": "training", "export": "exporting"}
+DOING = {"check": "checking", "train": "training", "export": "exporting", "predict": "predicting"}
 
 
 def describe(error: BaseException, command: str, file: str) -> str | None:

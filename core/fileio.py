@@ -22,12 +22,12 @@ import nodes
 from .atomic import SaveError, atomic_write  # noqa: F401
 from .document import BODY_KEYS, Document, Edge, Graph, Node, is_valid_id, node_path
 from .errors import GraphError
+from .training_section import NAMES
 from .validate import structural_errors
 
 TOP_KEYS = {"format", "version", "name", "graph", "blocks", "training", "ui"}
 NODE_KEYS = {"id", "type", "params", "label", "shares", "pos", *BODY_KEYS}
-TRAINING_KEYS = ("dataset", "feeds", "split", "loss", "metrics", "optimizer", "batch_size",
-                 "epochs", "seed", "clip_grad_norm", "dtype", "eval_batch_size")
+TRAINING_KEYS = NAMES  # the training section's keys: core/training_section.py owns them
 EDGE_KEYS = {"from", "to"}
 
 
@@ -80,7 +80,6 @@ def loads(text, source: str = "document") -> Document:
     if doc.to_dict() == _normal_form(data):
         # Nothing was migrated or renamed: saving unchanged gives back these very bytes.
         doc._saved_text = text
-        doc._saved_revision = doc.revision
         doc._saved_dict = doc.to_dict()
     return doc
 
@@ -287,12 +286,11 @@ def dumps(doc: Document) -> str:
     """The file text of a document: 2-space-indented JSON and a final newline. Non-ASCII text is
     written as itself, readable; only lone surrogates are written as \\uXXXX escapes, so that
     anything that loaded can be saved as UTF-8 and loads back the same."""
-    if getattr(doc, "_saved_revision", None) == doc.revision and hasattr(doc, "_saved_text"):
-        return doc._saved_text
     data = doc.to_dict()
     if hasattr(doc, "_saved_text") and data == getattr(doc, "_saved_dict", None):
-        # Edited and then undone back to what the file says: the file's own bytes, so that
-        # saving rewrites nothing and version control sees no change.
+        # Unchanged, or edited and undone back to what the file says: the file's own bytes, so
+        # that saving rewrites nothing and version control sees no change. Compared by content,
+        # not by revision, so that a script changing doc.training in place is still saved.
         return doc._saved_text
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     # A surrogate can only stand inside a JSON string, where its escape means the same.
@@ -304,7 +302,6 @@ def save(doc: Document, path) -> None:
     text = dumps(doc)
     atomic_write(Path(path), text.encode("utf-8"))
     doc._saved_text = text
-    doc._saved_revision = doc.revision
     doc._saved_dict = doc.to_dict()
     doc.path = str(path)
     doc.folder = os.path.dirname(os.path.abspath(path))

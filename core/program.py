@@ -19,6 +19,7 @@ import numpy as np
 
 from nodes import INT
 
+from .codegen.feeds import allowed, output_needs
 from .codegen.layout import Layout
 from .codegen.load import ERRORS, load, node_error
 from .codegen.module import GraphModule
@@ -83,6 +84,8 @@ class Program:
         self.input_dtypes = {k: ("int64" if t.dtype == INT else str(self.dtype))
                              for k, t in self._input_types.items()}
         self._compiled: dict = {}
+        self._by_feeds: dict = {}  # frozenset of feed ids -> the function for what they allow
+        self._needs = None  # Output id -> the Inputs it needs (codegen/feeds.py), when asked
         self.shared = compiler.shared  # a sharing node's tensor name -> the owner's
         # Nodes that make a sample's result depend on its batch (compiler.batch_level).
         self.batch_level = list(compiler.batch_level)
@@ -157,8 +160,10 @@ class Program:
 
     def run(self, params: dict, feeds: dict, train: bool = False, seed: int = 0,
             outputs=None) -> dict:
-        """The graph's results (all Outputs, or those named in `outputs`) for these feeds."""
-        fn = self.schedule(tuple(self.output_names if outputs is None else outputs))
+        """The graph's results for these feeds: those named in `outputs`, or with None, every
+        Output whose Inputs are all fed (`{"x": xb}` alone gives the predictions, not the loss
+        that needs the labels)."""
+        fn = self.schedule(tuple(outputs)) if outputs is not None else self._allowed(feeds)
         plist = self.param_list(params)
         results = self._call(fn, self._table(plist), None, train, seed, self.feed_list(fn, feeds))
         if train:
@@ -250,6 +255,25 @@ class Program:
             fn = self._add(key, Compiled(self.layout(), tuple(outputs), None))
         return fn
 
+    def _allowed(self, feeds) -> Compiled:
+        """The function for every Output these feeds allow, chosen once per set of feed ids."""
+        if not isinstance(feeds, dict):
+            raise GraphError("feeds must be a dict of arrays keyed by Input id")
+        key = frozenset(feeds)
+        fn = self._by_feeds.get(key)
+        if fn is None:
+            if self._needs is None:
+                self._needs = output_needs(self.layout())
+            outputs = allowed(self._needs, key)
+            if not outputs and self.output_names:  # say what the first Output misses
+                self._no_unknown(feeds)
+                missing = [i for i in self._needs[self.output_names[0]] if i not in key]
+                raise GraphError(f"missing feed for Input {missing[0]!r}: no Output can be "
+                                 "computed from these feeds", missing[0])
+            fn = self.schedule(outputs)
+            self._by_feeds[key] = fn
+        return fn
+
     def _known(self, outputs) -> None:
         for name in outputs:
             if name not in self._output_types:
@@ -328,12 +352,7 @@ class Program:
 
     def feed_list(self, fn: Compiled, feeds: dict) -> list:
         """The feeds a function needs, checked and cast, in its argument order."""
-        if not isinstance(feeds, dict):
-            raise GraphError("feeds must be a dict of arrays keyed by Input id")
-        unknown = [k for k in feeds if k not in self._input_types]
-        if unknown:
-            raise GraphError(f"unknown feed {unknown[0]!r} (the graph's Inputs: "
-                             f"{', '.join(self._input_types) or 'none'})", None)
+        self._no_unknown(feeds)
         out, batch = [], None
         for name in fn.arg_names:
             if name not in feeds:
@@ -347,6 +366,14 @@ class Program:
                                  name)
             out.append(value)
         return out
+
+    def _no_unknown(self, feeds) -> None:
+        if not isinstance(feeds, dict):
+            raise GraphError("feeds must be a dict of arrays keyed by Input id")
+        unknown = [k for k in feeds if k not in self._input_types]
+        if unknown:
+            raise GraphError(f"unknown feed {unknown[0]!r} (the graph's Inputs: "
+                             f"{', '.join(self._input_types) or 'none'})", None)
 
     def _check_feed(self, name: str, value) -> np.ndarray:
         t = self._input_types[name]

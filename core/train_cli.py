@@ -1,4 +1,8 @@
-"""`wiregrad train FILE`: train headless with a progress bar, then write what was learned.
+"""`wiregrad train FILE [--weights W.npz]`: train headless with a progress bar, then write what
+was learned: the last weights (`weights.npz`), the weights of the epoch with the lowest
+validation loss (`best.npz`; the last epoch's without a validation set), the history and a plot.
+`--weights` starts from saved weights instead of the initial ones (a run picks up where another
+ended).
 
 On a terminal the progress bar redraws one line (epoch, step, loss, val loss, steps/s, ETA);
 otherwise a line when training starts and one per epoch. Ctrl+C stops after the current step,
@@ -21,14 +25,15 @@ from pathlib import Path
 
 from .errors import GraphError
 from .fileio import atomic_write, load
-from .npz import save_arrays
+from .npz import load_arrays, save_arrays
 from .terminal import printable
 from .trainer import Session, TrainingError, run_session
 
 
 def cmd_train(args) -> int:
     doc = load(args.file)
-    session = Session(doc, epochs=args.epochs, seed=args.seed)
+    start = starting_weights(args.weights, doc) if getattr(args, "weights", None) else None
+    session = Session(doc, epochs=args.epochs, seed=args.seed, params=start)
     for warning in session.program.warnings:
         print(f"warning: {printable(warning)}", file=sys.stderr)
     out_dir = Path(args.out) if args.out else Path(args.file).resolve().parent / (
@@ -54,8 +59,19 @@ def cmd_train(args) -> int:
         figures = ", ".join(f"{k} {_fmt(v)}" for k, v in final.items() if k not in ("epochs",))
         state = "stopped" if result.stopped else "done"
         print(printable(f"{state}: {final.get('epochs', 0)} epochs, {figures}"))
-        print(printable(f"wrote {out_dir / 'weights.npz'}, history.csv and loss.png"))
+        print(printable(f"wrote {out_dir / 'weights.npz'}, best.npz, history.csv and loss.png"))
     return 1 if error is not None else 0
+
+
+def starting_weights(path: str, doc) -> dict:
+    """`--weights W.npz`: the arrays to start from, checked as `export --weights` checks them
+    (names and shapes; core/export_cli.check_weights) against the graph training runs (the
+    document less the nodes it leaves out, core/compiler.compile_for_training)."""
+    from .compiler import compile_for_training
+    from .export_cli import check_weights
+
+    check_weights(Path(path), compile_for_training(doc).doc)
+    return load_arrays(Path(path), f"--weights {path}")
 
 
 def _interrupt(stop: threading.Event, progress) -> None:
@@ -81,6 +97,8 @@ def summary(result) -> dict:
 def write_outputs(out_dir: Path, session: Session, result) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     save_arrays(out_dir / "weights.npz", result.params)
+    # The epoch of the lowest validation loss (the last epoch without a validation set).
+    save_arrays(out_dir / "best.npz", result.best_params or result.params)
     atomic_write(out_dir / "history.csv", history_csv(result.history).encode("utf-8"))
     try:
         from .plot_png import charts_png

@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import metrics as metric_fns
+from . import training_section
 from .codegen.stops import StopRequested
 from .datasets import Dataset, batches, load_dataset, split
 from .errors import GraphError
-from .fileio import TRAINING_KEYS
+from .metrics import METRICS
 from .optim import clip_grad_norm, make_optimizer
+from .training_section import Plan
 
-METRICS = {"accuracy": metric_fns.accuracy, "mse": metric_fns.mse, "mae": metric_fns.mae}
 EVAL_CHUNK = 1024  # rows per forward pass when evaluating, where the grouping cannot matter
 
 
@@ -48,8 +48,10 @@ class TrainResult:
 
     history: list = field(default_factory=list)  # one dict per epoch
     params: dict = field(default_factory=dict)  # the last parameters
-    best_params: dict = field(default_factory=dict)  # lowest validation (else training) loss
-    best_epoch: int = 0
+    # The parameters at the end of the epoch with the lowest validation loss; without a
+    # validation set (or before any epoch ended), the last parameters.
+    best_params: dict = field(default_factory=dict)
+    best_epoch: int = 0  # the epoch best_params are from (0: none ended)
     steps: int = 0
     seconds: float = 0.0
     stopped: bool = False  # by the stop event, before the planned epochs
@@ -64,72 +66,10 @@ class TrainResult:
         return dict(self.history[-1]) if self.history else {}
 
 
-@dataclass
-class Plan:
-    """A training section, read and checked."""
-
-    dataset: dict
-    feeds: dict
-    validation: float
-    split_seed: int
-    loss: str
-    metrics: list
-    optimizer: dict
-    batch_size: int
-    epochs: int
-    seed: int
-    clip: float | None
-    dtype: str
-    eval_batch_size: int | None = None  # None: batch_size or EVAL_CHUNK (eval_rows)
-
-
 def read_plan(doc, epochs=None, seed=None) -> Plan:
-    """Check a document's training section; GraphError names what is wrong or missing."""
-    section = doc.training
-    if not isinstance(section, dict):
-        raise GraphError("the document has no training section: add \"training\" with a dataset, "
-                         "a loss and an optimizer (see the format documentation)")
-    unknown = [k for k in section if k not in TRAINING_KEYS]
-    if unknown:
-        raise GraphError(f"training: unknown key {unknown[0]!r} (known: {', '.join(TRAINING_KEYS)})")
-    for key in ("dataset", "loss"):
-        if key not in section:
-            raise GraphError(f"training: missing {key!r}")
-    split_spec = section.get("split", {})
-    if not isinstance(split_spec, dict) or set(split_spec) - {"validation", "seed"}:
-        raise GraphError("training.split must be {\"validation\": fraction, \"seed\": n}")
-    feeds = section.get("feeds", {})
-    if not isinstance(feeds, dict) or not all(isinstance(v, str) for v in feeds.values()):
-        raise GraphError("training.feeds must map Input ids to dataset array names")
-    metrics = section.get("metrics", [])
-    if not isinstance(metrics, list):
-        raise GraphError("training.metrics must be a list")
-    for i, m in enumerate(metrics):
-        if not isinstance(m, dict) or m.get("type") not in METRICS or "pred" not in m \
-                or "target" not in m:
-            raise GraphError(f"training.metrics[{i}] must be {{\"type\": one of "
-                             f"{', '.join(METRICS)}, \"pred\": an Output id, \"target\": an Input id}}")
-    plan = Plan(
-        dataset=section["dataset"], feeds=dict(feeds),
-        validation=split_spec.get("validation", 0.2), split_seed=split_spec.get("seed", 0),
-        loss=section["loss"], metrics=metrics,
-        optimizer=section.get("optimizer", {"type": "adam", "lr": 1e-3}),
-        batch_size=section.get("batch_size", 32),
-        epochs=section.get("epochs", 10) if epochs is None else epochs,
-        seed=section.get("seed", 0) if seed is None else seed,
-        clip=section.get("clip_grad_norm"), dtype=section.get("dtype", "float32"),
-        eval_batch_size=section.get("eval_batch_size"))
-    numbers = [("batch_size", plan.batch_size, 1), ("epochs", plan.epochs, 0), ("seed", plan.seed, 0)]
-    if plan.eval_batch_size is not None:
-        numbers.append(("eval_batch_size", plan.eval_batch_size, 1))
-    for name, value, low in numbers:
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise GraphError(f"training.{name} must be a whole number >= {low}, got {value!r}")
-    if plan.clip is not None and (not isinstance(plan.clip, (int, float)) or plan.clip <= 0):
-        raise GraphError(f"training.clip_grad_norm must be a positive number, got {plan.clip!r}")
-    if plan.dtype not in ("float32", "float64"):
-        raise GraphError(f"training.dtype must be float32 or float64, got {plan.dtype!r}")
-    return plan
+    """Check a document's training section and fill in its defaults (core/training_section.py,
+    the section's one schema); a GraphError names every key that is wrong or missing."""
+    return training_section.read(doc, epochs, seed)
 
 
 class Session:
@@ -138,11 +78,15 @@ class Session:
 
     def __init__(self, doc, epochs=None, seed=None, params=None, base_dir=None):
         from .allocator import keep_freed_memory
-        from .compiler import compile_document
+        from .compiler import compile_for_training
 
         keep_freed_memory()
         self.plan = plan = read_plan(doc, epochs, seed)
-        self.program = compile_document(doc, plan.dtype)
+        # Only what the loss and metrics need must compile; problems elsewhere are warnings
+        # (program.warnings), and self.doc is the document without those nodes.
+        self.program = compile_for_training(doc, plan.dtype)
+        self.doc = self.program.doc
+        self.inputs = [n.id for n in doc.graph.nodes if n.type == "Input"]
         if plan.loss not in self.program.output_shapes:
             raise GraphError(f"training.loss: {plan.loss!r} is not an Output of the graph "
                              f"(outputs: {', '.join(self.program.output_shapes)})")
@@ -204,7 +148,7 @@ class Session:
                 raise GraphError(f"dataset array {array_name!r} does not fit Input {input_id!r}: "
                                  f"{exc.message}", input_id) from None
         for fid in self.plan.feeds:
-            if fid not in self.program.input_shapes:
+            if fid not in self.inputs:  # an Input training leaves out may keep its feed
                 raise GraphError(f"training.feeds: {fid!r} is not an Input of the graph")
         return out
 
@@ -300,7 +244,6 @@ def run_session(session: Session, callback=None, stop=None, pause=None) -> Train
     emit({"kind": "start", "epochs": plan.epochs, "steps_per_epoch": session.steps_per_epoch,
           "total_steps": plan.epochs * session.steps_per_epoch, "params": len(session.names)})
     started = time.perf_counter()
-    result.best_params = session.param_dict(copy=True)
     try:
         with session.program.stopping(stop):
             _epochs(session, result, emit, stop, pause, started)
@@ -308,19 +251,25 @@ def run_session(session: Session, callback=None, stop=None, pause=None) -> Train
         result.stopped = True
     except TrainingError as exc:
         # The failing step's update was never applied: these are the last good parameters.
-        result.params = session.param_dict(copy=True)
-        result.steps = session.step_count
-        result.seconds = time.perf_counter() - started
+        _finish(session, result, started)
         exc.result = result
         emit({"kind": "error", "message": str(exc), "node": exc.node})
         raise
     session.epoch = len(result.history)
-    result.params = session.param_dict(copy=True)
-    result.steps = session.step_count
-    result.seconds = time.perf_counter() - started
+    _finish(session, result, started)
     emit({"kind": "end", "stopped": result.stopped, "steps": result.steps,
           "seconds": result.seconds})
     return result
+
+
+def _finish(session: Session, result: TrainResult, started: float) -> None:
+    """The last parameters, and as the best ones the last too where no epoch ended with a
+    validation loss (no validation set, or stopped before an epoch ended)."""
+    result.params = session.param_dict(copy=True)
+    result.steps = session.step_count
+    result.seconds = time.perf_counter() - started
+    if not result.best_epoch:
+        result.best_params, result.best_epoch = result.params, len(result.history)
 
 
 def _epochs(session: Session, result: TrainResult, emit, stop, pause, started: float) -> None:
@@ -354,8 +303,8 @@ def _epochs(session: Session, result: TrainResult, emit, stop, pause, started: f
         record["elapsed"] = time.perf_counter() - started
         record["steps_per_s"] = session.step_count / record["elapsed"] if record["elapsed"] else 0.0
         result.history.append(record)
-        score = record.get("val_loss", record["loss"])
-        if score < best:
+        score = record.get("val_loss", math.nan)
+        if score < best:  # copied only when the validation loss improves
             best = score
             result.best_params = session.param_dict(copy=True)
             result.best_epoch = epoch + 1

@@ -7,13 +7,16 @@ is not JSON is one readable line on stderr, never a traceback; `--debug` shows t
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import core
 from core.cli import main
 
 EXAMPLES = Path(__file__).parents[2] / "shared" / "spec" / "examples"
@@ -257,3 +260,164 @@ def test_a_document_near_the_memory_limit_checks_ok_with_a_warning(capsys, monke
     monkeypatch.setenv("WIREGRAD_MEMORY_LIMIT", "40k")
     assert main(["check", str(spiral)]) == 1
     assert "more than the limit of 40 KiB" in capsys.readouterr().err
+
+
+# -- the training section ----------------------------------------------------------------------
+
+
+def training_doc(tmp_path, name="net.wg.json", stray=False, **changes):
+    """The spiral MLP of tests/test_trainer.py with its training section changed, saved."""
+    from tests.test_trainer import spiral_doc, with_stray_nodes
+
+    doc = spiral_doc(**changes)
+    if stray:
+        with_stray_nodes(doc)
+    path = tmp_path / name
+    core.save(doc, path)
+    return path
+
+
+@pytest.mark.parametrize("changes,line", [
+    ({"feeds": {"nope": "x", "label": "y"}},
+     "error: training.feeds: 'nope' is not an Input of the graph (Inputs: x, label)"),
+    ({"feeds": {"x": "x", "label": "zzz"}},
+     ("error: training.feeds: Input 'label' takes dataset array 'zzz', which the dataset does "
+      "not have (arrays: x, y)")),
+    ({"feeds": {}}, "error: training.feeds: Input 'label' has no data"),
+    ({"loss": "logits"}, ("error: training.loss: Output 'logits' is not a single number: its "
+                          "value has shape (B, 3); reduce it with Mean or Sum")),
+    ({"loss": "nope"}, "error: training.loss: 'nope' is not an Output of the graph"),
+    ({"metrics": [{"type": "accuracy", "pred": "nope", "target": "label"}]},
+     "error: training.metrics[0].pred: 'nope' is not an Output of the graph"),
+    ({"metrics": [{"type": "accuracy", "pred": "logits", "target": "fc2"}]},
+     "error: training.metrics[0].target: 'fc2' is not an Input of the graph"),
+    ({"metrics": [{"type": "f1", "pred": "logits", "target": "label"}]},
+     "error: training.metrics[0] must be"),
+    ({"optimizer": {"type": "adagrad"}}, "error: training.optimizer: unknown type 'adagrad'"),
+    ({"split": {"validation": 1.5}}, "error: training.split.validation must be a number in [0, 1)"),
+    ({"batch_size": 0}, "error: training.batch_size must be a whole number >= 1, got 0"),
+    ({"dataset": {"kind": "wobble"}}, "error: training.dataset: unknown kind 'wobble'"),
+    ({"dataset": {"kind": "spiral", "n": 10, "bogus": 1}},
+     "error: training.dataset 'spiral': unknown parameter 'bogus'"),
+])
+def test_check_reports_each_training_problem_naming_its_key(tmp_path, capsys, changes, line):
+    code, out, err = check(capsys, training_doc(tmp_path, **changes))
+    assert code == 1
+    assert err.splitlines()[0].startswith(line), err
+    assert err.splitlines()[-1] == "1 problem found"
+    assert "OK" not in out
+
+
+def test_a_right_training_section_checks_ok(tmp_path, capsys):
+    code, out, err = check(capsys, training_doc(tmp_path))
+    assert (code, err) == (0, "")
+    assert out.rstrip().endswith("OK")
+
+
+@pytest.mark.parametrize("content,words", [
+    (None, "training.dataset file 'data.npz' not found"),
+    (b"", "training.dataset: data.npz: empty file (0 bytes), not an .npz archive"),
+])
+def test_a_data_file_check_cannot_read_is_a_warning(tmp_path, capsys, content, words):
+    """Large data may live elsewhere until training: check says it could not tell the arrays,
+    and `train` says what is wrong with the file."""
+    if content is not None:
+        (tmp_path / "data.npz").write_bytes(content)
+    code, out, err = check(capsys, training_doc(tmp_path,
+                                                dataset={"kind": "npz", "path": "data.npz"}))
+    assert code == 0 and out.rstrip().endswith("OK")
+    assert err.startswith(f"warning: {words}") and err.rstrip().endswith("check cannot tell its "
+                                                                         "arrays")
+
+
+@pytest.fixture
+def no_data_reads(monkeypatch):
+    """Make every reader of a dataset's data fail: check must read names only."""
+    import core.datasets
+    import core.npz
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("check read the data")
+
+    for module, name in ((core.npz, "load_arrays"), (core.npz, "_npz_read"),
+                         (core.datasets, "load_arrays"), (core.datasets, "npz_arrays"),
+                         (core.datasets, "csv_arrays"), (core.datasets, "_csv_rows")):
+        monkeypatch.setattr(module, name, refuse)
+
+
+def test_check_names_an_npz_datasets_arrays_without_reading_them(tmp_path, capsys, no_data_reads):
+    np.savez(tmp_path / "data.npz", x=np.zeros((50, 2)), y=np.zeros(50, dtype=np.int64))
+    dataset = {"kind": "npz", "path": "data.npz"}
+    assert check(capsys, training_doc(tmp_path, dataset=dataset))[0] == 0
+    code, _, err = check(capsys, training_doc(tmp_path, dataset=dataset,
+                                              feeds={"x": "x", "label": "labels"}))
+    assert code == 1
+    assert "takes dataset array 'labels', which the dataset does not have (arrays: x, y)" in err
+
+
+def test_check_reads_a_csv_header_only_and_never_prints_it(tmp_path, capsys, no_data_reads):
+    (tmp_path / "data.csv").write_text("secret_a,secret_b,kind\n1,2,a\nnot a number,3,b\n",
+                                       encoding="utf-8")
+    columns = {"x": ["secret_a", "secret_b"], "y": "kind"}
+    ok = {"kind": "csv", "path": "data.csv", "columns": columns}
+    assert check(capsys, training_doc(tmp_path, dataset=ok))[0] == 0  # rows are train's to read
+    headed = {"kind": "csv", "path": "data.csv"}
+    code, _, err = check(capsys, training_doc(tmp_path, dataset=headed))
+    assert code == 1
+    assert "(arrays: 3 named by the header row of data.csv;" in err
+    assert "secret" not in err
+    missing = {"kind": "csv", "path": "data.csv", "columns": {"x": ["nope"], "y": "kind"}}
+    code, _, err = check(capsys, training_doc(tmp_path, dataset=missing))
+    assert code == 1 and "array 'x' names column 'nope', which the header" in err
+
+
+def test_check_does_not_generate_a_huge_dataset(tmp_path, capsys, monkeypatch):
+    from core import generators
+
+    sizes = []
+    spiral = generators.GENERATORS["spiral"]
+
+    @functools.wraps(spiral)  # the same signature: its parameters are checked by it
+    def counting(n, **settings):
+        sizes.append(n)
+        return spiral(n, **settings)
+
+    monkeypatch.setitem(generators.GENERATORS, "spiral", counting)
+    dataset = {"kind": "spiral", "n": 10**9, "classes": 3, "noise": 0.2, "seed": 0}
+    assert check(capsys, training_doc(tmp_path, dataset=dataset))[0] == 0
+    assert sizes and max(sizes) <= 8
+
+
+def test_check_says_which_errors_training_ignores(tmp_path, capsys):
+    code, _, err = check(capsys, training_doc(tmp_path, stray=True))
+    assert code == 1
+    assert err.splitlines() == [
+        ("error: sigmoid.x is not connected (training ignores it: the loss and metrics do not "
+         "depend on sigmoid)"), "1 problem found"]
+
+
+def test_nodes_of_blocks_inside_loops_inside_blocks_show_their_real_types(capsys, tmp_path):
+    from core.fileio import save
+    from tests.program_check import document, graph
+
+    inner = graph([("x", "Input", {}), ("fc", "Linear", {"out_features": 3}),
+                   ("act", "Tanh", {}), ("y", "Output", {})],
+                  [("x.y", "fc.x"), ("fc.y", "act.x"), ("act.y", "y.x")])
+    body = graph([("h", "Input", {"role": "carry"}), ("blk", "Block", {"block": "Inner"}),
+                  ("h_next", "Output", {"role": "carry", "carry": "h"})],
+                 [("h.y", "blk.x"), ("blk.y", "h_next.x")])
+    outer = graph([("x", "Input", {}),
+                   ("rnn", "Loop", {"mode": "repeat", "count": 2}, {"body": body}),
+                   ("y", "Output", {})], [("x.y", "rnn.h"), ("rnn.h_next", "y.x")])
+    doc = document([("x", "Input", {"shape": [3]}), ("o", "Block", {"block": "Outer"}),
+                    ("out", "Output", {})], [("x.y", "o.x"), ("o.y", "out.x")],
+                   blocks={"Inner": inner, "Outer": outer})
+    save(doc, tmp_path / "nested.wg.json")
+    code, out, _ = check(capsys, tmp_path / "nested.wg.json")
+    rows = table(out)
+    assert code == 0 and "(in block)" not in out
+    assert rows["o/rnn"].startswith("Loop") and rows["o/rnn/blk"].startswith("Block")
+    assert rows["o/rnn/blk/fc"].startswith("Linear") and rows["o/rnn/blk/fc"].endswith("(B, 3)")
+    assert rows["o/rnn/blk/act"].startswith("Tanh") and rows["o/rnn/h"].startswith("Input")
+    order = list(rows)  # each node right after the one enclosing it
+    assert order.index("o/rnn") < order.index("o/rnn/blk") < order.index("o/rnn/blk/fc")

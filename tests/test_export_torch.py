@@ -87,3 +87,63 @@ def test_model_runs_on_another_dtype_and_keeps_state_names(tmp_path):
     assert {k for k in model.state_dict()} == {key for key, _ in module.PARAM_NAMES.values()}
     assert "res1.fc.weight" in model.state_dict() and "res2.fc.weight" in model.state_dict()
     assert type(model.res1) is type(model.res2)
+
+
+def _prediction_model(name, tmp_path):
+    doc = core.load(EXAMPLES[[p.name for p in EXAMPLES].index(f"{name}.wg.json")])
+    program = core.compile(doc)
+    params = program.init_params(2)
+    module = load_module(export_source(doc, "torch"), tmp_path)
+    return program, params, module.load_params(module.Model(), params).eval()
+
+
+def test_torch_compile_takes_the_whole_model_without_a_graph_break(tmp_path):
+    """fullgraph=True refuses any graph break; the Inputs alone and with the target each
+    trace to one graph (backend "eager" checks the capture without a C++ compiler)."""
+    if not hasattr(torch, "compile"):
+        pytest.skip("torch.compile is not available")
+    program, params, model = _prediction_model("spiral-mlp", tmp_path)
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    try:
+        compiled = torch.compile(model, fullgraph=True, backend=backend)
+        x = torch.as_tensor(np.random.default_rng(0).normal(size=(6, 2)), dtype=torch.float32)
+        label = torch.tensor([0, 1, 2, 0, 1, 2])
+        with torch.no_grad():
+            predicted = compiled(x)
+            both = compiled(x=x, label=label)
+    finally:
+        torch._dynamo.reset()
+    assert len(graphs) == 2
+    assert set(predicted) == {"logits"} and set(both) == {"logits", "loss"}
+    expected = program.run(params, {"x": x.numpy(), "label": label.numpy()})
+    np.testing.assert_allclose(predicted["logits"].numpy(), expected["logits"], rtol=1e-5,
+                               atol=1e-6)
+    assert both["loss"].item() == pytest.approx(float(expected["loss"]), rel=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # jit: deprecated, still there
+@pytest.mark.parametrize("name", ["sine-regression", "blocks-and-gate", "sequence-rnn"])
+def test_torch_jit_script_takes_a_model_whose_nodes_script(name, tmp_path):
+    """forward is typed (every Input `Tensor | None`, a `dict[str, Tensor]` back), so
+    TorchScript compiles it where the nodes' code itself scripts; saved and loaded, it gives
+    the predictions from the Inputs alone."""
+    program, params, model = _prediction_model(name, tmp_path)
+    scripted = torch.jit.script(model)
+    torch.jit.save(scripted, str(tmp_path / "model.pt"))
+    loaded = torch.jit.load(str(tmp_path / "model.pt"))
+    first = next(iter(program.input_shapes))
+    shape = tuple(7 if d is None else d for d in program.input_shapes[first][1:])
+    x = np.random.default_rng(1).normal(size=(5,) + shape)
+    x = x.astype(np.float32)
+    expected = program.run(params, {first: x})
+    with torch.no_grad():
+        for got in (scripted(torch.as_tensor(x)), loaded(**{first: torch.as_tensor(x)})):
+            assert set(got) == set(expected)
+            for key, value in expected.items():
+                np.testing.assert_allclose(got[key].numpy(), value, rtol=1e-5, atol=1e-6)

@@ -142,6 +142,15 @@ def test_an_edit_undone_saves_the_file_s_own_bytes_whatever_their_order():
     assert dumps(doc) == text
 
 
+def test_a_section_changed_in_place_by_a_script_is_saved(tmp_path):
+    path = tmp_path / "a.wg.json"
+    path.write_text(json.dumps({**mlp(), "name": "before"}), encoding="utf-8")
+    doc = core.load(path)
+    doc.ui["note"] = "kept"  # no revision bump: the API allows it, Save must not lose it  # no revision bump: the API allows it, Save must not lose it
+    core.save(doc, path)
+    assert core.load(path).ui["note"] == "kept"
+
+
 def test_saved_text_is_indented_json_with_a_final_newline():
     doc = loads(json.dumps(mlp()))
     doc.set_name("renamed")  # an edit, so the text is written afresh

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import math
 import threading
 
 import numpy as np
 import pytest
 
 import core
-from core.trainer import TrainingError
+from core.trainer import Session, TrainingError, run_session
 from tests.test_engine import mlp_doc
 
 
@@ -205,3 +206,60 @@ def test_an_unsaved_copy_of_an_example_still_finds_its_data_file():
     doc.path = None  # as the editor opens an example: a new, unsaved document
     result = core.train(doc.copy(), epochs=1)
     assert len(result.history) == 1
+
+
+# -- training runs what the loss needs --------------------------------------------------------
+
+
+def with_stray_nodes(doc):
+    """The document with a Sigmoid wired to nothing and an Output hanging from it: neither the
+    loss nor a metric depends on them."""
+    from core.document import Edge, Node
+
+    doc.add_node((), Node("sigmoid", "Sigmoid"))
+    doc.add_node((), Node("probs", "Output"))
+    doc.add_edge((), Edge("sigmoid", "y", "probs", "x"))
+    return doc
+
+
+def test_a_stray_unconnected_node_is_ignored_by_training_with_a_warning():
+    doc = with_stray_nodes(spiral_doc(epochs=2))
+    with pytest.raises(core.GraphError, match="sigmoid.x is not connected"):
+        core.compile(doc)  # the document as a whole does not compile
+    session = Session(doc)
+    warnings = [str(w) for w in session.program.warnings]
+    assert warnings == ["ignored by training: sigmoid (x is not connected), and probs after it"]
+    assert session.program.ignored_by_training == {"sigmoid": "x is not connected",
+                                                   "probs": "after sigmoid"}
+    assert [n.id for n in session.doc.graph.nodes if n.id in ("sigmoid", "probs")] == []
+    result = run_session(session)
+    assert len(result.history) == 2 and math.isfinite(result.history[-1]["val_loss"])
+    assert set(result.params) == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
+    assert [n.id for n in doc.graph.nodes][-2:] == ["sigmoid", "probs"]  # the document keeps them
+
+
+def test_wiregrad_train_prints_the_warning_and_trains(tmp_path, capsys):
+    from core.cli import main
+
+    path = tmp_path / "stray.wg.json"
+    core.save(with_stray_nodes(spiral_doc(epochs=1)), path)
+    assert main(["train", str(path), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: ignored by training: sigmoid (x is not connected), and probs after it" in err
+    assert (tmp_path / "out" / "weights.npz").exists()
+
+
+def test_a_problem_on_the_loss_path_still_stops_training_naming_the_node():
+    doc = with_stray_nodes(spiral_doc())
+    doc.remove_edge((), next(e for e in doc.graph.edges if e.dst == "act"))
+    with pytest.raises(core.GraphError) as info:
+        core.train(doc)
+    assert str(info.value) == "act.x is not connected"  # the stray Sigmoid is not listed
+    assert info.value.node == "act"
+
+
+def test_a_metric_keeps_its_prediction_on_the_path():
+    doc = with_stray_nodes(spiral_doc())
+    doc.training["metrics"].append({"type": "accuracy", "pred": "probs", "target": "label"})
+    with pytest.raises(core.GraphError, match="sigmoid.x is not connected"):
+        Session(doc)

@@ -2,7 +2,8 @@
 
 What can be set comes from the engine itself: the dataset kinds and their parameters from the
 generators' signatures (`core.datasets.GENERATORS`, `FILE_KINDS`), the optimizers' and
-schedules' settings from their constructors (`core.optim`), the metrics from the trainer. The
+schedules' settings from their constructors (`core.optim`), the metrics from `core.metrics`,
+and the section's keys, defaults and ranges from its schema (`core.training_section`). The
 values live in the document: the form reads them from `doc.training` and every edit is one
 undoable `EditTraining` command ("Training: lr = 0.003") pushed through the controller. The
 form rebuilds itself when the document says the training section changed (an undo too).
@@ -31,8 +32,16 @@ from PySide6.QtWidgets import (
 )
 
 from core.datasets import FILE_KINDS, GENERATORS, load_dataset
+from core.metrics import METRICS
 from core.optim import OPTIMIZERS, SCHEDULES
-from core.trainer import METRICS
+from core.training_section import (
+    DEFAULT_LR,
+    DEFAULTS,
+    DTYPES,
+    MINIMUMS,
+    setting,
+    starter,
+)
 
 from ..commands import SetTraining
 from .columns import ColumnMapper
@@ -102,12 +111,10 @@ def csv_header(path: str, delimiter: str = ",") -> list:
 
 
 def default_section(doc) -> dict:
-    """A starting training section for a graph that has none."""
+    """A starting training section for a graph that has none (the schema's starter)."""
     outputs = [n.id for n in doc.graph.nodes if n.type == "Output"]
     loss = "loss" if "loss" in outputs else (outputs[-1] if outputs else "loss")
-    return {"dataset": {"kind": "spiral", "n": 600, "classes": 3, "noise": 0.2, "seed": 0},
-            "feeds": {}, "loss": loss, "optimizer": {"type": "adam", "lr": 0.01},
-            "batch_size": 32, "epochs": 50, "seed": 0}
+    return starter(loss)
 
 
 def _number_text(value) -> str:
@@ -315,8 +322,8 @@ class TrainingForm(QWidget):
         if kind == "csv":
             self._column_rows(form, spec)
         split = training.get("split") if isinstance(training.get("split"), dict) else {}
-        form.addRow("validation", self._line("split.validation", split.get("validation"), 0.2,
-                                             HELP["validation"]))
+        form.addRow("validation", self._line("split.validation", split.get("validation"),
+                                             DEFAULTS["split"]["validation"], HELP["validation"]))
         names = array_names(spec, self.base_dir())
         inputs = [n.id for n in self.doc.graph.nodes if n.type == "Input"]
         feeds = training.get("feeds") if isinstance(training.get("feeds"), dict) else {}
@@ -426,15 +433,17 @@ class TrainingForm(QWidget):
         add.clicked.connect(lambda: self._add_metric(outputs, inputs))
         form.addRow("", add)
         self._title(form, "Optimizer")
-        optimizer = training.get("optimizer") if isinstance(training.get("optimizer"), dict) \
-            else {"type": "adam"}
-        kind = str(optimizer.get("type", "adam")).lower()
+        optimizer = setting(training, "optimizer")
+        if not isinstance(optimizer, dict):
+            optimizer = DEFAULTS["optimizer"]
+        kind = str(optimizer.get("type", DEFAULTS["optimizer"]["type"])).lower()
         kinds = sorted(OPTIMIZERS)
         box = self._combo("optimizer.type", kinds, kind)
         box.activated.disconnect()
         box.activated.connect(lambda i: self._set_optimizer(kinds[i]))
         form.addRow("type", box)
         for name, default in declared_params(OPTIMIZERS.get(kind, OPTIMIZERS["adam"]).__init__):
+            default = DEFAULT_LR if name == "lr" else default  # the section's, for every type
             form.addRow(name.replace("_", " "), self._line(f"optimizer.{name}",
                                                            optimizer.get(name), default,
                                                            HELP.get(name, "")))
@@ -511,29 +520,29 @@ class TrainingForm(QWidget):
         if self._loading:
             return
         training = self.section()
-        optimizer = training.setdefault("optimizer", {"type": "adam"})
+        optimizer = training.setdefault("optimizer", copy.deepcopy(DEFAULTS["optimizer"]))
         if kind is None:
             optimizer.pop("schedule", None)
         else:
             schedule = {"type": kind}
             for name, default in declared_params(SCHEDULES[kind].__init__):
                 if default is REQUIRED:
-                    schedule[name] = training.get("epochs", SCHEDULE_REQUIRED_DEFAULTS.get(name, 10)) \
-                        if name == "T_max" else SCHEDULE_REQUIRED_DEFAULTS.get(name, 10)
+                    schedule[name] = setting(training, "epochs") if name == "T_max" \
+                        else SCHEDULE_REQUIRED_DEFAULTS.get(name, 10)
             optimizer["schedule"] = schedule
         self.push(training, f"Training: schedule {kind or 'none'}")
 
     def _run_rows(self, form: QFormLayout, training: dict) -> None:
         self._title(form, "Run")
-        form.addRow("batch size", self._spin("batch_size", training.get("batch_size", 32), 1,
-                                             1_000_000, HELP["batch_size"]))
-        form.addRow("epochs", self._spin("epochs", training.get("epochs", 10), 0, 10_000_000,
-                                         HELP["epochs"]))
-        form.addRow("seed", self._spin("seed", training.get("seed", 0), 0, 2**31 - 1,
-                                       "Initial weights, shuffling and dropout"))
+        for key, label, high, tip in (
+                ("batch_size", "batch size", 1_000_000, HELP["batch_size"]),
+                ("epochs", "epochs", 10_000_000, HELP["epochs"]),
+                ("seed", "seed", 2**31 - 1, "Initial weights, shuffling and dropout")):
+            form.addRow(label, self._spin(key, setting(training, key), MINIMUMS[key], high, tip))
+        # 1.0 is the suggestion shown in the empty field; the default is no clipping
         form.addRow("clip grad", self._line("clip_grad_norm", training.get("clip_grad_norm"),
                                             1.0, HELP["clip_grad_norm"]))
-        box = self._combo("dtype", ["float32", "float64"], training.get("dtype", "float32"))
+        box = self._combo("dtype", list(DTYPES), setting(training, "dtype"))
         box.setToolTip("float64 is slower; for checking numbers")
         form.addRow("dtype", box)
 

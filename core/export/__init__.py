@@ -19,10 +19,11 @@ def export_source(doc, target: str = "numpy", dtype: str | None = None,
 
         raise GraphError(f"unknown export target {target!r} (targets: {', '.join(TARGETS)})")
     if dtype is None:
-        training = doc.training if isinstance(doc.training, dict) else {}
-        dtype = training.get("dtype", "float32")
-        if dtype not in ("float32", "float64"):
-            dtype = "float32"
+        from ..training_section import DEFAULTS, setting
+
+        dtype = setting(doc.training, "dtype")
+        if dtype not in ("float32", "float64"):  # a broken section: check says so; export
+            dtype = DEFAULTS["dtype"]
     if target == "numpy":
         from .numpy_target import NumpyExporter
 

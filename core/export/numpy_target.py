@@ -6,10 +6,15 @@ module adds is what a standalone file needs around them: a header and imports, t
 initial values (init_params), the helpers the rules call (copied from nodes/kernels/),
 `forward(params, feeds)` and `value_and_grad(params, feeds, loss)` taking plain dicts, and
 the training script (training.py).
+
+`forward` gives the Outputs its feeds allow (inference without targets, codegen/feeds.py):
+the file has one graph function per set of Outputs some feeds allow, the full set first, and
+forward calls the largest one whose Inputs are all fed.
 """
 
 from __future__ import annotations
 
+from ..codegen.feeds import output_needs, output_sets, set_inputs
 from ..codegen.layout import Layout
 from ..codegen.module import MODULE_NAMES, GraphModule
 from ..codegen.passes import q
@@ -40,8 +45,10 @@ class NumpyExporter(Exporter):
                 if all(d is not None for d in t.shape) and _prod(t.shape) == 1]
 
     def export(self) -> str:
-        outputs = list(self.layout.output_types)
-        forward = self.module.graph_function(outputs)
+        needs = output_needs(self.layout)
+        # One function per set of Outputs some feeds allow (all of them first): forward picks
+        # the one its feeds allow, so that {"x": xb} alone gives the predictions.
+        forwards = [self.module.graph_function(list(outputs)) for outputs in output_sets(needs)]
         losses = [self.module.graph_function([loss], loss) for loss in self.losses()]
         parts = [header(self.doc, "numpy") + "\n" + IMPORTS_PLACEHOLDER + "\n"
                  + graph_comment(self.doc) + f"DOCUMENT_NAME = {q(self.doc.name or '')}\n"
@@ -59,7 +66,7 @@ class NumpyExporter(Exporter):
             parts.append(w.text())
         parts.extend(self.module.helper_sources())
         parts.extend(w.text() for w in self.module.writers())
-        parts.append(self._forward(forward))
+        parts.append(self._forward(forwards, needs))
         parts.append(self._value_and_grad(losses))
         parts.extend(numpy_parts(self.layout, self.weights_file, self.data_dir))
         text = join_parts(parts)
@@ -78,18 +85,44 @@ class NumpyExporter(Exporter):
         if self.layout.compiler.shared:
             w.line(f"{table}.update({{name: {table}[owner] for name, owner in SHARED.items()}})")
 
-    def _forward(self, fn) -> str:
+    def _forward(self, forwards: list, needs: dict) -> str:
         w = Writer()
         w.line("def forward(params, feeds, train=False, seed=0):")
         with w.indent():
-            w.line("\"\"\"Every Output of the graph for these feeds, as a dict by Output id.\"\"\"")
+            w.line("\"\"\"The graph's Outputs these feeds allow, as a dict by Output id: every Output")
+            w.line("whose Inputs are all fed, so that the Inputs alone give the predictions, without")
+            w.line("the loss that needs the targets.\"\"\"")
+            known = tuple(self.layout.input_types)
+            with w.indent("for name in feeds:"):
+                w.line(f"if name not in {_names(known)}:")
+                listed = _in_fstring(", ".join(known) or "none")
+                w.line(f"    raise KeyError(f\"unknown feed {{name!r}} (the graph's Inputs: {listed})\")")
             w.line("params = {name: np.asarray(value, dtype=DTYPE) for name, value in params.items()}")
             self._share(w, "params")
-            w.line(f"results = {fn.name}(params, train, np.random.default_rng(seed)"
-                   f"{self._feeds(fn.inputs)})")
-            names = ", ".join(q(o) for o in fn.outputs) + ("," if len(fn.outputs) == 1 else "")
-            w.line(f"return dict(zip(({names}), results))")
+            w.line("rng = np.random.default_rng(seed)")
+            first = True
+            for fn in forwards:
+                test = " and ".join(f"{q(i)} in feeds" for i in set_inputs(needs, fn.outputs))
+                if test or not first:
+                    with w.indent(f"{'if' if first else 'elif'} {test}:" if test else "else:"):
+                        self._call_forward(w, fn)
+                else:
+                    self._call_forward(w, fn)
+                first = False
+                if not test:
+                    break  # this one needs no feed: nothing after it is reached
+            else:
+                wanted = _names(needs[next(iter(needs))]) if needs else "()"
+                with w.indent("else:"):
+                    w.line(f"missing = [name for name in {wanted} if name not in feeds]")
+                    w.line("raise KeyError(f\"missing feed for Input {missing[0]!r}: no Output "
+                           "can be computed from these feeds\")")
+            w.line("return dict(zip(names, results))")
         return w.text()
+
+    def _call_forward(self, w: Writer, fn) -> None:
+        w.line(f"results = {fn.name}(params, train, rng{self._feeds(fn.inputs)})")
+        w.line(f"names = {_names(fn.outputs)}")
 
     def _value_and_grad(self, losses: list) -> str:
         w = Writer()
@@ -125,6 +158,16 @@ class NumpyExporter(Exporter):
                 w.line(unknown)
             w.line("return float(np.reshape(value, ())), grads")
         return w.text()
+
+
+def _names(ids) -> str:
+    """A tuple of ids as source: `("x", "label")`, `("x",)`."""
+    return "(" + ", ".join(q(i) for i in ids) + ("," if len(ids) == 1 else "") + ")"
+
+
+def _in_fstring(text: str) -> str:
+    """Text for the inside of a double-quoted f-string literal: escaped, braces doubled."""
+    return q(text)[1:-1].replace("{", "{{").replace("}", "}}")
 
 
 def _prod(shape) -> int:

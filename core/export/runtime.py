@@ -22,7 +22,7 @@ import numpy as np
 # -- module globals (defined by the exported module; placeholders here) ----------------------
 
 DTYPE = np.float32
-TRAINING: dict = {}
+TRAINING: dict = {}  # the training section, every default filled (core/training_section.py)
 BUFFER_NAMES: tuple = ()  # tensors training updates but does not train (BatchNorm statistics)
 INPUTS: dict = {}  # Input id -> "float" or "int64"
 HERE = "."
@@ -101,24 +101,24 @@ def evaluate(params, feeds, loss, metrics, chunk=None):
 def train(epochs=None, seed=None, params=None, verbose=True):
     """Train by the document's training section; returns (history, params)."""
     plan = TRAINING
-    epochs = plan.get("epochs", 10) if epochs is None else epochs
-    seed = plan.get("seed", 0) if seed is None else seed
-    split = plan.get("split", {})
-    train_set, val_set = split_rows(make_dataset(plan["dataset"]), split.get("validation", 0.2),
-                                    split.get("seed", 0))
-    train_feeds = feeds_from(train_set, plan.get("feeds", {}))
-    val_feeds = feeds_from(val_set, plan.get("feeds", {})) if len(
+    epochs = plan["epochs"] if epochs is None else epochs
+    seed = plan["seed"] if seed is None else seed
+    split = plan["split"]
+    train_set, val_set = split_rows(make_dataset(plan["dataset"]), split["validation"],
+                                    split["seed"])
+    train_feeds = feeds_from(train_set, plan["feeds"])
+    val_feeds = feeds_from(val_set, plan["feeds"]) if len(
         next(iter(val_set.values()))) else {}
     if params is None:
         params = init_params(seed)
     params = {k: np.asarray(v, dtype=DTYPE) for k, v in params.items()}
     buffers = {k: np.array(v) for k, v in params.items() if k in BUFFER_NAMES}
-    optimizer = make_optimizer(plan.get("optimizer", {"type": "adam", "lr": 1e-3}),
+    optimizer = make_optimizer(plan["optimizer"],
                                {k: v for k, v in params.items() if k not in BUFFER_NAMES})
     # views into the optimizer's flat buffer, and the buffers the forward updates in place
     params = {**optimizer.params, **buffers}
-    loss_name, metrics = plan["loss"], plan.get("metrics", [])
-    batch_size, clip = plan.get("batch_size", 32), plan.get("clip_grad_norm")
+    loss_name, metrics = plan["loss"], plan["metrics"]
+    batch_size, clip = plan["batch_size"], plan["clip_grad_norm"]
     shuffle_rng = np.random.default_rng([seed, 1])
     dropout_rng = np.random.default_rng([seed, 2])
     history = []

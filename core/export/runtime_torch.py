@@ -23,7 +23,7 @@ import numpy as np
 
 torch = None  # the exported module imports torch; exporting needs no torch
 
-TRAINING: dict = {}
+TRAINING: dict = {}  # the training section, every default filled (core/training_section.py)
 WEIGHTS_FILE = None
 EVAL_BATCH = 1024  # rows per evaluation pass (the trainer's rule, core/trainer.eval_rows)
 METRICS: dict = {}
@@ -64,7 +64,7 @@ def feeds_from(arrays, feed_names):
 
 def make_torch_optimizer(model, spec):
     """torch.optim from the training section's optimizer entry (PyTorch's defaults)."""
-    kind = spec.get("type", "adam").lower()
+    kind = spec["type"].lower()
     options = {k: v for k, v in spec.items() if k not in ("type", "schedule")}
     if "betas" in options:
         options["betas"] = tuple(options["betas"])
@@ -102,7 +102,7 @@ def per_process_batch(global_batch, world):
     """Rows each process takes per step: the training section's batch_size, or an equal part
     of a fixed global batch (which must then divide by the number of processes)."""
     if global_batch is None:
-        return TRAINING.get("batch_size", 32)
+        return TRAINING["batch_size"]
     if global_batch < 1:
         raise ValueError(f"--global-batch must be at least 1, got {global_batch}")
     if global_batch % world:
@@ -180,7 +180,7 @@ def train_epoch(net, optimizer, feeds, loss_name, batch_size, rng, where):
     """One pass over the training rows, batch_size rows a process per step. Returns the mean
     over the steps of each global batch's loss: what one process would log."""
     device, dtype, rank, world = where
-    clip = TRAINING.get("clip_grad_norm")
+    clip = TRAINING["clip_grad_norm"]
     row_ids = {"row": np.arange(len(next(iter(feeds.values()))))}
     total, steps = torch.zeros((), dtype=torch.float64, device=device), 0
     # Every process draws the same order from the same rng (the engine's, for one process).
@@ -223,8 +223,8 @@ def train_torch(epochs=None, seed=None, device=None, params=None, verbose=True,
     each process takes its part of every global batch (per_process_batch rows) and DDP
     averages the gradients; the history is the same on every process."""
     plan = TRAINING
-    epochs = plan.get("epochs", 10) if epochs is None else epochs
-    seed = plan.get("seed", 0) if seed is None else seed
+    epochs = plan["epochs"] if epochs is None else epochs
+    seed = plan["seed"] if seed is None else seed
     dtype = getattr(torch, dtype_name)
     rank, world, distributed = process_ranks()
     batch_size = per_process_batch(global_batch, world)
@@ -234,11 +234,11 @@ def train_torch(epochs=None, seed=None, device=None, params=None, verbose=True,
         device = join_processes(device)
     # Each process its own dropout masks; process 0 draws those one process would.
     torch.manual_seed(seed + 7919 * rank)
-    split = plan.get("split", {})
-    train_set, val_set = split_rows(make_dataset(plan["dataset"]), split.get("validation", 0.2),
-                                    split.get("seed", 0))
-    train_feeds = feeds_from(train_set, plan.get("feeds", {}))
-    val_feeds = feeds_from(val_set, plan.get("feeds", {})) if len(
+    split = plan["split"]
+    train_set, val_set = split_rows(make_dataset(plan["dataset"]), split["validation"],
+                                    split["seed"])
+    train_feeds = feeds_from(train_set, plan["feeds"])
+    val_feeds = feeds_from(val_set, plan["feeds"]) if len(
         next(iter(val_set.values()))) else {}
     model = Model()
     load_params(model, init_params(seed) if params is None else params)
@@ -254,8 +254,8 @@ def train_torch(epochs=None, seed=None, device=None, params=None, verbose=True,
             print(f"DDP: {world} processes, global batch {batch_size * world} ({batch_size} "
                   f"each), {torch.distributed.get_backend()}")
     optimizer, scheduler = make_torch_optimizer(
-        model, plan.get("optimizer", {"type": "adam", "lr": 1e-3}))
-    loss_name, metrics = plan["loss"], plan.get("metrics", [])
+        model, plan["optimizer"])
+    loss_name, metrics = plan["loss"], plan["metrics"]
     shuffle_rng = np.random.default_rng([seed, 1])
     where = (device, dtype, rank, world)
     history = []
@@ -297,7 +297,7 @@ def main(argv=None):
                                                        "takes the GPU of its local rank)")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--dtype", default=TRAINING.get("dtype", "float32"),
+    parser.add_argument("--dtype", default=TRAINING["dtype"],
                         choices=("float32", "float64"))
     parser.add_argument("--global-batch", type=int, default=None,
                         help="rows per step over all processes, split equally among them "

@@ -90,7 +90,7 @@ class TorchPerSample:
             if role == "carry":
                 states[inp.id] = self.names.new(f"{stem}_{inp.id}_all")
                 whole = src if _batched(in_types[inp.id]) else \
-                    f"{src}.expand({batch}, *{src}.shape)"
+                    f"{src}.expand([{batch}] + list({src}.shape))"
                 self.w.line(f"{states[inp.id]} = {whole}.clone()")
                 args[inp.id] = self.value(body, inp.id)
             elif _batched(in_types[inp.id]):

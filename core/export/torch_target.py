@@ -1,4 +1,9 @@
-"""The PyTorch target: `class Model(nn.Module)` whose forward(**feeds) returns the outputs.
+"""The PyTorch target: `class Model(nn.Module)` whose forward returns the Outputs its feeds allow.
+
+forward takes the top-level Inputs as optional arguments, by name or by position
+(`INPUT_ORDER`: the predictions' Inputs first, the targets last; codegen/feeds.py), typed for
+TorchScript, and runs each node under a test that the Inputs the Outputs needing it need were
+given: `model(x=xb)` or `model(xb)` gives the predictions, `model(xb, yb)` the loss too.
 
 Nodes with weights become submodules or parameters named after their ids (`self.hidden1`,
 a body node `cell` of loop `rnn` as `self.rnn_cell`); block definitions become their own
@@ -10,8 +15,14 @@ is (in, out), PyTorch's (out, in)).
 
 from __future__ import annotations
 
+import ast
+import keyword
+import textwrap
+from contextlib import ExitStack
+
 import nodes
 
+from ..codegen.feeds import guards, input_order, nested, output_needs
 from ..codegen.function import GeneratedFunction
 from ..codegen.layout import Layout, Site
 from ..codegen.names import NameTable, sanitize
@@ -46,8 +57,11 @@ MODULE_NAMES = ("torch", "nn", "F", "np", "math", "os", "sys", "time", "zlib", "
                 "csv", "DTYPE", "DOCUMENT_NAME", "PARAM_SPECS", "PARAM_NAMES", "Model",
                 "load_params", "init_params", "main", "train", "HERE", "TRAINING", "INPUTS",
                 "DATA_DIR", "WEIGHTS_FILE", "EVAL_BATCH", "torch_stack_rows", "torch_put_rows",
-                "torch_tree_levels", "torch_children_values", "torch_put_nodes")
-FUNCTION_NAMES = ("self", "feeds", "t")
+                "torch_tree_levels", "torch_children_values", "torch_put_nodes", "INPUT_ORDER")
+FUNCTION_NAMES = ("self", "feeds", "args", "name", "value", "t")
+MODEL_DOC = ("The graph as a module: forward takes the top-level Inputs by name, or by position "
+             "in INPUT_ORDER, each optional, and returns a dict of the Outputs they allow (the "
+             "Inputs alone give the predictions, without the loss that needs the targets).")
 
 
 class TorchFn(TorchPerSample, GeneratedFunction):
@@ -168,8 +182,8 @@ class TorchFn(TorchPerSample, GeneratedFunction):
                 args[inp.id] = state
                 t_in = in_types[inp.id]
                 if batched and not (t_in.ndim >= 1 and t_in.shape[0] is None):
-                    self.w.line(f"{state} = {src}.expand({outer[batched[0]]}.shape[0], "
-                                f"*{src}.shape)")
+                    self.w.line(f"{state} = {src}.expand([{outer[batched[0]]}.shape[0]] + "
+                                f"list({src}.shape))")
                 else:
                     self.w.line(f"{state} = {src}")
             else:
@@ -269,11 +283,14 @@ class TorchFn(TorchPerSample, GeneratedFunction):
         outs = [self.value(site, node.id, port) for port in out_ports]
         self.w.line(f"{', '.join(outs)} = self.{name}({args})")
 
-    def class_text(self, class_name: str, signature: str, returns: str, doc: str) -> str:
+    def class_text(self, class_name: str, signature: str, returns: str, doc: str,
+                   annotation: str = "") -> str:
         w = Writer()
         w.line(f"class {class_name}(nn.Module):")
         with w.indent():
-            w.line(f"\"\"\"{doc}\"\"\"")
+            lines = textwrap.wrap(f"\"\"\"{doc}", 88) or ["\"\"\""]
+            lines[-1] += "\"\"\""
+            w.extend(lines)
             w.line()
             w.line("def __init__(self):")
             with w.indent():
@@ -283,7 +300,14 @@ class TorchFn(TorchPerSample, GeneratedFunction):
                 if self.uses_step:
                     w.line("self.register_buffer(\"step_ref\", torch.zeros(()), persistent=False)")
             w.line()
-            w.line(f"def forward(self{signature}):")
+            header = f"def forward(self{signature}){annotation}:"
+            if len(header) > 92 and signature.startswith(", ") and ": " in signature:
+                w.line("def forward(")  # one argument a line
+                for argument in ["self"] + signature[2:].split(", "):
+                    w.line(f"    {argument},")
+                w.line(f"){annotation}:")
+            else:
+                w.line(header)
             with w.indent():
                 w.block(self.w.lines)
                 w.line(f"return {returns}")
@@ -322,23 +346,97 @@ class TorchExporter(Exporter):
         return self._class_cache[key]
 
     def model_class(self) -> tuple:
+        """The Model class: forward takes the top-level Inputs by name or position (every one
+        optional) and returns the Outputs they allow; each node runs under a test that the
+        Inputs the Outputs needing it need are there (codegen/feeds.py)."""
         fn = TorchFn(self)
         top = self.layout.top
-        keep = self.layout.ancestors(top, [o.id for o in top.outputs()])
-        args = {}
+        needs = output_needs(self.layout)
+        order = input_order(self.layout, needs)
+        args = {i: fn.names.new(i) for i in order}
+        results = fn.names.new("results")
+        fn.w.line(f"{results}: dict[str, torch.Tensor] = {{}}")
+        self._guarded_body(fn, top, needs, args, results)
+        first = next(iter(needs), None)
+        missing = list(needs[first]) if first is not None else []
+        if missing:  # feeds that allow no Output: say what the first Output misses
+            with fn.w.indent(f"if len({results}) == 0:"):
+                fn.w.line(f"raise TypeError(\"missing feed for Input {_in_str(missing[0])}: no "
+                          "Output can be computed from the feeds given\")")
+        head = Writer()
+        if _plain_names(order, args, fn.w.lines):
+            signature = "".join(f", {i}: torch.Tensor | None = None" for i in order)
+            for i in order:
+                if args[i] != i:
+                    head.line(f"{args[i]} = {i}")
+        else:  # an Input id Python cannot take as an argument name: **feeds, checked here
+            signature = ", *args, **feeds"
+            self._bind_feeds(head, order, args)
+        fn.w.lines[:0] = head.lines
+        fn.w.owners[:0] = head.owners
+        return (fn.class_text("Model", signature, results, MODEL_DOC,
+                              " -> dict[str, torch.Tensor]"), fn.param_map, order)
+
+    def _guarded_body(self, fn: TorchFn, top: Site, needs: dict, args: dict,
+                      results: str) -> None:
+        """The top graph's nodes, each where its Inputs are known to be there: as nested
+        `if`s when the guards grow one from the next (TorchScript follows those), else one
+        `if` per run of nodes with the same guard."""
+        node_guards = guards(self.layout, needs)
         for node in top.inputs():
-            if node.id in keep:
-                args[node.id] = fn.names.new(node.id)
-                fn.w.line(f"{args[node.id]} = feeds[{q(node.id)}]")
-        outs = fn.forward(top, args, keep)
-        returns = "{" + ", ".join(f"{q(k)}: {v}" for k, v in outs.items()) + "}"
-        text = fn.class_text("Model", ", **feeds", returns,
-                             "The graph as a module: forward(**feeds) returns a dict of the "
-                             "Outputs.")
-        return text, fn.param_map
+            fn.var[(top.path, node.id, "y")] = args[node.id]
+        steps = [n for n in top.order if n.id in node_guards and n.type != "Input"]
+
+        def write(node) -> None:
+            if node.type == "Output":
+                fn.w.line(f"{results}[{q(node.id)}] = {fn.source_var(top, node.id, 'x')}")
+            else:
+                fn._write(top, node)
+
+        def test(inputs) -> str:
+            return " and ".join(f"{args[i]} is not None" for i in sorted(
+                inputs, key=list(args).index))
+
+        chain = nested(node_guards[n.id] for n in steps)
+        with ExitStack() as stack:
+            if chain is not None:
+                before = frozenset()
+                for guard in chain:
+                    if guard - before:
+                        stack.enter_context(fn.w.indent(f"if {test(guard - before)}:"))
+                    for node in steps:
+                        if node_guards[node.id] == guard:
+                            write(node)
+                    before = guard
+                return
+            current = None
+            for node in steps:
+                guard = node_guards[node.id]
+                if guard != current:
+                    stack.close()
+                    if guard:
+                        stack.enter_context(fn.w.indent(f"if {test(guard)}:"))
+                    current = guard
+                write(node)
+
+    def _bind_feeds(self, w: Writer, order: list, args: dict) -> None:
+        """forward(*args, **feeds): positional feeds in INPUT_ORDER, every name checked."""
+        w.line(f"if len(args) > {len(order)}:")
+        w.line(f"    raise TypeError(f\"forward takes at most {len(order)} feeds by position "
+               "(INPUT_ORDER), got {len(args)}\")")
+        with w.indent("for name, value in zip(INPUT_ORDER, args):"):
+            w.line("if name in feeds:")
+            w.line("    raise TypeError(f\"feed {name!r} given by position and by name\")")
+            w.line("feeds[name] = value")
+        with w.indent("for name in feeds:"):
+            w.line("if name not in INPUT_ORDER:")
+            w.line("    raise TypeError(f\"unknown feed {name!r} (the graph's Inputs: \" + "
+                   "\", \".join(INPUT_ORDER) + \")\")")
+        for i in order:
+            w.line(f"{args[i]} = feeds.get({q(i)})")
 
     def export(self) -> str:
-        model, param_map = self.model_class()
+        model, param_map, order = self.model_class()
         if len(param_map) != len(self.layout.tensors):
             raise NotImplementedError("some weights have no place in the torch model")
         parts = [header(self.doc, "torch") + "\n" + IMPORTS_PLACEHOLDER + "\n"
@@ -347,6 +445,9 @@ class TorchExporter(Exporter):
         for fn in self.helpers:
             parts.append(helper_source(fn))
         parts.extend(self.classes)
+        parts.append("# The top-level Inputs in the order Model.forward takes them by position: those the\n"
+                     "# predictions need first, then the targets (labels only a loss or metric reads).\n"
+                     f"INPUT_ORDER = {_tuple(order)}\n")
         parts.append(model)
         w = Writer()
         w.line("# Engine parameter name -> (state_dict key, transposed): Linear weights are (in, out)")
@@ -370,6 +471,24 @@ class TorchExporter(Exporter):
             block += ("\ntry:\n    import numpy as np\nexcept ImportError:  # the model needs "
                       "only torch; initial values and data use numpy\n    np = None\n")
         return text.replace(IMPORTS_PLACEHOLDER, block)
+
+
+def _plain_names(order: list, args: dict, body: list) -> bool:
+    """Whether every Input id can be an argument name of forward: an identifier that is no
+    keyword nor `self`, and, unless it is the body's own name for the Input, no name the body
+    reads (a module or a builtin it would hide)."""
+    read = {n.id for n in ast.walk(ast.parse("\n".join(body))) if isinstance(n, ast.Name)}
+    return all(i.isidentifier() and not keyword.iskeyword(i) and i != "self"
+               and (args[i] == i or i not in read) for i in order)
+
+
+def _tuple(ids) -> str:
+    return "(" + ", ".join(q(i) for i in ids) + ("," if len(ids) == 1 else "") + ")"
+
+
+def _in_str(text: str) -> str:
+    """An id quoted for the inside of a double-quoted string literal (escaped)."""
+    return q(repr(text))[1:-1]
 
 
 LOAD_PARAMS = '''def load_params(model, params):

@@ -23,7 +23,8 @@ from .. import datasets, generators, metrics, optim
 from ..codegen.layout import CONTROL, Gradients
 from ..codegen.writer import Writer, data_literal
 from ..errors import GraphError
-from ..trainer import eval_rows, read_plan
+from ..trainer import eval_rows
+from ..training_section import filled, read
 from . import runtime, runtime_torch
 from .common import init_code
 from .copying import Copies
@@ -36,10 +37,11 @@ def source_of(obj) -> str:
 
 
 def plan_of(doc):
-    """The checked training section, or None if the document has none."""
+    """The checked training section with its defaults written in (the script has none of its
+    own: training_section.py owns them), or None if the document has none."""
     if doc.training is None:
         return None
-    read_plan(doc)
+    read(doc)
     spec = doc.training["dataset"]
     kind = spec.get("kind") if isinstance(spec, dict) else None
     if kind not in generators.GENERATORS and kind not in FILE_READERS and \
@@ -51,7 +53,7 @@ def plan_of(doc):
             isinstance(v, bool) or not isinstance(v, (int, float, str)))]
         if bad:
             raise GraphError(f"training.dataset: {bad[0]!r} must be a number or a name")
-    return doc.training
+    return filled(doc.training)
 
 
 def data_code(copies: Copies, training: dict, doc) -> list:
@@ -66,7 +68,7 @@ def data_code(copies: Copies, training: dict, doc) -> list:
         copies.add(datasets, FILE_READERS[kind])
     copies.add(datasets, "split_rows")
     copies.add(datasets, "batches")
-    names = list(dict.fromkeys(m["type"] for m in training.get("metrics", [])))
+    names = list(dict.fromkeys(m["type"] for m in training["metrics"]))
     for name in names:
         copies.add(metrics, name)
     w = Writer()
@@ -109,7 +111,7 @@ def settings(program, weights_file, data_dir, training) -> str:
         w.line(f"INPUTS = {data_literal(inputs)}")
         w.line("# The document's training section.")
         w.line(f"TRAINING = {data_literal(training)}")
-        rows = eval_rows(read_plan(program.doc), program.compiler)
+        rows = eval_rows(read(program.doc), program.compiler)
         why = "results depend on the batch" if program.compiler.batch_level else "any grouping"
         w.line(f"EVAL_BATCH = {rows}  # rows per evaluation pass ({why})")
     return w.text()

@@ -394,3 +394,39 @@ def test_the_inside_tab_shows_a_batchnorms_running_statistics(qtbot, window, doc
     dock._redraw_views(force=True)
     text = dock.inspector.figures.text()
     assert "buffer</span> running_mean (16)" in text and "running_var (16)" in text
+
+
+def test_the_forms_defaults_are_the_training_sections_schema(qtbot, window, dock):
+    from app.training.form import _EMPTY, default_section
+    from core.training_section import DEFAULT_LR, DEFAULTS
+
+    open_example(window, "spiral-mlp")
+    assert dock.form.editors["optimizer.lr"].placeholderText() == f"{DEFAULT_LR:g}"
+    dock.form.editors["optimizer.type"].activated.emit(
+        dock.form.editors["optimizer.type"].findText("sgd"))
+    assert dock.form.editors["optimizer.lr"].placeholderText() == f"{DEFAULT_LR:g}"
+    set_training(dock, batch_size=_EMPTY, epochs=_EMPTY)    # left out: the defaults show
+    assert dock.form.editors["batch_size"].value() == DEFAULTS["batch_size"]
+    assert dock.form.editors["epochs"].value() == DEFAULTS["epochs"]
+    assert default_section(window.controller.doc)["optimizer"] == DEFAULTS["optimizer"]
+
+
+def test_a_stray_node_off_the_loss_path_is_ignored_by_training(qtbot, window, dock):
+    open_example(window, "spiral-mlp")
+    set_training(dock, epochs=1)
+    stray = window.controller.add_node("Sigmoid", (0, 400))  # nothing wired into it
+    assert dock.train()
+    assert f"ignored by training: {stray} (x is not connected)" in dock.note.text()
+    wait_idle(qtbot, dock)
+    assert dock.history.current.state == "finished"
+    assert stray in [n.id for n in window.controller.doc.graph.nodes]  # the document keeps it
+
+
+def test_a_problem_on_the_loss_path_still_stops_training_naming_the_node(qtbot, window, dock):
+    open_example(window, "spiral-mlp")
+    window.controller.add_node("Sigmoid", (0, 400))
+    graph = window.controller.doc.graph
+    window.controller.disconnect(next(e for e in graph.edges if e.dst == "head"))
+    assert not dock.train()
+    assert "Cannot train:" in dock.note.text() and "head.x is not connected" in dock.note.text()
+    assert "sigmoid" not in dock.note.text()
