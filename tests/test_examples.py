@@ -32,20 +32,8 @@ EXAMPLES = sorted(p.name for p in EXAMPLES_DIR.glob("*.wg.json"))
 NOT_TRAINED = {"blocks-and-gate.wg.json"}
 
 # file -> (figure of the last epoch, "min" or "max", bound, epochs for the test: None = its own)
-TARGETS = {
-    "spiral-mlp.wg.json": ("val_accuracy", "min", 0.95, None),
-    "sine-regression.wg.json": ("val_mse", "max", 0.01, None),
-    "iris-csv.wg.json": ("val_accuracy", "min", 0.90, None),
-    "parity-rnn.wg.json": ("val_accuracy", "min", 0.95, None),
-    "sequence-rnn.wg.json": ("val_mse", "max", 0.01, None),
-    "adaptive-while.wg.json": ("val_accuracy", "min", 0.95, None),
-    "tree-expressions.wg.json": ("val_accuracy", "min", 0.95, None),
-    "ponder.wg.json": ("val_mse", "max", 0.001, None),
-    "siamese.wg.json": ("val_accuracy", "min", 0.95, None),
-    "digits-cnn.wg.json": ("val_accuracy", "min", 0.97, None),
-    "lstm-sequence.wg.json": ("val_mse", "max", 0.01, None),
-    "attention-max.wg.json": ("val_accuracy", "min", 0.99, None),
-}
+TARGETS = {name: (t["figure"], t["sense"], t["bound"], None) for name, t in json.loads(
+    (EXAMPLES_DIR / "targets.json").read_text(encoding="utf-8")).items() if name != "_about"}
 
 NODE_W, NODE_GAP_X, NODE_GAP_Y = 128, 150, 120  # the editor draws nodes 128 px wide
 
