@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 
 import nodes
 from core.document import (
-    BODY_KEYS,
     Document,
     Edge,
     Graph,
     Node,
-    is_valid_id,
     unique_id,
 )
 from core.errors import GraphError
+from core.fileio import from_dict
 
 CLIP_FORMAT = "wiregrad.graph"
 
@@ -136,37 +135,6 @@ def _blocks_used(doc: Document, start_nodes) -> list:
     return found
 
 
-def node_from_dict(data, where: str = "node") -> Node:
-    if not isinstance(data, dict) or not is_valid_id(data.get("id")):
-        raise GraphError(f"{where}: a node needs an 'id' that is an identifier")
-    type_name = nodes.canonical_name(str(data.get("type")))
-    if type_name is None:
-        raise GraphError(f"{where}: unknown node type {data.get('type')!r}", data["id"])
-    params = data.get("params", {})
-    if not isinstance(params, dict):
-        raise GraphError(f"{where}: 'params' must be an object", data["id"])
-    node = Node(data["id"], type_name, copy.deepcopy(params), data.get("label"),
-                list(data["pos"]) if isinstance(data.get("pos"), list) else None)
-    for key in BODY_KEYS:
-        if key in data:
-            node.bodies[key] = graph_from_dict(data[key], f"{where}.{key}")
-    return node
-
-
-def graph_from_dict(data, where: str = "graph") -> Graph:
-    if not isinstance(data, dict):
-        raise GraphError(f"{where} must be an object with nodes and edges")
-    graph = Graph()
-    for i, item in enumerate(data.get("nodes", [])):
-        graph.nodes.append(node_from_dict(item, f"{where}.nodes[{i}]"))
-    for item in data.get("edges", []):
-        try:
-            graph.edges.append(Edge.parse(item["from"], item["to"]))
-        except (KeyError, TypeError, AttributeError):
-            raise GraphError(f"{where}: an edge is {{'from': 'a.y', 'to': 'b.x'}}") from None
-    return graph
-
-
 @dataclass
 class PastePlan:
     nodes: list = field(default_factory=list)
@@ -178,7 +146,11 @@ def plan_paste(doc: Document, ref, data: dict, offset=(30, 30)) -> PastePlan:
     """What pasting a clipboard document into graph `ref` adds, with ids made unique there."""
     if not isinstance(data, dict) or data.get("format") != CLIP_FORMAT:
         raise GraphError("the clipboard does not hold Wiregrad nodes")
-    source = graph_from_dict(data.get("graph", {}), "clipboard")
+    # Read by the file loader itself, so a paste takes exactly what opening a file takes.
+    pasted = from_dict({"format": CLIP_FORMAT, "version": data.get("version", Document.VERSION),
+                        "graph": data.get("graph", {}), "blocks": data.get("blocks") or {}},
+                       "clipboard")
+    source = pasted.graph
     target = doc.graph_at(ref)
     taken = Graph(nodes=list(target.nodes))
     renames: dict = {}
@@ -197,9 +169,9 @@ def plan_paste(doc: Document, ref, data: dict, offset=(30, 30)) -> PastePlan:
     for e in source.edges:
         if e.src in renames and e.dst in renames:
             plan.edges.append(Edge(renames[e.src], e.src_port, renames[e.dst], e.dst_port))
-    for name, body in (data.get("blocks") or {}).items():
+    for name, body in pasted.blocks.items():
         if name not in doc.blocks:
-            plan.blocks[name] = graph_from_dict(body, f"blocks.{name}")
+            plan.blocks[name] = body
     return plan
 
 
