@@ -19,22 +19,8 @@ def analyze(doc, dtype: str = "float32") -> Analysis:
 
 
 def format_type(tensor_type) -> str:
-    """A TensorType as a wire label: `(B, 16)`, the first unknown axis of a batched value as B."""
-    shape = tuple(getattr(tensor_type, "shape", ()))
-    batched = getattr(tensor_type, "batched", None)
-    if batched is None:
-        batched = bool(shape) and shape[0] is None
-    dims = []
-    for i, d in enumerate(shape):
-        if d is None:
-            dims.append("B" if (batched and i == 0) else "?")
-        else:
-            dims.append(str(d))
-    text = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
-    dtype = getattr(tensor_type, "dtype", "float")
-    if dtype not in ("float", "float32", "float64"):
-        text += f" {dtype}"
-    return text
+    """A TensorType as a wire label: `(B, 16)`, the same text `wiregrad check` prints."""
+    return tensor_type.label()
 
 
 def port_kind(tensor_type) -> str:

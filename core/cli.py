@@ -23,15 +23,6 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 
-def shape_text(t) -> str:
-    """A shape for people: `(B, 16)` with B for the batch axis, `?` for a length set by data."""
-    dims = []
-    for i, d in enumerate(t.shape):
-        dims.append(("B" if i == 0 else "?") if d is None else str(d))
-    text = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
-    return text if t.dtype != "int64" else text + " int64"
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wiregrad",
@@ -170,7 +161,7 @@ def cmd_check(args) -> int:
             outs = [(port, t) for (p, port), t in analysis.port_types.items() if p == path]
             if node.type == "Output":
                 outs = _output_value(graph, ref, node, analysis)
-            shapes = ", ".join(f"{port}: {shape_text(t)}" for port, t in outs) or "-"
+            shapes = ", ".join(f"{port}: {t.label()}" for port, t in outs) or "-"
             rows.append((path, _type_text(node), shapes))
     _print_block_instances(doc, analysis, rows)
     width = max((len(r[0]) for r in rows), default=4)
@@ -237,7 +228,7 @@ def _print_block_instances(doc, analysis, rows) -> None:
         return tuple(first["/".join(parts[:n])] for n in range(1, len(parts) + 1))
 
     for path in sorted(extra, key=place):
-        shapes = ", ".join(f"{port}: {shape_text(t)}" for port, t in extra[path])
+        shapes = ", ".join(f"{port}: {t.label()}" for port, t in extra[path])
         node = _node_at_path(doc, path)
         rows.append((path, _type_text(node) if node is not None else "?", shapes))
 

@@ -29,6 +29,8 @@ import math
 import os
 import zipfile
 
+from nodes.base import shape_text
+
 from . import training_scope, training_section
 from .datasets import (
     BUNDLED,
@@ -93,7 +95,7 @@ def _loss_problems(doc, analysis, loss, outputs: dict) -> list:
     if value is None or (all(d is not None for d in value.shape) and math.prod(value.shape) == 1):
         return []  # unknown (a problem upstream is reported there), or one number
     return [GraphError(f"training.loss: Output {loss!r} is not a single number: its value has "
-                       f"shape {_shape_text(value.shape)}; reduce it with Mean or Sum", loss)]
+                       f"shape {shape_text(value.shape)}; reduce it with Mean or Sum", loss)]
 
 
 def _metric_problems(metrics, inputs: list, outputs: dict) -> list:
@@ -134,11 +136,6 @@ def _output_type(doc, analysis, output_id: str):
     """The inferred type of the value wired into a top-level Output, or None."""
     edge = doc.graph.edge_into(output_id, "x")
     return edge and analysis.port_types.get((edge.src, edge.src_port))
-
-
-def _shape_text(shape) -> str:
-    dims = [("B" if i == 0 else "?") if d is None else str(d) for i, d in enumerate(shape)]
-    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 
 # -- the dataset's array names, without its data ------------------------------------------------

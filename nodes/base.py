@@ -75,6 +75,18 @@ class TensorType:
             dims += ","
         return f"({dims})" + ("" if self.dtype == FLOAT else f" {self.dtype}")
 
+    def label(self) -> str:
+        """What `check` and the canvas show: `(B, 16)`; see shape_text."""
+        return shape_text(self.shape, self.dtype)
+
+
+def shape_text(shape, dtype: str = FLOAT) -> str:
+    """A shape for people: `(B, 16)`, with B for an unknown first axis (the batch) and `?` for
+    any other length the data sets; a dtype other than the float type follows it (`int64`)."""
+    dims = [("B" if i == 0 else "?") if d is None else str(d) for i, d in enumerate(shape)]
+    text = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+    return text if dtype in (FLOAT, "float32", "float64") else f"{text} {dtype}"
+
 
 # ---------------------------------------------------------------------------------------------
 # Parameters
