@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from ..npz import load_arrays
+
 # -- module globals (defined by the exported module; placeholders here) ----------------------
 
 DTYPE = np.float32
@@ -158,8 +160,8 @@ def weights_path(name):
 
 def load_weights(path=None):
     """Trained weights from an .npz file (by default the one exported beside this script)."""
-    with np.load(path or weights_path(WEIGHTS_FILE), allow_pickle=False) as archive:
-        return {name: np.asarray(archive[name], dtype=DTYPE) for name in archive.files}
+    arrays = load_arrays(path or weights_path(WEIGHTS_FILE))
+    return {name: np.asarray(array, dtype=DTYPE) for name, array in arrays.items()}
 
 
 def main(argv=None):

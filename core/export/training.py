@@ -19,7 +19,7 @@ import inspect
 import os
 import textwrap
 
-from .. import datasets, generators, metrics, optim
+from .. import datasets, generators, metrics, npz, optim
 from ..codegen.layout import CONTROL, Gradients
 from ..codegen.writer import Writer, data_literal
 from ..errors import GraphError
@@ -123,9 +123,10 @@ def numpy_parts(program, weights_file, data_dir) -> list:
     parts = [settings(program, weights_file, data_dir, training)]
     parts.append(source_of(runtime.weights_path))
     parts.append(source_of(runtime.load_weights))
-    if training is None:
-        return parts
     copies = Copies()
+    copies.add(npz, "load_arrays")  # weights are read by the engine's own checked reader
+    if training is None:
+        return parts + copies.parts
     own = data_code(copies, training, program.doc)
     copies.add(optim, "make_optimizer")
     parts.extend(copies.parts)
@@ -215,10 +216,11 @@ def torch_parts(exporter) -> list:
     parts.append(init_code(program))
     parts.append(source_of(runtime.weights_path))
     parts.append(source_of(runtime.load_weights))
-    if training is None:
-        return parts
-    parts[0] += ddp_setting(program, training["loss"])
     copies = Copies()
+    copies.add(npz, "load_arrays")  # weights are read by the engine's own checked reader
+    if training is None:
+        return parts + copies.parts
+    parts[0] += ddp_setting(program, training["loss"])
     own = data_code(copies, training, program.doc)
     parts.extend(copies.parts)
     parts.extend(own)
