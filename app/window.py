@@ -41,6 +41,7 @@ from .questions import SAVE_ERRORS, Questions, save_error_text
 from .recovery import INTERVAL_MS, Recovery
 from .scene import CanvasScene
 from .training.dock import TrainingDock
+from .training.run_model import RunModel
 from .validation import Validator
 from .view import CanvasView
 
@@ -87,13 +88,15 @@ class MainWindow(Questions, Clipboard, QMainWindow):
                                         Qt.BottomDockWidgetArea)
         self.history_dock = self._dock("History", "historyDock", self.history, Qt.RightDockWidgetArea)
         self.history_dock.hide()
-        self.training = TrainingDock(self.controller, self.scene, self)
+        self.run_model = RunModel(self.controller.doc, self)  # a new one for every document
+        self.training = TrainingDock(self.controller, self.scene, self, self.run_model)
         self.training_dock = self._dock("Training", "trainingDock", self.training,
                                         Qt.BottomDockWidgetArea)
         # Bound methods, not lambdas: Qt drops those connections when the window is deleted,
         # while the controller's signals can still fire at exit.
         self.training.message.connect(self._show_long_message)
-        self.training.weights_changed.connect(self._refresh_title)
+        self.run_model.weights_changed.connect(self._refresh_title)
+        self.controller.document_replaced.connect(self._new_run_model)
 
         self.scene.selectionChanged.connect(self._selection_changed)
         self.validator.updated.connect(self._analysis_ready)
@@ -174,7 +177,7 @@ class MainWindow(Questions, Clipboard, QMainWindow):
         self.act_frame_sel = a("&Frame Selection", self.view.frame_selection, "F")
         self.act_zoom_in = a("Zoom &In", lambda: self.view.zoom_by(1.25), S.ZoomIn)
         self.act_zoom_out = a("Zoom &Out", lambda: self.view.zoom_by(0.8), S.ZoomOut)
-        self.act_up = a("Go &Up", self.go_up, "Backspace" if False else "Alt+Up")
+        self.act_up = a("Go &Up", self.go_up, "Alt+Up")
         self.act_group = a("&Group into Block", self.group_selection, "Ctrl+G")
         self.act_ungroup = a("&Ungroup", self.ungroup_selection, "Ctrl+Shift+G")
         self.act_arrange = a("&Arrange", self.arrange_graph, "Ctrl+Shift+L",
@@ -248,7 +251,15 @@ class MainWindow(Questions, Clipboard, QMainWindow):
     def is_dirty(self) -> bool:
         """Unsaved edits, restored work, or trained (or reset) weights not yet saved."""
         return (self.restored_dirty or not self.controller.stack.isClean()
-                or self.training.weights_dirty)
+                or self.run_model.dirty)
+
+    def _new_run_model(self) -> None:
+        """A document opened: a run model of its own, which every training view follows."""
+        old, self.run_model = self.run_model, RunModel(self.controller.doc, self)
+        self.run_model.weights_changed.connect(self._refresh_title)
+        self.training.set_model(self.run_model)  # the dock hands it to the canvas overlay
+        old.retire()
+        old.deleteLater()
 
     def _refresh_title(self, *_signal_args) -> None:
         self.update_title()
@@ -426,6 +437,7 @@ class MainWindow(Questions, Clipboard, QMainWindow):
         settings.setValue("window/state", self.saveState(STATE_VERSION))
         self.recovery.close()
         self.training.shutdown()  # a run ends after its current step; its thread is joined
+        self.run_model.retire()
         event.accept()
 
     # -- editing --------------------------------------------------------------------------

@@ -4,7 +4,9 @@ A training step allocates and frees the same large arrays again and again. glibc
 trims the top of its heap after large frees, so every step faults thousands of fresh pages in
 again: on a small convnet that tripled the time of a step. Asking malloc to keep a pad of free
 memory at the top of the heap (and to trim only past a larger threshold) removes those faults.
-This is process-wide, so only the trainer and the benchmarks call it; elsewhere it does nothing.
+This is process-wide, so the processes that train call it at their entry (`wiregrad train`, the
+editor's training process, the benchmarks), never the library on a caller's behalf; a script
+that trains through the API may call it too.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from .allocator import keep_freed_memory
 from .errors import GraphError
 from .fileio import atomic_write, load
 from .npz import load_arrays, save_arrays
@@ -31,6 +32,8 @@ from .trainer import Session, TrainingError, run_session
 
 
 def cmd_train(args) -> int:
+    # Process-wide, so here at the process's entry rather than in the library (allocator.py).
+    keep_freed_memory()
     doc = load(args.file)
     start = starting_weights(args.weights, doc) if getattr(args, "weights", None) else None
     session = Session(doc, epochs=args.epochs, seed=args.seed, params=start)

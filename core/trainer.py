@@ -77,10 +77,8 @@ class Session:
     step at a time through this; `train()` runs it to the end."""
 
     def __init__(self, doc, epochs=None, seed=None, params=None, base_dir=None):
-        from .allocator import keep_freed_memory
         from .compiler import compile_for_training
 
-        keep_freed_memory()
         self.plan = plan = read_plan(doc, epochs, seed)
         # Only what the loss and metrics need must compile; problems elsewhere are warnings
         # (program.warnings), and self.doc is the document without those nodes.

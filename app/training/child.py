@@ -8,7 +8,9 @@ can also run in a thread of the editor's process (`serve` called directly).
 
 The protocol, all plain picklable data:
   editor -> process   {"doc": doc.to_dict(), "folder", "params": {name: array} | None,
-                       "base_dir", "epochs"}: one run; None: quit.
+                       "base_dir", "epochs", "checkpoints": {"folder", "record"} | None}: one
+                      run (with "checkpoints", it keeps its record on disk: checkpoints.py);
+                      None: quit.
   process -> editor   lists of events, in order (the trainer's start, step, epoch, error and
                       end, plus the worker's ready, params, paused and finished; see worker.py).
                       "ready" carries a dict of SessionInfo's fields.
@@ -23,9 +25,12 @@ parameters at most every 100 ms, so a fast run costs the editor ~20 deliveries a
 
 from __future__ import annotations
 
+import importlib.util
 import time
 import traceback
+from pathlib import Path
 
+from core.allocator import keep_freed_memory
 from core.errors import GraphError
 from core.fileio import from_dict
 from core.trainer import Session, TrainingError, run_session
@@ -38,8 +43,26 @@ FLUSH_S = 0.05      # send events at most ~20 times a second
 SNAPSHOT_S = 0.1    # copy the parameters at most ~10 times a second
 
 
+def _checkpoints_module():
+    """checkpoints.py, beside this file. Imported relatively when this module is part of the
+    app package (tests that train in a thread); loaded by path in the training process, where
+    importing the package would load Qt."""
+    if __package__:
+        from . import checkpoints
+        return checkpoints
+    spec = importlib.util.spec_from_file_location(
+        "wiregrad_checkpoints", Path(__file__).with_name("checkpoints.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cp = _checkpoints_module()
+
+
 def serve(conn, control) -> None:
     """Run what the editor asks for, one run at a time, until it says quit or goes away."""
+    keep_freed_memory()  # process-wide: this process only trains (core/allocator.py)
     while True:
         try:
             request = conn.recv()
@@ -89,9 +112,12 @@ class _Run:
         self.pending: list = []
         self.last_flush = 0.0
         self.last_snapshot = 0.0
+        self.recorder = None
 
-    def run(self, doc: dict, folder, params, base_dir, epochs) -> None:
+    def run(self, doc: dict, folder, params, base_dir, epochs, checkpoints=None) -> None:
         result, failed = None, False
+        if checkpoints is not None:
+            self.recorder = cp.RunRecorder(checkpoints)
         try:
             document = from_dict(doc)
             document.folder = folder
@@ -119,13 +145,20 @@ class _Run:
                         "setup": self.session is None})
         if self.session is not None:
             self.snapshot()
+        if self.recorder is not None:
+            stopped = result is not None and result.stopped
+            self.recorder.finish("failed" if failed else "stopped" if stopped else "finished")
+            self.notice(self.recorder.take_notice())
         self.queue({"kind": "finished", "result": result, "failed": failed,
                     "stopped": bool(result is not None and result.stopped)}, flush=True)
 
     def on_event(self, event: dict) -> None:
         """The trainer's callback: keep it cheap."""
         kind = event["kind"]
+        recorder = self.recorder
         if kind == "step":
+            if recorder is not None:
+                recorder.step(event["step"], event["loss"])
             self.pending.append(event)
             control = self.control
             control[STEP] = event["step"]
@@ -144,7 +177,17 @@ class _Run:
             return
         if kind in ("error", "end"):
             self.snapshot()
+        if recorder is not None and kind == "start":
+            recorder.start(event)
+        elif recorder is not None and kind == "epoch":
+            recorder.epoch(event, self.session.param_dict())
+            self.notice(recorder.take_notice())
         self.queue(event, flush=kind != "epoch")
+
+    def notice(self, message: str) -> None:
+        """Pass on what the recorder could not write (nothing for "")."""
+        if message:
+            self.queue({"kind": "notice", "message": message}, flush=True)
 
     def on_pause(self) -> None:
         self.snapshot()

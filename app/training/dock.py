@@ -11,15 +11,18 @@ mark things stale; two timers redraw: the plots at most 20 times a second, the d
 the probes (which run the graph in this thread) a few times a second, slower if they turn out
 to be expensive. A graph edit during a run stops it, with a message that says why.
 
-Documents: the panel's state is built afresh for every document opened (`_fresh_state`,
-`_show_fresh`), and the trained weights belong to the document they were trained for
-(doc_weights.py): a weights file that cannot be read gives a notice and fresh weights.
+Documents: what the panel shows of a document's runs is its run model's (run_model.py: the
+state machine, the weights, the runs); the window makes one for every document opened and hands
+it over (`set_model`), and the panel then shows everything afresh (`_fresh_state`,
+`_show_fresh`). The weights belong to the document they were trained for (doc_weights.py): a
+weights file that cannot be read gives a notice and fresh weights. A right-click on a run's
+curve forks from one of its checkpoints (plot_forks.py, `fork_from`).
 """
 
 from __future__ import annotations
 
-import copy
 import time
+from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -38,19 +41,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-import core
+from core.compiler import compile_for_training
 from core.errors import GraphError
+from core.training_section import setting
 
 from . import probe as pr
 from .dataview import DataView
 from .doc_weights import DocumentWeights
+from .flow_scale import FLOW_KEY
 from .form import TrainingForm
-from .history import History
 from .inside import InsideTab, base_dir_for
 from .inspect import NodeInspector
 from .overlay import CanvasOverlay
 from .plots import TrainingPlots
-from .status import StatusRow
+from .run_model import AT_REST, RunModel
+from .status import StatusRow, stopped_text
 from .weights import matching
 from .worker import TrainingWorker
 
@@ -69,18 +74,18 @@ GRAPH_EVENTS = {"node_added", "node_removed", "param_changed", "node_renamed", "
 
 class TrainingDock(InsideTab, StatusRow, DocumentWeights, QWidget):
     message = Signal(str)             # for the status bar
-    state_changed = Signal(str)       # idle / running / paused
-    weights_changed = Signal(bool)    # True: trained or reset weights not saved with the file
+    state_changed = Signal(str)       # idle / running / paused / stopping (`state`)
 
-    def __init__(self, controller, scene=None, parent=None):
+    def __init__(self, controller, scene=None, parent=None, model: RunModel | None = None):
         super().__init__(parent)
         self.setObjectName("trainingPanel")
         self.controller = controller
         self.scene = scene
         self.worker = TrainingWorker(self)
         self.worker.events.connect(self._on_events)
-        self.state = "idle"
-        self._weights_dirty = False
+        self.model: RunModel | None = None
+        self._run_model = None        # the model whose run the worker trains
+        self._shown = "idle"          # the state the buttons show (`state`)
         self._doc = None
         self._fresh_state()
         self._build()
@@ -95,8 +100,8 @@ class TrainingDock(InsideTab, StatusRow, DocumentWeights, QWidget):
         self.view_timer.setInterval(VIEW_MS)
         self.view_timer.timeout.connect(self._redraw_views)
         self.view_timer.start()
-        controller.document_replaced.connect(self._bind)
-        self._bind()
+        # a window hands over a model per document; a panel on its own makes its first one
+        self.set_model(model if model is not None else RunModel(controller.doc, self))
 
     # -- building -----------------------------------------------------------------------------
 
@@ -147,7 +152,7 @@ class TrainingDock(InsideTab, StatusRow, DocumentWeights, QWidget):
 
         self.plots = TrainingPlots(self)
         self.plots.setMinimumHeight(230)
-        self.plots.set_history(self.history)
+        self.plots.fork_requested.connect(self.fork_from)
         self.dataview = DataView(self)
         live = QSplitter(Qt.Horizontal, self)
         live.addWidget(self.plots)
@@ -161,12 +166,9 @@ class TrainingDock(InsideTab, StatusRow, DocumentWeights, QWidget):
         self.flow_box.setToolTip("Colour and thicken each wire by the size of the gradient "
                                  "flowing back through it")
         self.flow_box.toggled.connect(self.show_gradient_flow)
-        self.flow_key = QLabel(
-            "<span style='color:#4dabf7'>■ thin blue: tiny (vanishing)</span> &nbsp; "
-            "<span style='color:#51cf66'>■ green: healthy</span> &nbsp; "
-            "<span style='color:#ff4d4f'>■ thick red: huge (exploding)</span> &nbsp; "
-            "<span style='color:#9aa1ab'>— gradient per example</span>", inside)
+        self.flow_key = QLabel(FLOW_KEY, inside)  # what the colours mean: flow_scale.py's
         self.flow_key.setTextFormat(Qt.RichText)
+        self.flow_key.setWordWrap(True)  # else the Inside tab is wider than the window
         self.example_row = QSpinBox(inside)
         self.example_row.setRange(0, 0)
         self.example_row.setPrefix("row ")
@@ -212,30 +214,53 @@ class TrainingDock(InsideTab, StatusRow, DocumentWeights, QWidget):
         top.addWidget(self.note, 1)
         layout.addLayout(top)
         layout.addWidget(self.tabs, 1)
-        self._set_state("idle")
-        self._show_no_run()
 
-    # -- the document -------------------------------------------------------------------------
+    # -- the document and its run model ------------------------------------------------------
 
     @property
     def doc(self):
         return self.controller.doc
 
+    @property
+    def state(self) -> str:
+        """What the buttons show: idle (no run going: never trained, finished or failed),
+        running, paused or stopping."""
+        return self._shown
+
+    def set_model(self, model: RunModel) -> None:
+        """Follow `model`, a document's runs (the window hands over a new one with every
+        document): a run of the last one stops, and the panel shows this one's afresh."""
+        if self.worker.is_running():
+            self.worker.shutdown(5.0)
+            self.worker.alive = True
+        if self.model is not None:
+            for signal, slot in self._model_slots(self.model):
+                signal.disconnect(slot)
+        self.model = model
+        for signal, slot in self._model_slots(model):
+            signal.connect(slot)
+        if self._doc is not None:
+            self._doc.unsubscribe(self._on_doc_event)
+        self._doc = model.doc
+        self._doc.subscribe(self._on_doc_event)
+        if self.overlay is not None:
+            self.overlay.follow(model)
+        self._fresh_state()
+        self._show_fresh()
+        self._say_opened()
+
+    def _model_slots(self, model) -> list:
+        return [(model.state_changed, self._on_model_state),
+                (model.history_changed, self._history_moved),
+                (model.snapshot_changed, self._snapshot_moved),
+                (model.ready, self._on_ready),
+                (model.run_failed, self._on_run_failed),
+                (model.notice, self._on_notice)]
+
     def _fresh_state(self) -> None:
-        """What the panel knows about the document shown, as for one never trained. Assigned
-        here only, when the panel is built and for every document opened, so that nothing of
-        one document's runs (above all its weights) outlives it."""
-        self.history = History()
-        self.weights_owner = self.doc        # the document `params` belong to
-        self.params: dict | None = None      # its trained weights (None: the initial ones)
-        self.weights_version = 0             # counts changes of `params`, for autosave
-        if self._weights_dirty:
-            self._weights_dirty = False
-            self.weights_changed.emit(False)
-        self.snapshot: dict | None = None    # the latest parameters seen (during a run too)
-        self.run_owner = None                # the document the worker's run is training
-        self.info = None                     # SessionInfo of the last run
-        self.run_doc = None                  # the document copy the last run trained
+        """What the panel itself keeps of the document shown (the run's state is the model's),
+        as for one never trained. Assigned here only, when the panel is built and for every
+        model handed over, so that nothing of one document's runs outlives it."""
         self.probe: pr.Probe | None = None
         self.probe_feeds: dict | None = None
         self.selected: tuple | None = None   # (graph ref, node id) shown in the Inside tab
@@ -246,41 +271,26 @@ class TrainingDock(InsideTab, StatusRow, DocumentWeights, QWidget):
         self._next_plot = self._next_status = 0.0
 
     def _show_fresh(self) -> None:
-        """The widgets as for a document never trained (view choices, like the tab shown or
-        the gradient flow, stay)."""
-        self.plots.set_history(self.history)
+        """The widgets as for a document never trained this session: its past runs, greyed,
+        on the plots (view choices, like the tab shown or the gradient flow, stay)."""
+        self.plots.set_history(self.model.history)
+        self.plots.forks = self.model
+        self._plots_stale = bool(self.model.history.runs)
         self.dataview.clear("Train to see the data and what the model makes of it.")
         self._show_no_run()
         self.example_row.setRange(0, 0)
         self.example_text.setText("")
         self.inspector.show_node(None)
-        if self.overlay is not None:
-            self.overlay.set_nan(None)
-            self.overlay.set_example({})
-            self.overlay.set_gradients(None)
-        self._set_state("idle")
-
-    def _bind(self) -> None:
-        """A new document: stop, forget everything about the last one, take the weights saved
-        beside this one (or say why not)."""
-        if self.worker.is_running():
-            self.worker.shutdown(5.0)
-            self.worker.alive = True
-        if self._doc is not None:
-            self._doc.unsubscribe(self._on_doc_event)
-        self._doc = self.doc
-        self._doc.subscribe(self._on_doc_event)
-        self._fresh_state()
-        self._show_fresh()
-        self._take_saved_weights()
+        self._on_model_state(self.model.state)
 
     def _on_doc_event(self, event) -> None:
         if event.kind in GRAPH_EVENTS or event.kind == "training_changed":
             if self.overlay is not None and self.overlay.nan is not None:
                 self.overlay.set_nan(None)
-            if self.state != "idle":
+            if self.model.busy:
                 what = "the training settings" if event.kind == "training_changed" else "the graph"
                 self.worker.stop()
+                self.model.stopping()
                 self._stop_reason = (f"<b>Training stopped:</b> {what} changed while it ran. "
                                      "Press Train to go on with the edited version.")
                 self._say(self._stop_reason, error=True)
@@ -306,19 +316,19 @@ class TrainingDock(InsideTab, StatusRow, DocumentWeights, QWidget):
             self.resume()
 
     def pause(self) -> None:
-        if self.state == "running":
+        if self.model.state == "running":
             self.worker.pause()
-            self._set_state("paused")
+            self.model.set_state("paused")
 
     def resume(self) -> None:
-        if self.state == "paused":
+        if self.model.state == "paused":
             self.worker.resume()
-            self._set_state("running")
+            self.model.set_state("running")
 
     def stop(self) -> None:
-        if self.state != "idle":
+        if self.model.state in ("running", "paused"):
             self.worker.stop()
-            self.stop_button.setEnabled(False)
+            self.model.stopping()
             self._say("Stopping after this batch…")
 
     def shutdown(self, timeout: float = 5.0) -> bool:
@@ -328,17 +338,13 @@ class TrainingDock(InsideTab, StatusRow, DocumentWeights, QWidget):
         return self.worker.shutdown(timeout)
 
     def _seed(self) -> int:
-        training = self.doc.training if isinstance(self.doc.training, dict) else {}
-        return training.get("seed", 0)
+        return self.model.seed()
 
     def _initial_params(self):
-        try:
-            return core.compile(self.doc).init_params(self._seed())
-        except GraphError:
-            return None
+        return self.model.initial_params()
 
     def _start(self, steps: int | None = None) -> bool:
-        if self.state != "idle" or self.worker.is_running():
+        if self.model.busy or self.worker.is_running():
             return False
         doc = self.doc.copy()
         doc.path = self.doc.path
@@ -347,95 +353,106 @@ class TrainingDock(InsideTab, StatusRow, DocumentWeights, QWidget):
                       error=True)
             self.tabs.setCurrentIndex(2)
             return False
-        try:
-            program = core.compile(doc, doc.training.get("dtype", "float32"))
+        try:  # only what the loss and metrics need must compile (core/training_scope.py)
+            program = compile_for_training(doc, setting(doc.training, "dtype"))
         except GraphError as exc:
             self._show_error(str(exc), exc.node, before_start=True)
             return False
-        params, kept = matching(self.params, program)
+        doc = program.doc  # without the nodes training ignores; the run and its views use it
+        ignored = "; ".join(escape(w.message) for w in program.warnings
+                            if w.node in program.ignored_by_training)
+        params, kept = matching(self.model.params, program)
         if params is not None and kept < len(program.param_names):
             fresh = program.init_params(self._seed())
             params = {n: params.get(n, fresh[n]) for n in program.param_names}
-        previous = self.history.current
-        graph_changed = previous is not None and self.run_doc is not None and \
-            self.run_doc.graph.to_dict() != doc.graph.to_dict()
-        self.history.new_run(copy.deepcopy(doc.training), continued=params is not None,
-                             graph_changed=graph_changed)
-        self.run_doc = doc
+        last_doc = self.model.run_doc
+        graph_changed = self.model.history.current is not None and last_doc is not None and \
+            last_doc.graph.to_dict() != doc.graph.to_dict()
         self.error_text = ""
         self._stop_reason = ""
-        if self.overlay is not None:
-            self.overlay.set_nan(None)
+        record = self.model.begin_run(doc, continued=params is not None,
+                                      graph_changed=graph_changed)
         note = ""
         if params is not None and kept < len(program.param_names):
             note = f" ({len(program.param_names) - kept} new weight tensors start fresh)"
-        self._say(f"Training {self.history.current.label}{note}…")
-        self.run_owner = self.doc
-        self.worker.start(doc, params=params, base_dir=base_dir_for(self.doc), steps=steps)
-        self._set_state("running")
+        if ignored:
+            note += f" ({ignored})"
+        self._say(f"Training {escape(self.model.history.current.label)}{note}…")
+        self._run_model = self.model
+        self.worker.start(doc, params=params, base_dir=base_dir_for(self.doc), steps=steps,
+                          checkpoints=record)
         return True
 
-    # -- events from the worker ---------------------------------------------------------------
+    def fork_from(self, run, epoch: int) -> bool:
+        """Take `run`'s checkpoint at `epoch` as the weights the next run starts from."""
+        try:
+            self.model.fork_from(run, epoch)
+        except GraphError as exc:
+            self._say(f"<b>Cannot fork:</b> {escape(str(exc))}", error=True)
+            self.message.emit(f"Cannot fork: {exc}")
+            return False
+        name = escape(run.label.split(":")[0])
+        self._say(f"Forked from {name} at epoch {epoch}: its weights are loaded. Edit the graph "
+                  "or the settings, then press <b>Train</b>: the new run starts from there and "
+                  "is labelled with what changed.")
+        self.message.emit(f"Forked from {run.label.split(':')[0]} at epoch {epoch}")
+        return True
+
+    # -- the run, as the model tells it -------------------------------------------------------
 
     def _on_events(self, batch: list) -> None:
-        if self.run_owner is not self.doc:  # a run of a document no longer shown
+        if self._run_model is not self.model:  # a run of a document no longer shown
             return
-        run = self.history.current
-        trainer_events = []
-        for event in batch:
-            kind = event["kind"]
-            if kind in ("start", "step", "epoch", "end"):
-                trainer_events.append(event)
-                continue
-            if run is not None and trainer_events:  # in order: "finished" sees every step
-                run.add_events(trainer_events)
-                trainer_events = []
-                self._plots_stale = True
-            if kind == "params":
-                self.snapshot = event["params"]
-                self._views_stale = True
-            elif kind == "ready":
-                self._on_ready(event["session"])
-            elif kind == "paused":
-                if self.state == "running":
-                    self._set_state("paused")
-                self._views_stale = True
-            elif kind == "error":
-                self._show_error(event["message"], event.get("node"), event.get("setup", False))
-                if run is not None:
-                    run.state, run.error = "failed", event["message"]
-            elif kind == "finished":
-                self._on_finished(event)
-        if run is not None and trainer_events:
-            run.add_events(trainer_events)
-            self._plots_stale = True
+        self.model.take_events(batch)
 
-    def _on_ready(self, info) -> None:
-        self.info = info
-        rows = len(next(iter(info.train_feeds.values()))) if info.train_feeds else 0
-        self.example_row.setRange(0, max(0, rows - 1))
-        self.probe = pr.Probe(self.run_doc, info.plan.loss, info.plan.dtype)
-        self.probe_feeds = {k: v[:PROBE_ROWS] for k, v in info.train_feeds.items()}
-        self.dataview.configure(self.run_doc, info)
+    def _history_moved(self) -> None:
+        self._plots_stale = True
+
+    def _snapshot_moved(self) -> None:
         self._views_stale = True
 
-    def _on_finished(self, event: dict) -> None:
-        result = event.get("result")
-        run = self.history.current
-        if result is not None and result.steps > 0:
-            self._keep(result.params, dirty=True)
-        if run is not None and run.state != "failed":
-            run.state = "stopped" if event.get("stopped") else "finished"
-            if event.get("stopped") and self._stop_reason:
-                self._say(self._stop_reason, error=True)
-            elif event.get("stopped"):
-                self._say(f"Stopped at step {run.last_step()} (epoch {run.epochs_done}). "
-                          "The weights stay: Train goes on from them.")
-            elif not event.get("failed"):
-                secs = run.elapsed
-                self._say(f"Done: {run.epochs_done} epochs, {run.last_step()} steps in "
-                          f"{secs:.1f} s. Train again to go on, or Reset weights to start over.")
-        self._set_state("idle")
+    def _on_ready(self, info) -> None:
+        rows = len(next(iter(info.train_feeds.values()))) if info.train_feeds else 0
+        self.example_row.setRange(0, max(0, rows - 1))
+        self.probe = pr.Probe(self.model.run_doc, info.plan.loss, info.plan.dtype)
+        self.probe_feeds = {k: v[:PROBE_ROWS] for k, v in info.train_feeds.items()}
+        self.dataview.configure(self.model.run_doc, info)
+        self._views_stale = True
+
+    def _on_notice(self, text: str) -> None:
+        self.message.emit(text)
+
+    def _on_run_failed(self, message: str, node, setup: bool) -> None:
+        self._show_error(message, node, setup)
+
+    def _on_model_state(self, state: str) -> None:
+        """The buttons follow the model's state; a run's end is said, and drawn at once."""
+        shown = "idle" if state in AT_REST else state
+        idle, paused = shown == "idle", shown == "paused"
+        going = shown in ("running", "paused")
+        self.train_button.setEnabled(idle)
+        self.pause_button.setEnabled(going)
+        self.pause_button.setText("▶  Resume" if paused else "❚❚  Pause")
+        self.step_button.setEnabled(idle or paused)
+        self.stop_button.setEnabled(going)
+        self.reset_button.setEnabled(idle)
+        self.form.setEnabled(idle)
+        self.form.setToolTip("" if idle else "Stop the run to change the settings")
+        if shown != self._shown:
+            self._shown = shown
+            self.state_changed.emit(shown)
+        if state in ("finished", "failed"):
+            self._run_ended()
+
+    def _run_ended(self) -> None:
+        run = self.model.history.current
+        if run is not None and run.state == "stopped":
+            self._say(self._stop_reason or stopped_text(run),  # the epoch the bar shows
+                      error=bool(self._stop_reason))
+        elif run is not None and run.state == "finished":
+            self._say(f"Done: {run.epochs_done} epochs, {run.last_step()} steps in "
+                      f"{run.elapsed:.1f} s. Train again to go on, or Reset weights to start "
+                      "over; right-click the curve to fork from an earlier epoch.")
         self._plots_stale = self._views_stale = True
         self._redraw_plots(force=True)
         self._redraw_views(force=True)
@@ -448,25 +465,10 @@ class TrainingDock(InsideTab, StatusRow, DocumentWeights, QWidget):
             where = f" at <b>{node}</b>" if node else ""
             self._say(f"<b>Training stopped{where}:</b> {message}", error=True)
         self.message.emit(message)
-        if node and self.overlay is not None and not before_start:
-            self.overlay.set_nan(node, message)
 
     def _say(self, html: str, error: bool = False) -> None:
         color = "#ff6b6b" if error else "#9aa1ab"
         self.note.setText(f"<span style='color:{color}'>{html}</span>")
-
-    def _set_state(self, state: str) -> None:
-        self.state = state
-        idle, paused = state == "idle", state == "paused"
-        self.train_button.setEnabled(idle)
-        self.pause_button.setEnabled(not idle)
-        self.pause_button.setText("▶  Resume" if paused else "❚❚  Pause")
-        self.step_button.setEnabled(idle or paused)
-        self.stop_button.setEnabled(not idle)
-        self.reset_button.setEnabled(idle)
-        self.form.setEnabled(idle)
-        self.form.setToolTip("" if idle else "Stop the run to change the settings")
-        self.state_changed.emit(state)
 
     # -- drawing (timers) ---------------------------------------------------------------------
 

@@ -1,9 +1,14 @@
-"""What the live plots show: the runs trained since the document was opened. No Qt here.
+"""What the live plots show: the document's runs, past and present. No Qt here.
 
 A `Run` collects one run's events as they arrive (losses per step, figures per epoch) in
 growable numpy buffers, so a plot can take the arrays as they are without copying lists. Each
 run has a label that says what changed since the run before it ("lr 0.003", "batch 64"), so
-overlaid curves can be told apart at a glance.
+overlaid curves can be told apart at a glance; a run forked from an epoch of another says what
+changed since that one ("run 4 from run 2 @ epoch 5: hidden1.out_features 32 -> 64"), and its
+curve starts where the parent's was at that epoch (`x_offset`).
+
+Runs of earlier sessions come back from their records on disk (`History.add_past`, from
+runs_store.py's records): they are `past`, drawn greyed, and can be forked from like any other.
 """
 
 from __future__ import annotations
@@ -51,6 +56,13 @@ class Run:
         self.label = label
         self.training = training
         self.continued = continued
+        self.id = ""                   # the run's folder name on disk (runs_store.py)
+        self.document: dict | None = None  # the document it trained, as to_dict() gave it
+        self.parent: tuple | None = None   # (Run, epoch) it was forked from
+        self.change = ""               # what changed since the parent (run_diff.py)
+        self.x_offset = 0              # where its step 0 is on the plots: its fork point
+        self.past = False              # read back from disk, from an earlier session
+        self.checkpoints: list = []    # epochs with a checkpoint, for a past run (live: policy)
         self.steps = Series()          # global step numbers within this run (1, 2, ...)
         self.losses = Series()         # the batch loss of each step
         self.smoothed = Series()       # a debiased exponential moving average of `losses`
@@ -127,7 +139,27 @@ class Run:
         self.steps_per_s = event.get("steps_per_s", self.steps_per_s)
         self.elapsed = event.get("elapsed", self.elapsed)
 
+    def restore(self, record: dict) -> None:
+        """Fill a past run from its record on disk (runs_store.past_runs)."""
+        self.total_steps = int(record.get("total_steps") or 0)
+        self.steps_per_epoch = max(1, int(record.get("steps_per_epoch") or 1))
+        self.epochs_planned = int(record.get("epochs_planned") or 0)
+        self.smoothing = min(0.98, max(0.6, 1.0 - 1.0 / self.steps_per_epoch))
+        self._flush_steps(list(record["steps"]), list(record["losses"]))
+        for epoch in record.get("epochs") or []:
+            if isinstance(epoch, dict) and isinstance(epoch.get("epoch"), int):
+                self._add_epoch({k: (math.nan if v is None else v) for k, v in epoch.items()})
+        self.state = record.get("state") if record.get("state") in (
+            "finished", "stopped", "failed") else "stopped"  # "running": the editor went away
+        self.checkpoints = [e for e in record.get("checkpoints") or [] if isinstance(e, int)]
+        self.version += 1
+
     # -- questions the dock asks --------------------------------------------------------------
+
+    def step_of_epoch(self, epoch: int) -> int:
+        """The step at which `epoch` (from 1) ended, 0 for none."""
+        steps = self.epoch_steps.view()
+        return int(steps[epoch - 1]) if 0 < epoch <= len(steps) else 0
 
     def figure(self, key: str) -> np.ndarray:
         series = self.epoch_figures.get(key)
@@ -148,20 +180,52 @@ class Run:
 
 
 class History:
-    """The runs since the document was opened, newest last."""
+    """The document's runs, oldest first: past ones read back, then this session's."""
 
     def __init__(self):
         self.runs: list = []
 
+    def _next_number(self) -> int:
+        return max((run.number for run in self.runs), default=0) + 1
+
     def new_run(self, training: dict | None, continued: bool = False,
-                graph_changed: bool = False) -> Run:
+                graph_changed: bool = False, fork: tuple | None = None,
+                change: str = "") -> Run:
+        """A run starting now; `fork`: the (Run, epoch) it starts from, `change` what differs."""
         previous = self.runs[-1] if self.runs else None
-        number = len(self.runs) + 1
-        label = run_label(number, previous.training if previous else None, training,
-                          continued, graph_changed)
-        run = Run(number, label, training, continued)
+        number = self._next_number()
+        if fork is not None:
+            label = fork_label(number, fork[0].number, fork[1], change)
+        else:
+            label = run_label(number, previous.training if previous else None, training,
+                              continued, graph_changed)
+        run = Run(number, label, training, continued and fork is None)
+        if fork is not None:
+            parent, epoch = fork
+            run.parent, run.change = fork, change
+            run.x_offset = parent.x_offset + parent.step_of_epoch(epoch)
         self.runs.append(run)
         return run
+
+    def add_past(self, record: dict) -> Run | None:
+        """A run of an earlier session, from its record on disk (None if it does not fit)."""
+        number = record.get("number")
+        if not isinstance(number, int) or any(r.number == number for r in self.runs):
+            number = self._next_number()
+        run = Run(number, str(record.get("label") or f"run {number}"), record.get("training"))
+        run.id, run.document, run.past = record["id"], record.get("document"), True
+        run.change = str(record.get("change") or "")
+        run.x_offset = int(record.get("x_offset") or 0)
+        parent = record.get("parent") or {}
+        found = next((r for r in self.runs if r.id == parent.get("run")), None)
+        if found is not None:
+            run.parent = (found, parent.get("epoch"))
+        run.restore(record)
+        self.runs.append(run)
+        return run
+
+    def find(self, run_id: str) -> Run | None:
+        return next((run for run in self.runs if run.id == run_id), None)
 
     @property
     def current(self) -> Run | None:
@@ -237,3 +301,8 @@ def run_label(number: int, before: dict | None, after: dict | None, continued: b
     if continued:
         text += " (continued)"
     return f"run {number}: {text}"
+
+
+def fork_label(number: int, parent: int, epoch: int, change: str) -> str:
+    """`run 4 from run 2 @ epoch 5: hidden1.out_features 32 -> 64`."""
+    return f"run {number} from run {parent} @ epoch {epoch}: {change or 'same graph and settings'}"

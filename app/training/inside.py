@@ -1,8 +1,9 @@
 """The dock's Inside tab: the clicked node's values and gradients, gradient flow on the
 wires, and one example run through the graph.
 
-A mixin of TrainingDock (dock.py), which owns the widgets and the run: what is here reads the
-latest parameter snapshot and runs the graph through the probe (probe.py) in the UI thread.
+A mixin of TrainingDock (dock.py), which owns the widgets: what is here reads the run model's
+latest parameter snapshot (run_model.py) and runs the graph through the probe (probe.py) in the
+UI thread.
 """
 
 from __future__ import annotations
@@ -170,13 +171,15 @@ class InsideTab:
             from .worker import SessionInfo
 
             doc = self.doc.copy()
-            session = Session(doc, params=self.params, base_dir=base_dir_for(self.doc))
+            session = Session(doc, params=self.model.params, base_dir=base_dir_for(self.doc))
         except GraphError as exc:
             self._say(str(exc), error=True)
             return
-        self.run_doc = doc
-        self._on_ready(SessionInfo(session.train_feeds, session.val_feeds, session.classes,
-                                   list(session.names), session.steps_per_epoch,
-                                   session.plan.epochs, session.plan))
-        if self.snapshot is None:
-            self.snapshot = session.param_dict(copy=True)
+        model = self.model
+        model.run_doc = doc
+        model.info = SessionInfo(session.train_feeds, session.val_feeds, session.classes,
+                                 list(session.names), session.steps_per_epoch,
+                                 session.plan.epochs, session.plan)
+        self._on_ready(model.info)
+        if model.snapshot is None:
+            model.snapshot = session.param_dict(copy=True)

@@ -6,7 +6,9 @@ what it shows is read back from the scene's current items (`_glows`, `_tags`, `_
 a wire or node deleted, disconnected, undone or rebuilt takes its marks along and leaves
 nothing dead behind. After any change of the graph it draws again from the scene as it now
 is, once the change is done (a zero-time timer). It is fed in the UI thread by the dock, from
-snapshots; nothing here runs in the training thread.
+snapshots, and follows the run model the dock hands it (`follow`): a run that fails at a node
+puts the NaN badge there, a new run takes it away, and a new document's model starts it blank.
+Nothing here runs in the training thread.
 
 The data comes from the probe's trace, keyed by node path (`rnn/cell`), so a loop body, a
 branch side or a block definition opened on the canvas shows its own wires and values. What a
@@ -89,6 +91,7 @@ class CanvasOverlay:
         self.example: dict = {}      # (node path, port) -> (array, runs) of one example
         self._redraw_due = False
         self._doc = None
+        self._model = None
         scene.rebuilt.connect(self.reapply)
         scene.controller.document_replaced.connect(self._bind)
         self._bind()
@@ -99,6 +102,26 @@ class CanvasOverlay:
             self._doc.unsubscribe(self._on_doc_event)
         self._doc = self.scene.doc
         self._doc.subscribe(self._on_doc_event)
+
+    def follow(self, model) -> None:
+        """Show what `model` (run_model.py) says of its runs; nothing of the last one's stays."""
+        if self._model is not None:
+            self._model.state_changed.disconnect(self._on_run_state)
+            self._model.run_failed.disconnect(self._on_run_failed)
+        self._model = model
+        model.state_changed.connect(self._on_run_state)
+        model.run_failed.connect(self._on_run_failed)
+        self.set_nan(None)
+        self.set_example({})
+        self.set_gradients(None)
+
+    def _on_run_state(self, state: str) -> None:
+        if state == "running" and self.nan is not None:
+            self.set_nan(None)
+
+    def _on_run_failed(self, message: str, node, setup: bool) -> None:
+        if node and not setup:
+            self.set_nan(node, message)
 
     def _on_doc_event(self, event) -> None:
         if event.kind in GRAPH_EVENTS and not self._redraw_due:

@@ -2,7 +2,10 @@
 
 One `PlotDataItem` per curve, made once per run and updated with `setData` when the dock's
 timer says the history changed, never per event. Older runs stay on the plot, dimmer, each
-named by what changed ("run 2: lr 0.003"); hovering shows the values under the cursor.
+named by what changed ("run 2: lr 0.003"); hovering shows the values under the cursor. Runs of
+earlier sessions (read back from the document's runs folder) are drawn greyed; a forked run
+starts where its parent was at the epoch it was forked from, with a tag saying what changed,
+and a right-click on a curve forks from it (plot_forks.py).
 
 Nothing here may overlap or be cut off at the window's default size: each plot is at least as
 tall as its axis title, the legend names only the latest runs (LEGEND_RUNS, labels shortened,
@@ -16,11 +19,12 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ..number_text import clean_axes, number
+from .plot_forks import ForkMenu
 
 RUN_COLORS = ["#5aa9ff", "#f2994a", "#6fcf97", "#eb5757", "#bb6bd9", "#f2c94c", "#56ccf2",
               "#e0e0e0"]
@@ -42,6 +46,15 @@ def run_color(number: int, strength: float = 1.0) -> QColor:
     return QColor(round(bg.red() + (color.red() - bg.red()) * strength),
                   round(bg.green() + (color.green() - bg.green()) * strength),
                   round(bg.blue() + (color.blue() - bg.blue()) * strength))
+
+
+def curve_color(run, strength: float = 1.0) -> QColor:
+    """The colour of a run's curves: its own, greyed for a run of an earlier session."""
+    color = run_color(run.number, strength)
+    if run.past:
+        hue, saturation, lightness, _ = color.getHsl()
+        color = QColor.fromHsl(max(hue, 0), saturation // 5, lightness)
+    return color
 
 
 class TimedGraphicsLayout(pg.GraphicsLayoutWidget):
@@ -75,10 +88,10 @@ class _RunCurves:
     def __init__(self, plots, run):
         loss_plot, metric_plot, lr_plot = plots
         self.run = run
-        color = run_color(run.number)
+        color = curve_color(run)
         # no antialiasing: a software-rendered antialiased curve of thousands of points costs
         # milliseconds of UI-thread (and so training) time per frame
-        self.raw = loss_plot.plot([], [], pen=_pen(run_color(run.number, 0.35), 1.0),
+        self.raw = loss_plot.plot([], [], pen=_pen(curve_color(run, 0.35), 1.0),
                                   antialias=False)
         # named in the legend by TrainingPlots._update_legend, not here
         self.smooth = loss_plot.plot([], [], pen=_pen(color, 2.0), antialias=False)
@@ -125,6 +138,8 @@ class _RunCurves:
             return
         self.version = run.version
         steps = run.steps.view()
+        if run.x_offset:  # a forked run starts at its fork point
+            steps = steps + run.x_offset
         # about 800 bins across the plot (2 points each, the batch losses' min and max):
         # what a few hundred pixels can show, at a fraction of the drawing cost
         ds = max(1, len(steps) // 800)
@@ -133,6 +148,8 @@ class _RunCurves:
         self.raw.setData(steps, run.losses.view(), connect="finite")
         self.smooth.setData(steps, run.smoothed.view(), connect="finite")
         epoch_steps = run.epoch_steps.view()
+        if run.x_offset:
+            epoch_steps = epoch_steps + run.x_offset
         val = run.figure("val_loss")
         symbols = len(epoch_steps) <= MAX_SYMBOLS
         per_epoch = max(1, len(epoch_steps) // 400)
@@ -150,8 +167,10 @@ class _RunCurves:
         self.lr.setData(epoch_steps, run.lrs.view())
 
 
-class TrainingPlots(QWidget):
+class TrainingPlots(ForkMenu, QWidget):
     """Loss (top), metrics (middle) and, when the learning rate changes, the lr (bottom)."""
+
+    fork_requested = Signal(object, int)  # (Run, epoch): "Fork from here" chosen
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -188,6 +207,7 @@ class TrainingPlots(QWidget):
         self.metric_legend = self.metric_plot.addLegend(offset=(-8, 4), labelTextSize="8pt",
                                                         brush=pg.mkBrush(31, 33, 38, 200))
         self._hover_items()
+        self._fork_hooks()
         self.set_lr_visible(False)
 
         self.key = QLabel(self)
@@ -224,6 +244,7 @@ class TrainingPlots(QWidget):
                 self.metric_plot.removeItem(val)
             self.lr_plot.removeItem(curves.lr)
         self.curves = {}
+        self._clear_fork_tags()
         self.x_max = 0
         self.loss_legend.clear()
         self._legend_runs = ()
@@ -253,9 +274,11 @@ class TrainingPlots(QWidget):
                     other.dim(other is curves)
             curves.update()
         self._update_legend()
+        self._update_fork_tags()
         # The x axis spans the planned steps from the start: the curve grows towards its end
         # (progress at a glance), and a fixed axis is not re-laid-out on every frame.
-        x_max = max([r.last_step() for r in runs] + [runs[-1].total_steps if runs else 0])
+        x_max = max([r.last_step() + r.x_offset for r in runs]
+                    + [runs[-1].total_steps + runs[-1].x_offset if runs else 0])
         if x_max != self.x_max and x_max > 0:
             self.x_max = x_max
             self.loss_plot.setXRange(0, x_max, padding=0.01)
@@ -341,6 +364,7 @@ class TrainingPlots(QWidget):
         self.loss_plot.setLogMode(y=on)
         self._set_title(self.loss_plot, "loss (log)" if on else "loss")
         self._fit_heights()
+        self._update_fork_tags()
 
     # -- hover --------------------------------------------------------------------------------
 
@@ -379,13 +403,14 @@ class TrainingPlots(QWidget):
         self.tip.setPos(x, y1)
         self.tip.setVisible(True)
 
-    def describe_at(self, x: float) -> str:
-        """The values of every run at step `x`: what the hover tip says."""
+    def describe_at(self, x_at: float) -> str:
+        """The values of every run at step `x_at` of the plot: what the hover tip says."""
         lines = []
         for run in reversed(self.history.runs[-4:]):
             steps = run.steps.view()
             if not len(steps):
                 continue
+            x = x_at - run.x_offset  # the run's own step
             i = int(np.clip(np.searchsorted(steps, x), 0, len(steps) - 1))
             step = int(steps[i])
             epoch = (step - 1) // run.steps_per_epoch + 1
@@ -412,6 +437,11 @@ def legend_label(label: str) -> str:
     """A run's label short enough for the legend: `run 3: lr 0.003, batch 64, …`."""
     if len(label) <= LEGEND_CHARS:
         return label
-    cut = label.rfind(", ", 0, LEGEND_CHARS - 2)  # whole settings only: "lr 0.0…" misleads
-    cut = cut if cut > label.find(":") else LEGEND_CHARS - 2
-    return label[:cut].rstrip(" ,") + ", …"
+    # whole settings only: "lr 0.0…" misleads ("; " parts a fork's changes)
+    cut = max(label.rfind(", ", 0, LEGEND_CHARS - 2), label.rfind("; ", 0, LEGEND_CHARS - 2))
+    colon = label.find(":")
+    if cut > colon:
+        return label[:cut].rstrip(" ,;") + ", …"
+    if 0 < colon <= LEGEND_CHARS - 3:  # a fork: "run 4 from run 2 @ epoch 12: …"
+        return label[:colon] + ": …"
+    return label[:LEGEND_CHARS - 2].rstrip(" ,") + ", …"

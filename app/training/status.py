@@ -1,8 +1,8 @@
 """The dock's status row: the progress bar, the speed, and the current figures in large type.
 
-A mixin of TrainingDock (dock.py), which owns the widgets and the run history: what is here
-turns the current run's history into text, 5 times a second during a run, and says at once
-when a run pauses or resumes (it follows the dock's `state_changed`).
+A mixin of TrainingDock (dock.py), which owns the widgets: what is here turns the current run's
+history (the run model's) into text, 5 times a second during a run, and says at once when a run
+pauses or resumes (it follows the dock's `state_changed`).
 
 One rule for "which epoch" everywhere (`epoch_of`): the epoch a step belongs to, counted from
 1, so the bar during a run and the message after a stop name the same epoch.
@@ -89,7 +89,7 @@ class StatusRow:
 
     def _update_status(self) -> None:
         run = self.history.current
-        if run is None:
+        if run is None or run.past:  # a run of an earlier session: the row says "not started"
             return
         if not run.total_steps:  # no start event: the run is starting, or failed to
             self.progress.setRange(0, 100)

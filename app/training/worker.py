@@ -22,6 +22,7 @@ Events the UI receives, besides the trainer's own (start, step, epoch, error, en
   {"kind": "ready", "session": <SessionInfo>}  the data is loaded and the program compiled
   {"kind": "params", "params": {...}, "step"}  a snapshot of the parameters
   {"kind": "paused"}                          the run is waiting (after Pause or a Step)
+  {"kind": "notice", "message"}               the run's checkpoints could not be written
   {"kind": "finished", "result": TrainResult | None, "stopped": bool, "failed": bool}
 """
 
@@ -166,9 +167,11 @@ class TrainingWorker(QObject):
         return self._running and self._child.control[proc.PAUSE] != 0
 
     def start(self, doc, params=None, base_dir=None, paused: bool = False,
-              steps: int | None = None, epochs: int | None = None) -> None:
+              steps: int | None = None, epochs: int | None = None,
+              checkpoints: dict | None = None) -> None:
         """Train `doc` (sent to the child as a copy) from `params` (None: fresh).
-        `steps`: pause after that many steps; `paused`: wait before the first."""
+        `steps`: pause after that many steps; `paused`: wait before the first; `checkpoints`:
+        where and as what the child keeps the run's record (checkpoints.py)."""
         if self.is_running():
             raise RuntimeError("a run is going already")
         if self._child is not None and self.in_process != isinstance(self._child.runner,
@@ -182,12 +185,12 @@ class TrainingWorker(QObject):
         control[proc.STEP] = 0
         self._outbox.clear()
         request = {"doc": doc.to_dict(), "folder": doc.folder, "params": params,
-                   "base_dir": base_dir, "epochs": epochs}
+                   "base_dir": base_dir, "epochs": epochs, "checkpoints": checkpoints}
         try:
             self._child.conn.send(request)
         except OSError:  # the child died since the last run: start another
             self._close_child()
-            self.start(doc, params, base_dir, paused, steps, epochs)
+            self.start(doc, params, base_dir, paused, steps, epochs, checkpoints)
             return
         self._running = True
 
