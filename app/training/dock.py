@@ -51,7 +51,7 @@ from .doc_weights import DocumentWeights
 from .flow_scale import FLOW_KEY
 from .form import TrainingForm
 from .inside import InsideTab, base_dir_for
-from .inspect import NodeInspector
+from .node_view import NodeInspector
 from .overlay import CanvasOverlay
 from .plots import TrainingPlots
 from .run_model import AT_REST, RunModel

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QLabel
 from app.number_text import CleanAxis, number
 from app.training import flow_scale
 from app.training.history import History
-from app.training.inspect import _fmt as inspector_figure
+from app.training.node_view import _fmt as inspector_figure
 from app.training.plots import TrainingPlots
 from app.training.status import _figure_text
 
