@@ -12,7 +12,7 @@ from __future__ import annotations
 from core.arrange import arrange_positions
 from core.document import ref_name
 from core.errors import GraphError
-from core.validate import walk_graphs
+from core.well_formed import walk_graphs
 
 from . import commands as cmd
 from .items import NodeItem

@@ -15,7 +15,7 @@ from PySide6.QtGui import QUndoStack
 import nodes
 from core.document import Document, Edge, GraphError, ref_name
 from core.training_section import rename_node
-from core.validate import walk_graphs
+from core.well_formed import walk_graphs
 
 from . import commands as cmd
 from . import doc_ops

@@ -146,7 +146,7 @@ def cmd_check(args) -> int:
     from .compiler import analyze
     from .document import node_path
     from .fileio import load
-    from .validate import walk_graphs
+    from .well_formed import walk_graphs
 
     doc = load(args.file)
     analysis = analyze(doc, args.dtype)

@@ -27,7 +27,7 @@ from nodes import FLOAT, INT, ParamError, ShapeError, TensorType
 from . import bodies, budget, training_scope
 from .document import Document, Graph
 from .errors import GraphError
-from .validate import structural_errors, topo_order
+from .well_formed import structural_errors, topo_order
 
 
 @dataclass

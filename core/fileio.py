@@ -23,7 +23,7 @@ from .atomic import SaveError, atomic_write  # noqa: F401
 from .document import BODY_KEYS, Document, Edge, Graph, Node, is_valid_id, node_path
 from .errors import GraphError
 from .training_section import NAMES
-from .validate import structural_errors
+from .well_formed import structural_errors
 
 TOP_KEYS = {"format", "version", "name", "graph", "blocks", "training", "ui"}
 NODE_KEYS = {"id", "type", "params", "label", "shares", "pos", *BODY_KEYS}

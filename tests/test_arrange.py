@@ -20,7 +20,7 @@ import core
 from core.arrange import GRID, arrange_positions, default_size
 from core.document import Document, Edge, Graph, Node
 from core.errors import GraphError
-from core.validate import walk_graphs
+from core.well_formed import walk_graphs
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 EXAMPLES = sorted(p.name for p in EXAMPLES_DIR.glob("*.wg.json"))

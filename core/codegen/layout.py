@@ -19,7 +19,7 @@ from nodes import INT, TensorType
 from ..compiler import Compiler
 from ..document import Document, Graph, Node
 from ..errors import GraphError
-from ..validate import topo_order
+from ..well_formed import topo_order
 from .lower import Rewrites, lower
 
 CONTROL = ("Loop", "Branch", "Block")

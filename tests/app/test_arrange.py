@@ -15,7 +15,7 @@ import core
 from app.arrange import arrange, drawn_size, lacks_positions
 from core.arrange import default_size
 from core.document import Document, Graph, Node
-from core.validate import walk_graphs
+from core.well_formed import walk_graphs
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples"
 

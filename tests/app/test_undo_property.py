@@ -23,7 +23,7 @@ from app import commands as cmd
 from app.controller import EditorController
 from app.scene import CanvasScene
 from core.fileio import dumps
-from core.validate import walk_graphs
+from core.well_formed import walk_graphs
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
 # Between them: a plain MLP, loop bodies (scan and while), a Block used twice and a Branch,
