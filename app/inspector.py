@@ -5,20 +5,27 @@ spin boxes for an int-or-pair size, a validated line edit for shapes, lists and 
 text as tooltips. Values live in the document: the form reads them from it and writes through
 the controller; a value the declaration refuses is not applied and the message shows under
 the form.
+
+Below the form, a selected Loop shows its steps (training/steps_panel.py): a step slider, the
+body's values and gradients at that step, and a plot across the steps, for one example of the
+last run. The panel stays while the canvas shows that loop's body, so the slider can be moved
+while looking at the body's wires.
 """
 
 from __future__ import annotations
 
 import json
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QLabel,
     QLineEdit,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -29,6 +36,8 @@ from core.document import is_valid_id
 
 from . import doc_ops
 from .pair_field import PairField
+from .training import loop_steps
+from .training.steps_panel import LoopStepsPanel
 
 INT_LIMIT = 2_000_000_000
 
@@ -80,11 +89,28 @@ class Inspector(QWidget):
         self.message = QLabel("", self)
         self.message.setWordWrap(True)
         self.message.setStyleSheet("color: #ff6b6b;")
-        layout = QVBoxLayout(self)
+        self.steps = loop_steps.shared(controller)
+        self.steps_panel = LoopStepsPanel(self.steps, controller, self)
+        self.steps_panel.hide()
+        content = QWidget(self)
+        layout = QVBoxLayout(content)
         layout.addWidget(self.title)
         layout.addWidget(self.form_host)
         layout.addWidget(self.message)
+        layout.addWidget(self.steps_panel)
         layout.addStretch(1)
+        # a Loop's steps make the inspector taller than its dock: it scrolls, never squeezes
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setWidget(content)
+        self.scroll = scroll
+        self._reveal_steps = False  # scroll the steps into view when the new loop's arrive
+        self.steps.changed.connect(self._steps_changed)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
         self._doc = None
         controller.message.connect(self.note_refusal)
         controller.document_replaced.connect(self._bind)
@@ -121,6 +147,8 @@ class Inspector(QWidget):
         self.shares_box = None
         self.message.clear()
         types = {n.type for n in found}
+        self._show_steps(found)
+        self.form_host.setVisible(len(types) == 1)  # no empty band above the steps
         if not found:
             self.ids, self.node_type = [], None
             self.title.setText("<b>Nothing selected</b><br>Select a node to edit it.")
@@ -156,6 +184,34 @@ class Inspector(QWidget):
             self.form.addRow(label, editor)
             self.editors[decl.name] = editor
         self.load_values()
+
+    def _show_steps(self, found: list) -> None:
+        """The step panel for a selected Loop, and inside the body of the loop it unrolls
+        (where a selected body node is the one plotted); hidden elsewhere."""
+        ref = tuple(self.controller.ref)
+        if len(found) == 1 and found[0].type == "Loop":
+            self._reveal_steps = self.steps.loop != (ref, found[0].id)
+            self.steps.show_loop(ref, found[0].id)
+            self.steps_panel.show()
+            return
+        inside = self.steps.loop is not None and ref == self.steps.body_ref()
+        if inside and len(found) == 1:
+            self.steps_panel.plot_node(found[0].id)
+        self.steps_panel.setVisible(inside)
+        if inside and not found:  # just entered the body: the slider in view, not scrolled off
+            QTimer.singleShot(0, self._reveal)
+
+    def _steps_changed(self) -> None:
+        """A Loop just selected got its steps: bring the slider and the table into view
+        (below a Loop's form they would start out of sight in a short dock)."""
+        if self._reveal_steps and self.steps.record is not None and self.steps_panel.isVisible():
+            self._reveal_steps = False
+            QTimer.singleShot(0, self._reveal)  # once the panel's new rows are laid out
+
+    def _reveal(self) -> None:
+        """The least scrolling that shows the table, then the slider and header above it."""
+        self.scroll.ensureWidgetVisible(self.steps_panel.table, 0, 10)
+        self.scroll.ensureWidgetVisible(self.steps_panel.header, 0, 4)
 
     def _shares_editor(self, found: list):
         """For a node that owns tensors: whose tensors it uses, its own or another node's of

@@ -2,6 +2,9 @@
 
 It subscribes to document events and keeps maps from node id to NodeItem and from edge to
 WireItem; it never changes the document (interactions ask the controller for that).
+
+Wires are labelled with their shape; inside the body of a Loop the inspector unrolls
+(training/loop_steps.py), with the value they carried at the step it shows instead.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import nodes
 from core.document import GraphError, node_path
 
 from . import analysis as an
-from . import comments, doc_ops, theme
+from . import comments, doc_ops, step_labels, theme
 from .items import NodeItem, ShareItem, WireItem
+from .training import loop_steps, unroll
 
 
 class CanvasScene(QGraphicsScene):
@@ -25,12 +29,16 @@ class CanvasScene(QGraphicsScene):
         self.controller = controller
         self.node_items: dict = {}
         self.wire_items: dict = {}
+        self.step_tags: dict = {}      # node id -> StepTag, inside the unrolled loop's body
         self.comment_items: dict = {}
         self.share_items: list = []
         self.result = an.Analysis()
         self.setBackgroundBrush(theme.CANVAS_BG)
         self.setItemIndexMethod(QGraphicsScene.BspTreeIndex)
         self._doc = None
+        self.steps = loop_steps.shared(controller)
+        self.steps.changed.connect(self.relabel_wires)
+        self.steps.step_changed.connect(self.relabel_wires)
         controller.ref_changed.connect(lambda _ref: self.rebuild())
         controller.document_replaced.connect(self._bind)  # ref_changed follows and rebuilds
         self._bind()
@@ -56,6 +64,7 @@ class CanvasScene(QGraphicsScene):
     def rebuild(self) -> None:
         self.node_items, self.wire_items, self.comment_items = {}, {}, {}
         self.share_items = []
+        self.step_tags = {}
         self.clear()
         try:
             graph = self.doc.graph_at(self.ref)
@@ -68,6 +77,7 @@ class CanvasScene(QGraphicsScene):
         self._build_shares()
         self._build_comments()
         self.apply_analysis(self.result)
+        self._tag_step()
         self.rebuilt.emit()
 
     def _add_node_item(self, node, index: int) -> NodeItem:
@@ -185,6 +195,10 @@ class CanvasScene(QGraphicsScene):
                 item.syncing = True
                 item.setPos(QPointF(*event.data))
                 item.syncing = False
+                if self._in_unrolled_body():  # a longer wire may now have room for its label
+                    for wire in item.wires:
+                        if isinstance(wire, WireItem):
+                            self._label_wire(wire)
         elif kind in ("param_changed", "label_changed"):
             self._refresh(event.node)
             if kind == "param_changed" and graph.node(event.node).type in ("Input", "Output"):
@@ -260,9 +274,60 @@ class CanvasScene(QGraphicsScene):
         for wire in self.wire_items.values():
             self._label_wire(wire)
 
+    def relabel_wires(self, *_signal_args) -> None:
+        """The unrolled loop or its step changed: wire labels and node tags follow."""
+        for wire in self.wire_items.values():
+            self._label_wire(wire)
+        self._tag_step()
+
+    def _in_unrolled_body(self) -> bool:
+        return self.steps.record is not None and tuple(self.ref) == self.steps.body_ref()
+
+    def _tag_step(self) -> None:
+        """A tag over each body node with its value and gradient at the step shown."""
+        for tag in self.step_tags.values():
+            if tag.scene() is self:
+                self.removeItem(tag)
+        self.step_tags = {}
+        if not self._in_unrolled_body():
+            return
+        for node_id, item in self.node_items.items():
+            for port in item.outs:
+                found = self.steps.at_step(node_id, port)
+                if found is None:
+                    continue
+                value, grad = found
+                tag = step_labels.StepTag(step_labels.tag_lines(value, grad, self.steps.step),
+                                          item)
+                tag.setToolTip(f"{node_id}.{port} at step {self.steps.step}\n"
+                               + unroll.describe(value, grad))
+                self.step_tags[node_id] = tag
+                break  # one tag a node: its first output that ran
+
     def _label_wire(self, wire: WireItem) -> None:
+        if self._label_step(wire):
+            return
         t = self.result.port_types.get((node_path(self.ref, wire.edge.src), wire.edge.src_port))
         wire.set_label(an.format_type(t) if t is not None else "")
+        wire.setToolTip("")
+
+    def _label_step(self, wire: WireItem) -> bool:
+        """Inside the unrolled loop's body: the wire's value at the step shown. False where
+        there is none (another graph, or a wire the traced run did not reach)."""
+        steps = self.steps
+        if not self._in_unrolled_body():
+            return False
+        edge = wire.edge
+        found = steps.at_step(edge.src, edge.src_port)
+        if found is None:
+            return False
+        value, grad = found
+        record = steps.record
+        span = abs(wire.path.pointAtPercent(1).x() - wire.path.pointAtPercent(0).x())
+        wire.set_label(step_labels.wire_label(value, steps.step, span))
+        wire.setToolTip(f"{edge.src}.{edge.src_port} at step {steps.step} of {record.steps} "
+                        f"(example {record.row})\n" + unroll.describe(value, grad))
+        return True
 
     # -- queries --------------------------------------------------------------------------
 

@@ -6,6 +6,10 @@
 - 1-D regression (an Input of 1 number, a target of 1 number): the points and the fitted curve.
 - Adaptive computation (a top-level per-sample `while` Loop): for each validation sample, the
   steps the loop ran for it against its error, so one sees the step count follow the data.
+- Sequences (an Input of shape (B, steps, features), one prediction per sequence): one example
+  with the model's prediction after each step, and prediction against target over many
+  sequences (regression) or the example's class probabilities (classification); seqview.py
+  draws it, computed in a background thread.
 
 `DataView.configure()` decides which (if any) from the training section and the data the run
 loaded; `show_params()` evaluates the model on the grid in the UI thread (a few ms), and the
@@ -24,6 +28,9 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 import core
 from core.errors import GraphError
+
+from .sequences import find_sequence_view
+from .seqview import SequenceView
 
 CLASS_COLORS = np.array([(90, 169, 255), (242, 153, 74), (111, 207, 151), (235, 87, 87),
                          (187, 107, 217), (242, 201, 76), (86, 204, 242), (200, 200, 200)],
@@ -132,6 +139,9 @@ class DataView(QWidget):
         layout.setSpacing(2)
         layout.addWidget(self.caption)
         layout.addWidget(self.plot_widget, 1)
+        self.sequences = SequenceView(self)
+        self.sequences.hide()
+        layout.addWidget(self.sequences, 1)
         self.image = pg.ImageItem()
         self.fit = pg.PlotDataItem(pen=pg.mkPen("#ff5c8a", width=2.5))
         self.train_points = pg.ScatterPlotItem(size=6, pen=pg.mkPen(20, 20, 24, 200, width=0.8))
@@ -153,6 +163,8 @@ class DataView(QWidget):
     def clear(self, message: str = "") -> None:
         self.spec = None
         self.program = None
+        self.sequences.stop()
+        self._show_sequences(False)
         for side in ("left", "bottom"):
             self.plot.showLabel(side, False)
         for item in (self.image, self.fit, self.train_points, self.val_points,
@@ -168,12 +180,20 @@ class DataView(QWidget):
             self.clear("The data view needs a graph that compiles.")
             return False
         spec = find_steps_view(info.plan, program) or \
-            find_views(info.plan, program, info.train_feeds)
+            find_views(info.plan, program, info.train_feeds) or \
+            find_sequence_view(info.plan, program, info.train_feeds)
         if spec is None:
             self.clear("The data view shows 2-D classification and 1-D regression data, "
-                       "and steps per sample for a per-sample while loop; this graph has none.")
+                       "steps per sample for a per-sample while loop, and sequences with one "
+                       "prediction each; this graph has none.")
             return False
         self.spec, self.program = spec, program
+        sequences = spec["mode"].startswith("seq_")
+        self._show_sequences(sequences)
+        if sequences:
+            self.sequences.configure(doc, info, spec)
+            return True
+        self.sequences.stop()  # an earlier run's sequences, of a graph since edited
         if spec["mode"] == "steps":
             self._setup_steps(info)
             return True
@@ -196,6 +216,12 @@ class DataView(QWidget):
         else:
             self._setup_regress(x, y, vx, vy)
         return True
+
+    def _show_sequences(self, on: bool) -> None:
+        """The sequence view has its own caption and plots in place of ours."""
+        self.sequences.setVisible(on)
+        self.caption.setVisible(not on)
+        self.plot_widget.setVisible(not on)
 
     def _setup_classify(self, x, y, vx, vy) -> None:
         allx = x if vx is None else np.concatenate([x, vx])
@@ -305,6 +331,10 @@ class DataView(QWidget):
         if self.spec is None or params is None:
             return
         started = time.perf_counter()
+        if self.spec["mode"].startswith("seq_"):
+            self.sequences.show_params(params)  # computed in the background, drawn when done
+            self.seconds = time.perf_counter() - started
+            return
         if self.spec["mode"] == "steps":
             try:
                 self._draw_steps(params)
