@@ -40,6 +40,7 @@ from .problems import ProblemsList
 from .questions import SAVE_ERRORS, Questions, save_error_text
 from .recovery import INTERVAL_MS, Recovery
 from .scene import CanvasScene
+from .training import loop_steps
 from .training.dock import TrainingDock
 from .training.run_model import RunModel
 from .validation import Validator
@@ -90,6 +91,7 @@ class MainWindow(Questions, Clipboard, QMainWindow):
         self.history_dock.hide()
         self.run_model = RunModel(self.controller.doc, self)  # a new one for every document
         self.training = TrainingDock(self.controller, self.scene, self, self.run_model)
+        loop_steps.shared(self.controller).attach(self.training)  # the Loop view's runs
         self.training_dock = self._dock("Training", "trainingDock", self.training,
                                         Qt.BottomDockWidgetArea)
         # Bound methods, not lambdas: Qt drops those connections when the window is deleted,

@@ -123,10 +123,10 @@ class InsideTab:
         """Run one training example through the graph; each node's output shape and values go
         on the canvas (in the graph shown, loop bodies too) and under the button. Returns
         {node path: array}: a node in a loop body gives its steps stacked on a first axis."""
+        if self.probe is None:
+            self._prepare_probe()  # first: it sets the row box's range from the data
         if row is not None:
             self.example_row.setValue(row)
-        if self.probe is None:
-            self._prepare_probe()
         if self.probe is None or self.snapshot is None:
             self._say("Run one example needs a graph that compiles and data to feed it: "
                       "train (or Step once) first.", error=True)
