@@ -13,10 +13,10 @@ from PySide6.QtCore import QPointF, QRectF, Signal
 from PySide6.QtWidgets import QGraphicsScene
 
 import nodes
+from core.compiler import Analysis
 from core.document import GraphError, node_path
 
-from . import analysis as an
-from . import comments, doc_ops, step_labels, theme
+from . import comments, doc_ops, port_text, step_labels, theme
 from .items import NodeItem, ShareItem, WireItem
 from .training import loop_steps, unroll
 
@@ -32,7 +32,7 @@ class CanvasScene(QGraphicsScene):
         self.step_tags: dict = {}      # node id -> StepTag, inside the unrolled loop's body
         self.comment_items: dict = {}
         self.share_items: list = []
-        self.result = an.Analysis()
+        self.result = Analysis()
         self.setBackgroundBrush(theme.CANVAS_BG)
         self.setItemIndexMethod(QGraphicsScene.BspTreeIndex)
         self._doc = None
@@ -57,7 +57,7 @@ class CanvasScene(QGraphicsScene):
             self._doc.unsubscribe(self.on_event)
         self._doc = self.doc
         self._doc.subscribe(self.on_event)
-        self.result = an.Analysis()
+        self.result = Analysis()
 
     # -- building -------------------------------------------------------------------------
 
@@ -117,7 +117,7 @@ class CanvasScene(QGraphicsScene):
         for name in item.outs:
             t = self.result.port_types.get((path, name))
             if t is not None:
-                kinds[(name, True)] = an.port_kind(t)
+                kinds[(name, True)] = port_text.port_kind(t)
         return kinds
 
     def _add_wire(self, edge) -> None:
@@ -254,7 +254,7 @@ class CanvasScene(QGraphicsScene):
 
     # -- analysis -------------------------------------------------------------------------
 
-    def apply_analysis(self, result: an.Analysis) -> None:
+    def apply_analysis(self, result: Analysis) -> None:
         """Error badges on nodes (errors inside a body badge the enclosing node), shapes on wires."""
         self.result = result
         prefix_len = len(node_path(self.ref, "x")) - 1
@@ -308,7 +308,7 @@ class CanvasScene(QGraphicsScene):
         if self._label_step(wire):
             return
         t = self.result.port_types.get((node_path(self.ref, wire.edge.src), wire.edge.src_port))
-        wire.set_label(an.format_type(t) if t is not None else "")
+        wire.set_label(port_text.format_type(t) if t is not None else "")
         wire.setToolTip("")
 
     def _label_step(self, wire: WireItem) -> bool:

@@ -35,6 +35,7 @@ from .breadcrumb import Breadcrumb
 from .clipboard import CLIP_MIME, Clipboard  # noqa: F401 (CLIP_MIME: the window's format)
 from .controller import EditorController
 from .inspector import Inspector
+from .live_check import Validator
 from .palette import Palette
 from .problems import ProblemsList
 from .questions import SAVE_ERRORS, Questions, save_error_text
@@ -43,7 +44,6 @@ from .scene import CanvasScene
 from .training import loop_steps
 from .training.dock import TrainingDock
 from .training.run_model import RunModel
-from .validation import Validator
 from .view import CanvasView
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"

@@ -71,7 +71,7 @@ def test_blocks_that_each_use_the_next_twice_are_counted_not_expanded():
 
 def test_the_editor_analysis_refuses_the_bomb_with_errors_not_shapes():
     started = time.perf_counter()
-    result = analyze(load_bomb("block-bomb"))  # what app/analysis.py calls on every edit
+    result = analyze(load_bomb("block-bomb"))  # what app/live_check.py calls on every edit
     assert time.perf_counter() - started < QUICK / 2
     assert any("node instances" in str(e) for e in result.errors)
     assert result.port_types == {}
@@ -79,7 +79,7 @@ def test_the_editor_analysis_refuses_the_bomb_with_errors_not_shapes():
 
 def test_the_editor_path_itself_refuses_the_bomb():
     pytest.importorskip("PySide6")
-    from app.analysis import analyze as editor_analyze
+    from app.live_check import analyze as editor_analyze
 
     result = editor_analyze(load_bomb("block-bomb"))
     assert any("node instances" in str(e) for e in result.errors)

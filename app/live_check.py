@@ -15,7 +15,18 @@ import weakref
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from . import analysis
+from core.compiler import Analysis
+from core.compiler import analyze as _engine_analyze
+from core.errors import GraphError
+
+
+def analyze(doc, dtype: str = "float32") -> Analysis:
+    """Core's analysis of a document: every error, each port's inferred type, the warnings and
+    the errors training ignores. A document refused before analysis (too big) gives its error."""
+    try:
+        return _engine_analyze(doc, dtype=dtype)
+    except GraphError as exc:
+        return Analysis(errors=list(exc.errors))
 
 
 class _Relay(QObject):
@@ -47,7 +58,7 @@ def _deliver(key: int, result, revision: int, seconds: float) -> None:
 
 
 class Validator(QObject):
-    updated = Signal(object)              # analysis.Analysis
+    updated = Signal(object)              # Analysis
 
     def __init__(self, controller, delay_ms: int = 100, parent=None, threaded: bool = True):
         super().__init__(parent)
@@ -58,7 +69,7 @@ class Validator(QObject):
         self.timer.setInterval(delay_ms)
         self.timer.timeout.connect(self.start)
         self.last_seconds = 0.0
-        self.result = analysis.Analysis()
+        self.result = Analysis()
         self.running = False
         self.again = False
         self._doc = None
@@ -100,9 +111,9 @@ class Validator(QObject):
     def _work(self, snapshot, revision: int) -> None:
         start = time.perf_counter()
         try:
-            result = analysis.analyze(snapshot)
+            result = analyze(snapshot)
         except Exception as exc:  # noqa: BLE001 (an engine bug must not kill the editor: show it as a problem)
-            result = analysis.Analysis(errors=[_EngineFailure(exc)])
+            result = Analysis(errors=[_EngineFailure(exc)])
         _get_relay().finished.emit(self._key, result, revision, time.perf_counter() - start)
 
     def _on_finished(self, result, revision: int, seconds: float) -> None:
@@ -114,10 +125,10 @@ class Validator(QObject):
             self.again = False
             self.schedule()
 
-    def run_now(self) -> analysis.Analysis:
+    def run_now(self) -> Analysis:
         self.timer.stop()
         start = time.perf_counter()
-        result = analysis.analyze(self.controller.doc)
+        result = analyze(self.controller.doc)
         self.last_seconds = time.perf_counter() - start
         self._publish(result)
         return result
