@@ -9,11 +9,10 @@ by itself: it mirrors the document's node_moved events.
 
 from __future__ import annotations
 
-from core.arrange import arrange_positions
-from core.document import ref_name
-from core.errors import GraphError
-from core.well_formed import walk_graphs
-
+from ..core.arrange import arrange_positions
+from ..core.document import ref_name
+from ..core.errors import GraphError
+from ..core.well_formed import walk_graphs
 from . import commands as cmd
 from .items import NodeItem
 

@@ -11,8 +11,8 @@ from typing import ClassVar
 
 from PySide6.QtGui import QUndoCommand
 
-from core.document import Edge, Node
-from core.errors import GraphError
+from ..core.document import Edge, Node
+from ..core.errors import GraphError
 
 _MISSING = object()
 

@@ -12,11 +12,10 @@ import json
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-import nodes
-from core.document import Document, Edge, GraphError, ref_name
-from core.training_section import rename_node
-from core.well_formed import walk_graphs
-
+from .. import nodes
+from ..core.document import Document, Edge, GraphError, ref_name
+from ..core.training_section import rename_node
+from ..core.well_formed import walk_graphs
 from . import commands as cmd
 from . import doc_ops
 

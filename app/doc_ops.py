@@ -10,16 +10,16 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-import nodes
-from core.document import (
+from .. import nodes
+from ..core.document import (
     Document,
     Edge,
     Graph,
     Node,
     unique_id,
 )
-from core.errors import GraphError
-from core.fileio import from_dict
+from ..core.errors import GraphError
+from ..core.fileio import from_dict
 
 CLIP_FORMAT = "wiregrad.graph"
 

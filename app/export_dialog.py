@@ -25,10 +25,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from core.errors import GraphError
-from core.export import TARGETS, export_source
-from core.fileio import atomic_write
-
+from ..core.errors import GraphError
+from ..core.export import TARGETS, export_source
+from ..core.fileio import atomic_write
 from .export_parity import check_export, example_feeds  # noqa: F401 (part of this API)
 from .parity_panel import ParityPanel
 

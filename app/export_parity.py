@@ -37,12 +37,12 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+from wiregrad.core.errors import GraphError
+from wiregrad.core.export import export_source
+from wiregrad.core.fileio import from_dict
+from wiregrad.core.trainer import Session, run_session
 
-import core
-from core.errors import GraphError
-from core.export import export_source
-from core.fileio import from_dict
-from core.trainer import Session, run_session
+from wiregrad import core
 
 # the largest relative difference each check accepts, by target
 CHECK_TOLERANCE = {"numpy": 1e-6, "torch": 1e-5}

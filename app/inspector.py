@@ -31,9 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-import nodes
-from core.document import is_valid_id
-
+from .. import nodes
+from ..core.document import is_valid_id
 from . import doc_ops
 from .pair_field import PairField
 from .training import loop_steps

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPointF
 
-from core.document import Edge
-
+from ..core.document import Edge
 from .comments import CommentItem
 from .items import DragWireItem, NodeItem
 

@@ -15,9 +15,9 @@ import weakref
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from core.compiler import Analysis
-from core.compiler import analyze as _engine_analyze
-from core.errors import GraphError
+from ..core.compiler import Analysis
+from ..core.compiler import analyze as _engine_analyze
+from ..core.errors import GraphError
 
 
 def analyze(doc, dtype: str = "float32") -> Analysis:

@@ -1,4 +1,4 @@
-"""Entry point: `wiregrad [FILE]` (or `python -m app [FILE]`) opens the editor."""
+"""Entry point: `wiregrad [FILE]` (or `python -m wiregrad [FILE]`) opens the editor."""
 
 from __future__ import annotations
 

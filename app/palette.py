@@ -12,8 +12,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-import nodes
-
+from .. import nodes
 from .search_popup import matches, type_icon
 from .view import NODE_MIME
 

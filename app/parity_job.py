@@ -18,10 +18,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
 
+# The folder that holds the `wiregrad` package: the checkout, or site-packages.
 ROOT = Path(__file__).resolve().parents[1]
+if not (ROOT / "wiregrad" / "__init__.py").is_file():
+    ROOT = ROOT.parent
 SCRIPT = Path(__file__).resolve().with_name("export_parity.py")
-# Run the file by path with the repository first on the path: `python -m app...` would import
-# app/__init__.py, which loads Qt.
+# Run the file by path with the folder holding `wiregrad` first on the path: `python -m
+# wiregrad.app...` would import app/__init__.py, which loads Qt.
 LAUNCH = ("import runpy, sys; sys.argv = sys.argv[1:]; "
           "runpy.run_path(sys.argv[0], run_name='__main__')")
 

@@ -28,8 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.errors import GraphError
-
+from ..core.errors import GraphError
 from . import export_parity as parity
 from .number_text import clean_axes, number
 from .parity_job import ParityJob

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from core.errors import GraphError
-
+from ..core.errors import GraphError
 from . import recent
 
 FILE_FILTER = "Wiregrad graphs (*.wg.json);;JSON (*.json);;All files (*)"

@@ -28,9 +28,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, QTimer, Signal
 
-from core.errors import GraphError
-from core.fileio import atomic_write, dumps
-
+from ..core.errors import GraphError
+from ..core.fileio import atomic_write, dumps
 from .training.weights import save_weights, weights_path
 
 INTERVAL_MS = 30_000

@@ -12,10 +12,9 @@ from __future__ import annotations
 from PySide6.QtCore import QPointF, QRectF, Signal
 from PySide6.QtWidgets import QGraphicsScene
 
-import nodes
-from core.compiler import Analysis
-from core.document import GraphError, node_path
-
+from .. import nodes
+from ..core.compiler import Analysis
+from ..core.document import GraphError, node_path
 from . import comments, doc_ops, port_text, step_labels, theme
 from .items import NodeItem, ShareItem, WireItem
 from .training import loop_steps, unroll

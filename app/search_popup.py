@@ -12,8 +12,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-import nodes
-
+from .. import nodes
 from . import theme
 
 

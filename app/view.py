@@ -294,7 +294,7 @@ class CanvasView(QGraphicsView):
 
     def offer_new_connected(self, scene_pos, node_id: str, port: str, from_output: bool) -> SearchPopup:
         """A wire dropped on empty canvas: pick a node type, add it there and connect it."""
-        import nodes as registry
+        from .. import nodes as registry
 
         def fits(node_type) -> bool:
             if node_type.control:

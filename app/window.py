@@ -27,9 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-import core
-from core.document import Document, GraphError
-
+from .. import core
+from ..core.document import Document, GraphError
 from . import comments, doc_ops, help, recent
 from .breadcrumb import Breadcrumb
 from .clipboard import CLIP_MIME, Clipboard  # noqa: F401 (CLIP_MIME: the window's format)
@@ -582,8 +581,8 @@ class MainWindow(Questions, Clipboard, QMainWindow):
 def _arrange_module():
     """app.arrange (the layered layout), imported when first used; None where it is missing."""
     try:
-        return importlib.import_module("app.arrange")
+        return importlib.import_module(".arrange", __package__)
     except ModuleNotFoundError as exc:
-        if exc.name not in ("app.arrange", "core.arrange"):
+        if exc.name not in (f"{__package__}.arrange", "grandalf"):
             raise
         return None

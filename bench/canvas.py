@@ -16,8 +16,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QImage, QPainter
-
-from core.document import Document, Edge, Graph, Node
+from wiregrad.core.document import Document, Edge, Graph, Node
 
 
 def build(n_nodes: int = 1000) -> Document:
@@ -54,8 +53,8 @@ def main() -> int:
     QSettings.setDefaultFormat(QSettings.IniFormat)
     import tempfile
     QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, tempfile.mkdtemp())
-    from app.main import make_app
-    from app.window import MainWindow
+    from wiregrad.app.main import make_app
+    from wiregrad.app.window import MainWindow
 
     app = make_app()
     doc = build()

@@ -25,10 +25,10 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from wiregrad.core.allocator import keep_freed_memory
 
-import core
 from bench.engine import EngineRunner, document, graph, time_steps
-from core.allocator import keep_freed_memory
+from wiregrad import core
 
 FEATURES, HIDDEN, STEPS, CLASSES = 64, 128, 50, 10
 EMBED, HEADS, LENGTH = 64, 4, 32

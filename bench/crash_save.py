@@ -27,10 +27,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from wiregrad.core.atomic import TEMP_MARK, atomic_write
+from wiregrad.core.fileio import dumps
 
-import core
-from core.atomic import TEMP_MARK, atomic_write
-from core.fileio import dumps
+from wiregrad import core
 
 LAYERS = 400
 

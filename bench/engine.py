@@ -21,10 +21,10 @@ import statistics
 import time
 
 import numpy as np
+from wiregrad.core.allocator import keep_freed_memory
+from wiregrad.core.optim import Adam
 
-import core
-from core.allocator import keep_freed_memory
-from core.optim import Adam
+from wiregrad import core
 
 # -- the nets as documents --------------------------------------------------------------------
 

@@ -27,8 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import core
-from core.export import export_source
+from wiregrad.core.export import export_source
+
+from wiregrad import core
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 # name -> (figure, "min" or "max", bound): the targets tests/test_examples.py checks too

@@ -21,11 +21,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from wiregrad.core.datasets import load_dataset
+from wiregrad.core.export import export_source
+from wiregrad.core.export.onnx_target import export_onnx
 
-import core
-from core.datasets import load_dataset
-from core.export import export_source
-from core.export.onnx_target import export_onnx
+from wiregrad import core
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 

@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     doc_path = folder / "convnet.wg.json"
     doc_path.write_text(json.dumps(convnet_document(args.epochs), indent=1))
     out = folder / "convnet_torch.py"
-    subprocess.run([sys.executable, "-m", "core.cli", "export", str(doc_path), "--target",
+    subprocess.run([sys.executable, "-m", "wiregrad.core.cli", "export", str(doc_path), "--target",
                     "torch", "-o", str(out)], check=True, cwd=ROOT)
     sys.path.insert(0, str(folder))
     import convnet_torch as exported

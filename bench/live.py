@@ -22,7 +22,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, Qt, QTimer
 
-import core
+from wiregrad import core
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "assets", "examples", "spiral-mlp.wg.json")
 TICK_MS = 10
@@ -143,8 +143,8 @@ def main(argv=None) -> int:
                         help="folder for a picture of the window after the runs")
     args = parser.parse_args(argv)
 
-    from app import main as app_main
-    from app.window import MainWindow
+    from wiregrad.app import main as app_main
+    from wiregrad.app.window import MainWindow
 
     QSettings.setDefaultFormat(QSettings.IniFormat)
     QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, "/tmp/wiregrad-bench-settings")

@@ -29,11 +29,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from wiregrad.core.allocator import keep_freed_memory
+from wiregrad.core.export import export_source
+from wiregrad.core.generators import expr_trees
 
-import core
-from core.allocator import keep_freed_memory
-from core.export import export_source
-from core.generators import expr_trees
+from wiregrad import core
 
 from .engine import EngineRunner, document, graph, time_steps
 

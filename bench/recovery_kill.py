@@ -49,8 +49,7 @@ def run_editor(path: str, node_type: str, train: bool) -> None:
     """An editor on `path` that adds a `node_type` node (and trains one batch), then says
     "ready" once its autosave holds that work, and runs until killed."""
     from PySide6.QtCore import QTimer
-
-    from app import main as app_main
+    from wiregrad.app import main as app_main
 
     app = app_main.make_app()
     window = app_main.open_window([path])
@@ -82,8 +81,8 @@ def run_editor(path: str, node_type: str, train: bool) -> None:
 
 def run_offer() -> None:
     """A third editor: records what it is offered, answers Yes, reports what came back."""
-    from app import main as app_main
-    from app.window import MainWindow
+    from wiregrad.app import main as app_main
+    from wiregrad.app.window import MainWindow
 
     offered = []
     MainWindow.ask_restore = lambda self, original: offered.append(original) or True

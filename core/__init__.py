@@ -1,6 +1,7 @@
 """The Wiregrad engine, headless: documents, compiler, autodiff, training, file I/O, export.
 
-Pure Python and numpy; nothing here imports Qt. The API is the shared spec's interfaces.md.
+Pure Python and numpy; nothing here imports Qt. Installed, this is `wiregrad.core`, and `import wiregrad` gives the same names
+(README, "The Python API").
 """
 
 from .document import Document, Edge, Event, Graph, Node

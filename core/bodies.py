@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-import nodes
-from nodes import FLOAT, INT, ParamError, TensorType
+from .. import nodes
+from ..nodes import FLOAT, INT, ParamError, TensorType
 
 
 def is_batched(t: TensorType) -> bool:

@@ -23,9 +23,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from nodes import INT
-from nodes.control import MAX_STEPS
-
+from ..nodes import INT
+from ..nodes.control import MAX_STEPS
 from .errors import GraphError
 from .training_section import DEFAULTS
 

@@ -67,11 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The words that make `wiregrad ...` a command rather than the editor on a file
+# (wiregrad/__main__.py decides).
+COMMANDS = {"check", "train", "export", "predict", "-h", "--help"}
+
+
 def main(argv: list | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"check", "train", "export", "predict", "-h", "--help"}
-    if not any(a in commands for a in argv):
-        return _open_editor([a for a in argv if a != "--debug"])
     args = _parser().parse_args(argv)
     _never_fail_to_print()
     try:
@@ -257,21 +259,6 @@ def _node_at_path(doc, path: str):
             graph = node.bodies["body"]
     return node
 
-
-def _open_editor(argv: list) -> int:
-    if sys.platform.startswith("linux") and not any(
-            os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
-        # Without this check Qt aborts the process with a message about plugins.
-        print("error: the editor needs a display, and none was found (DISPLAY is not set). "
-              "Headless, use `wiregrad check FILE` or `wiregrad train FILE`; or run the editor "
-              "under Xvfb: xvfb-run wiregrad", file=sys.stderr)
-        return EXIT_ERROR
-    try:
-        from app.main import main as app_main
-    except ImportError as exc:
-        print(f"error: the editor cannot start: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    return app_main(argv)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-import nodes
-from nodes import FLOAT, INT, ParamError, ShapeError, TensorType
-
+from .. import nodes
+from ..nodes import FLOAT, INT, ParamError, ShapeError, TensorType
 from . import bodies, budget, training_scope
 from .document import Document, Graph
 from .errors import GraphError

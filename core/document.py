@@ -16,8 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import nodes
-
+from .. import nodes
 from .errors import GraphError
 
 GraphRef = tuple

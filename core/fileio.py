@@ -16,7 +16,7 @@ import os
 import re
 from pathlib import Path
 
-import nodes
+from .. import nodes
 
 # SaveError is re-exported: writers of user files import it with atomic_write from here.
 from .atomic import SaveError, atomic_write  # noqa: F401

@@ -17,8 +17,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from nodes import INT
-
+from ..nodes import INT
 from .codegen.feeds import allowed, output_needs
 from .codegen.layout import Layout
 from .codegen.load import ERRORS, load, node_error

@@ -29,8 +29,7 @@ import math
 import os
 import zipfile
 
-from nodes.base import shape_text
-
+from ..nodes.base import shape_text
 from . import training_scope, training_section
 from .datasets import (
     BUNDLED,

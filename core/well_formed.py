@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import heapq
 
-import nodes
-
+from .. import nodes
 from .document import Document, Graph, node_path, node_ports, ref_name
 from .errors import GraphError
 

@@ -3,7 +3,7 @@
 Each function returns a document as a plain dict (what a `.wg.json` file holds); `write_all`
 writes them as files, so that the figures in docs/engine.md ("Limits") can be measured again:
 
-    python -m tests.bombs /tmp/bombs        # then: python -m core.cli check /tmp/bombs/X.wg.json
+    python -m tests.bombs /tmp/bombs        # then: python -m wiregrad check /tmp/bombs/X.wg.json
 
 A document that is refused must be refused by counting and estimating, before anything is
 expanded or allocated: these are what the resource-bound tests feed to check and compile.
@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from nodes.control import MAX_STEPS
+from wiregrad.nodes.control import MAX_STEPS
 
 HEADER = {"format": "wiregrad.graph", "version": 2}
 SPIRAL = {"dataset": {"kind": "spiral", "n": 64, "classes": 2, "seed": 0},

@@ -10,9 +10,9 @@ import itertools
 import sys
 
 import numpy as np
+from wiregrad.core.export import export_source
 
-import core
-from core.export import export_source
+from wiregrad import core
 
 _counter = itertools.count()
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from wiregrad.core.codegen.single import NodeRun
+from wiregrad.nodes.base import FLOAT, INT, Sample, TensorType
 
-import nodes
-from core.codegen.single import NodeRun
-from nodes.base import FLOAT, INT, Sample, TensorType
+from wiregrad import nodes
 
 EPS = 1e-6
 RTOL = 1e-5

@@ -20,9 +20,10 @@ import json
 import random
 from pathlib import Path
 
-import core
-from core.compiler import analyze
-from core.fileio import dumps, loads
+from wiregrad.core.compiler import analyze
+from wiregrad.core.fileio import dumps, loads
+
+from wiregrad import core
 
 HUGE = [10**12, 10**30, 2**63, 1e308, -(10**12)]
 NEGATIVE = [-1, -2, -(10**9), 0]

@@ -7,8 +7,7 @@ every parameter (a random subset of the entries of large ones).
 from __future__ import annotations
 
 import numpy as np
-
-from core import Document, Edge, Graph, Node
+from wiregrad.core import Document, Edge, Graph, Node
 
 
 def graph(nodes: list, edges: list) -> Graph:

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-import core
-import nodes
 from tests.program_check import document, graph
+from wiregrad import core, nodes
 
 SKIP = {"Input", "Output", "Constant", "LoopIndex"}
 STEPS = 3
@@ -310,7 +309,7 @@ def example_feeds(doc, program, path, batch=5):
     like must be valid ones), or random ones when it has no training section."""
     if doc.training is None:
         return feeds_for(program, batch=batch)
-    from core.datasets import load_dataset
+    from wiregrad.core.datasets import load_dataset
 
     arrays = load_dataset(doc.training["dataset"], Path(path).parent).arrays
     names = doc.training.get("feeds", {})

@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from wiregrad.core.arrange import GRID, arrange_positions, default_size
+from wiregrad.core.document import Document, Edge, Graph, Node
+from wiregrad.core.errors import GraphError
+from wiregrad.core.well_formed import walk_graphs
 
-import core
-from core.arrange import GRID, arrange_positions, default_size
-from core.document import Document, Edge, Graph, Node
-from core.errors import GraphError
-from core.well_formed import walk_graphs
+from wiregrad import core
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 EXAMPLES = sorted(p.name for p in EXAMPLES_DIR.glob("*.wg.json"))
@@ -168,8 +168,8 @@ def test_without_grandalf_it_says_what_to_install(monkeypatch):
 
 
 def test_the_layout_needs_no_qt():
-    code = ("import sys, core; from core.arrange import arrange_positions; "
-            "doc = core.load(sys.argv[1]); arrange_positions(doc); "
+    code = ("import sys, wiregrad as wg; from wiregrad.core.arrange import arrange_positions; "
+            "doc = wg.load(sys.argv[1]); arrange_positions(doc); "
             "assert not any(m.startswith(('PySide6', 'shiboken')) for m in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code, str(EXAMPLES_DIR / "spiral-mlp.wg.json")],
                             capture_output=True, text=True, check=False)

@@ -27,10 +27,10 @@ import time
 from pathlib import Path
 
 import pytest
+from wiregrad.core import atomic
+from wiregrad.core.fileio import SaveError, atomic_write, dumps, loads
 
-import core
-from core import atomic
-from core.fileio import SaveError, atomic_write, dumps, loads
+from wiregrad import core
 
 is_root = hasattr(os, "geteuid") and os.geteuid() == 0
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX modes, links and owners")
@@ -266,7 +266,7 @@ def test_saving_into_a_folder_that_does_not_exist_says_so(tmp_path):
 
 
 def test_the_cli_shows_a_save_error_as_one_line(tmp_path, capsys):
-    from core.cli import main as cli_main
+    from wiregrad.core.cli import main as cli_main
 
     path = tmp_path / "out.py"
     path.write_text("# old", encoding="utf-8")

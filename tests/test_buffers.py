@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from wiregrad.core.export import export_source
 
-import core
-from core.export import export_source
 from tests.export_check import load_module
 from tests.program_check import check_gradients, document, graph
+from wiregrad import core
 
 RNG = np.random.default_rng(0)
 

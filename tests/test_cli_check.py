@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wiregrad.core.cli import main
 
-import core
-from core.cli import main
+from wiregrad import core
 
 EXAMPLES = Path(__file__).parents[2] / "shared" / "spec" / "examples"
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.wg.json")) if EXAMPLES.is_dir() else []
@@ -120,7 +120,8 @@ def test_nodes_inside_block_instances_are_listed_per_instance(capsys):
 
 def test_shared_nodes_tree_loops_and_nodes_in_blocks_show_their_types_and_shapes(
         capsys, tmp_path):
-    from core.fileio import save
+    from wiregrad.core.fileio import save
+
     from tests.test_per_sample import _tree_rnn
     from tests.test_shared_weights import _siamese
 
@@ -155,7 +156,7 @@ def test_check_runs_as_a_real_command(tmp_path):
                  [node("x", "Input", shape=[5]), node("fc", "Linear", out_features=3),
                   node("y", "Output")],
                  [edge("x.y", "fc.x"), edge("fc.y", "y.x")])
-    result = subprocess.run([sys.executable, "-m", "core.cli", "check", str(path)],
+    result = subprocess.run([sys.executable, "-m", "wiregrad.core.cli", "check", str(path)],
                             capture_output=True, text=True, check=False, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "(B, 3)" in result.stdout and "OK" in result.stdout
@@ -234,7 +235,7 @@ def test_debug_shows_the_traceback(tmp_path, where):
     path = tmp_path / "bad.wg.json"
     path.write_text("{", encoding="utf-8")
     args = ["--debug", "check", str(path)] if where == "before" else ["check", str(path), "--debug"]
-    result = subprocess.run([sys.executable, "-m", "core.cli", *args],
+    result = subprocess.run([sys.executable, "-m", "wiregrad.core.cli", *args],
                             capture_output=True, text=True, check=False, timeout=120)
     assert result.returncode != 0
     assert "Traceback" in result.stderr
@@ -242,7 +243,7 @@ def test_debug_shows_the_traceback(tmp_path, where):
 
 
 def test_debug_in_process_lets_the_graph_error_through(tmp_path):
-    from core import GraphError
+    from wiregrad.core import GraphError
 
     path = tmp_path / "bad.wg.json"
     path.write_text("{", encoding="utf-8")
@@ -333,8 +334,6 @@ def test_a_data_file_check_cannot_read_is_a_warning(tmp_path, capsys, content, w
 @pytest.fixture
 def no_data_reads(monkeypatch):
     """Make every reader of a dataset's data fail: check must read names only."""
-    import core.datasets
-    import core.npz
 
     def refuse(*args, **kwargs):
         raise AssertionError("check read the data")
@@ -372,7 +371,7 @@ def test_check_reads_a_csv_header_only_and_never_prints_it(tmp_path, capsys, no_
 
 
 def test_check_does_not_generate_a_huge_dataset(tmp_path, capsys, monkeypatch):
-    from core import generators
+    from wiregrad.core import generators
 
     sizes = []
     spiral = generators.GENERATORS["spiral"]
@@ -397,7 +396,8 @@ def test_check_says_which_errors_training_ignores(tmp_path, capsys):
 
 
 def test_nodes_of_blocks_inside_loops_inside_blocks_show_their_real_types(capsys, tmp_path):
-    from core.fileio import save
+    from wiregrad.core.fileio import save
+
     from tests.program_check import document, graph
 
     inner = graph([("x", "Input", {}), ("fc", "Linear", {"out_features": 3}),

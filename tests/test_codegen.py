@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wiregrad.core.codegen.layout import Layout
+from wiregrad.core.export import export_source
 
-import core
-from core.codegen.layout import Layout
-from core.export import export_source
 from tests.payloads import payload_document, payloads
 from tests.program_check import document, graph
+from wiregrad import core
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-import core
 from tests.program_check import check_gradients
 from tests.sample_graphs import full_params, sample_documents
+from wiregrad import core
 
 CASES = [pytest.param(doc, params, feeds, id=case)
          for case, doc, params, feeds in sample_documents() if not case.endswith("-plain")]

@@ -6,10 +6,9 @@ import zipfile
 
 import numpy as np
 import pytest
-
-from core import datasets
-from core.datasets import Dataset, batches, load_dataset, split
-from core.errors import DataError, GraphError
+from wiregrad.core import datasets
+from wiregrad.core.datasets import Dataset, batches, load_dataset, split
+from wiregrad.core.errors import DataError, GraphError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IRIS = os.path.join(ROOT, "assets", "data", "iris.csv")

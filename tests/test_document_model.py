@@ -15,10 +15,10 @@ import subprocess
 import sys
 
 import pytest
+from wiregrad.core.document import Document, Edge, Event, Graph, Node, unique_id
+from wiregrad.core.fileio import dumps, loads
 
-import core
-from core.document import Document, Edge, Event, Graph, Node, unique_id
-from core.fileio import dumps, loads
+from wiregrad import core
 
 
 def build() -> Document:
@@ -69,7 +69,7 @@ def test_a_document_built_from_scratch_in_a_test_works_and_compiles(doc):
 
 
 def test_core_and_nodes_import_no_qt():
-    code = ("import core, nodes, core.cli, core.compiler, sys; "
+    code = ("import wiregrad, wiregrad.nodes, wiregrad.core.cli, wiregrad.core.compiler, sys; "
             "assert not any(m.startswith(('PySide6', 'pyqtgraph', 'shiboken')) "
             "for m in sys.modules), sorted(m for m in sys.modules if 'Qt' in m or 'Side' in m)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

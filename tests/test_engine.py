@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import core
 from tests.program_check import check_gradients, document, graph
+from wiregrad import core
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
 SPEC_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "spec" / "examples"
@@ -235,7 +235,7 @@ def test_a_top_level_input_needs_a_shape():
 
 
 def test_analyze_collects_errors_and_shapes_without_raising():
-    from core.compiler import analyze
+    from wiregrad.core.compiler import analyze
 
     doc = mlp_doc()
     doc.graph.edges = [e for e in doc.graph.edges if e.dst != "act"]

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wiregrad.core.cli import main as cli_main
+from wiregrad.core.datasets import moons, seq_parity
+from wiregrad.core.generators import expr_trees, rotations, spiral
+from wiregrad.core.trainer import read_plan
 
-import core
-from core.cli import main as cli_main
-from core.datasets import moons, seq_parity
-from core.generators import expr_trees, rotations, spiral
-from core.trainer import read_plan
+from wiregrad import core
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 EXAMPLES = sorted(p.name for p in EXAMPLES_DIR.glob("*.wg.json"))
@@ -156,7 +156,8 @@ def test_parity_rnn_exported_to_torch_reaches_its_target_in_float32(seed, tmp_pa
     """The exported script's own training loop (float32, torch.optim) with a seed other than
     the document's: rounding must not send it down another path."""
     torch = pytest.importorskip("torch")
-    from core.export import export_source
+    from wiregrad.core.export import export_source
+
     from tests.export_check import load_module
 
     name = "parity-rnn.wg.json"
@@ -358,7 +359,7 @@ def test_the_digits_cnn_keeps_running_statistics_that_evaluation_uses():
     doc, result = _trained("digits-cnn.wg.json")
     for bn in ("bn1", "bn2"):
         assert np.any(result.params[f"{bn}.running_var"] != 1.0), "training moved them"
-    from core.datasets import load_dataset, split
+    from wiregrad.core.datasets import load_dataset, split
 
     _, val = split(load_dataset({"kind": "digits"}), 0.2, 0)
     program = core.compile(doc)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wiregrad.core.export import export_source
 
-import core
-from core.export import export_source
 from tests.export_check import compare_numpy, load_module
 from tests.program_check import document, graph
 from tests.sample_graphs import example_feeds, feeds_for, full_params, sample_documents
+from wiregrad import core
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "assets" / "examples").glob("*.wg.json"))
 CASES = list(sample_documents())

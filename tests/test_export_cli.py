@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wiregrad.core.cli import main
+from wiregrad.core.export import export_source
 
-import core
-from core.cli import main
-from core.export import export_source
 from tests.export_check import compare_numpy, load_module
 from tests.payloads import payload_document, payloads
 from tests.program_check import document
+from wiregrad import core
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = sorted((ROOT / "assets" / "examples").glob("*.wg.json"))

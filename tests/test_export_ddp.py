@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wiregrad.core.export import export_source
 
-import core
-from core.export import export_source
 from tests.export_check import load_module
 from tests.sample_graphs import example_feeds
+from wiregrad import core
 
 torch = pytest.importorskip("torch")
 

@@ -15,13 +15,12 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+from wiregrad.core.export.onnx_target import export_onnx
+from wiregrad.nodes.base import NodeType, TensorType
 
-import core
-import nodes
-from core.export.onnx_target import export_onnx
-from nodes.base import NodeType, TensorType
 from tests.program_check import document, graph
 from tests.sample_graphs import example_feeds, full_params, sample_documents
+from wiregrad import core, nodes
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

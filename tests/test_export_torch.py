@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wiregrad.core.export import export_source
 
-import core
-from core.export import export_source
 from tests.export_check import compare_torch, load_module
 from tests.sample_graphs import example_feeds, full_params, sample_documents
+from wiregrad import core
 
 torch = pytest.importorskip("torch")
 
@@ -45,7 +45,7 @@ def test_every_node_type_matches_the_engine(case, tmp_path):
 def test_training_steps_follow_the_engine(tmp_path):
     """Five Adam steps with torch.optim on the engine's own batches leave the parameters
     where the engine's Session.step leaves them (float32)."""
-    from core.trainer import Session
+    from wiregrad.core.trainer import Session
 
     path = EXAMPLES[[p.name for p in EXAMPLES].index("spiral-mlp.wg.json")]
     doc = core.load(path)

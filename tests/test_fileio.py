@@ -17,11 +17,10 @@ import os
 from pathlib import Path
 
 import pytest
+from wiregrad.core.document import Edge, Node
+from wiregrad.core.fileio import SaveError, dumps, loads
 
-import core
-import nodes
-from core.document import Edge, Node
-from core.fileio import SaveError, dumps, loads
+from wiregrad import core, nodes
 
 EXAMPLES = Path(__file__).parents[2] / "shared" / "spec" / "examples"
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.wg.json")) if EXAMPLES.is_dir() else []
@@ -601,8 +600,8 @@ def test_a_block_name_must_be_an_identifier():
 @pytest.fixture
 def renamed_type():
     """A node type registered for the test, once called OldSquash; removed afterwards."""
-    from nodes import registry
-    from nodes.activations import Tanh
+    from wiregrad.nodes import registry
+    from wiregrad.nodes.activations import Tanh
 
     class Squash(Tanh):
         name = "TestSquash"

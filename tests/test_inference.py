@@ -10,20 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import core
-from core.codegen.feeds import (
+from wiregrad.core.codegen.feeds import (
     allowed,
     input_order,
     output_needs,
     output_sets,
     target_inputs,
 )
-from core.codegen.layout import Layout
-from core.export import export_source
+from wiregrad.core.codegen.layout import Layout
+from wiregrad.core.export import export_source
+
 from tests.export_check import load_module, rel_diff
 from tests.program_check import document
 from tests.sample_graphs import example_feeds
+from wiregrad import core
 
 EXAMPLES = Path(__file__).parent.parent / "assets" / "examples"
 # A multi-Input graph, a scan loop, a per-sample while loop, a tree loop and blocks.

@@ -4,9 +4,8 @@ import math
 
 import numpy as np
 import pytest
-
-from core import metrics
-from core.errors import GraphError
+from wiregrad.core import metrics
+from wiregrad.core.errors import GraphError
 
 LOGITS = np.array([[2.0, 1.0, 0.1],
                    [0.5, 3.0, 0.2],

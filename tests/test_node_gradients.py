@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-import nodes
 from tests.gradcheck import check_float32, check_gradients
+from wiregrad import nodes
 
 # Wired or evaluated by the compiler, not differentiated as nodes.
 NO_SAMPLES_NEEDED = {"Input", "Output", "LoopIndex", "Constant"}

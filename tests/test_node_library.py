@@ -9,10 +9,10 @@ import warnings
 
 import numpy as np
 import pytest
+from wiregrad.core.codegen.single import NodeRun
+from wiregrad.nodes.base import FLOAT, INT, ParamError, ShapeError, TensorType
 
-import nodes
-from core.codegen.single import NodeRun
-from nodes.base import FLOAT, INT, ParamError, ShapeError, TensorType
+from wiregrad import nodes
 
 N = None  # the batch axis, unknown until run time
 

@@ -9,13 +9,12 @@ import math
 
 import numpy as np
 import pytest
+from wiregrad.core.codegen.single import NodeRun
+from wiregrad.core.errors import GraphError
+from wiregrad.nodes.base import FLOAT, Param, ParamError, ShapeError, TensorType
 
-import core
-import nodes
-from core.codegen.single import NodeRun
-from core.errors import GraphError
-from nodes.base import FLOAT, Param, ParamError, ShapeError, TensorType
 from tests.program_check import document
+from wiregrad import core, nodes
 
 N = None  # the batch axis, unknown until run time
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from wiregrad.core.codegen.single import NodeRun
+from wiregrad.nodes.base import FLOAT, INT, ParamError, ShapeError, TensorType
 
-import core
-import nodes
-from core.codegen.single import NodeRun
-from nodes.base import FLOAT, INT, ParamError, ShapeError, TensorType
 from tests.program_check import document
+from wiregrad import core, nodes
 
 N = None  # the batch axis, unknown until run time
 

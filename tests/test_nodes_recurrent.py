@@ -11,13 +11,12 @@ import math
 
 import numpy as np
 import pytest
+from wiregrad.nodes import kernels
+from wiregrad.nodes.base import INT, ParamError, ShapeError
 
-import core
-import nodes
-from nodes import kernels
-from nodes.base import INT, ParamError, ShapeError
 from tests.program_check import check_gradients, document, graph
 from tests.test_node_library import N, T, infer
+from wiregrad import core, nodes
 
 # ---------------------------------------------------------------------------------------------
 # Shape rules

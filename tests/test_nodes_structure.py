@@ -9,14 +9,13 @@ import math
 
 import numpy as np
 import pytest
+from wiregrad.nodes import kernels
+from wiregrad.nodes.base import INT, ParamError, ShapeError
+from wiregrad.nodes.structure import Split
 
-import core
-import nodes
-from nodes import kernels
-from nodes.base import INT, ParamError, ShapeError
-from nodes.structure import Split
 from tests.program_check import document
 from tests.test_node_library import N, T, infer, run
+from wiregrad import core, nodes
 
 
 def _split_infer(params, x):
@@ -193,7 +192,8 @@ def test_one_hot_id_out_of_range_names_the_node(bad):
 
 def test_one_hot_in_a_float64_torch_export_is_float64(tmp_path):
     torch = pytest.importorskip("torch")
-    from core.export import export_source
+    from wiregrad.core.export import export_source
+
     from tests.export_check import load_module
 
     module = load_module(export_source(_one_hot_program().doc, "torch"), tmp_path)

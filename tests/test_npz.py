@@ -1,4 +1,4 @@
-"""core.npz: the one reader and writer of `.npz` archives (weights and datasets).
+"""wiregrad.core.npz: the one reader and writer of `.npz` archives (weights and datasets).
 
 What numpy saves comes back as it was, under any name. A file that is missing, a folder,
 empty, cut short, not a zip, a zip of something else, full of pickled objects, or one whose
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wiregrad.core.errors import GraphError
+from wiregrad.core.export import export_source
+from wiregrad.core.npz import load_array, load_arrays, npz_bytes, save_arrays
 
-import core
-from core.errors import GraphError
-from core.export import export_source
-from core.npz import load_array, load_arrays, npz_bytes, save_arrays
 from tests.export_check import load_module
+from wiregrad import core
 
 SECRET = "TOPSECRET-4d2f"
 SPIRAL = Path(__file__).parent.parent / "assets" / "examples" / "spiral-mlp.wg.json"
@@ -200,7 +200,7 @@ def test_a_zip_entry_claiming_more_than_compression_can_give(tmp_path):
 
 
 def test_more_than_this_machine_has_is_refused_before_reading(tmp_path, monkeypatch):
-    monkeypatch.setattr("core.npz._npz_memory_bytes", lambda: 999)
+    monkeypatch.setattr("wiregrad.core.npz._npz_memory_bytes", lambda: 999)
     save_arrays(tmp_path / "w.npz", {"w": np.zeros(1000)})
     assert "array 'w' needs 8.0 kB, more than this machine's memory (999 bytes)" in \
         refusal(tmp_path / "w.npz")

@@ -8,9 +8,8 @@ import math
 
 import numpy as np
 import pytest
-
-from core import optim
-from core.errors import GraphError
+from wiregrad.core import optim
+from wiregrad.core.errors import GraphError
 
 torch = pytest.importorskip("torch")
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wiregrad.core.trainer import EVAL_CHUNK, eval_rows, read_plan
 
-import core
-from core.trainer import EVAL_CHUNK, eval_rows, read_plan
 from tests.program_check import check_gradients, document, graph
+from wiregrad import core
 
 RNG = np.random.default_rng(0)
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"

@@ -1,4 +1,4 @@
-"""core.plot_png: PNG encoding, line charts, ticks, font, gaps, legend, speed, atomic writes."""
+"""wiregrad.core.plot_png: PNG encoding, line charts, ticks, font, gaps, legend, speed, atomic writes."""
 
 import math
 import os
@@ -8,9 +8,8 @@ import zlib
 
 import numpy as np
 import pytest
-
-from core import plot_png
-from core.plot_png import (
+from wiregrad.core import plot_png
+from wiregrad.core.plot_png import (
     charts_png,
     encode_png,
     line_chart_png,

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wiregrad.core.cli import main
+from wiregrad.core.npz import save_arrays
 
-import core
-from core.cli import main
-from core.npz import save_arrays
 from tests.test_trainer import spiral_doc
+from wiregrad import core
 
 ROOT = Path(__file__).resolve().parents[1]
 

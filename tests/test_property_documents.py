@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wiregrad.core.fileio import dumps, loads
 
-import core
-from core.fileio import dumps, loads
 from tests.hostile_files import BOMBS, MUTATIONS, fate, lone_surrogates, mutated
 from tests.isolated import run_isolated
+from wiregrad import core
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -67,7 +67,7 @@ def test_the_app_tests_pass_after_the_quick_start_has_trained_an_example(tmp_pat
                PYTHONPATH=str(ROOT))
 
     # `wiregrad train FILE`, as the README says, for one epoch to keep it short
-    command = [sys.executable, "-m", "core.cli", *train[1:2], str(document), *train[3:],
+    command = [sys.executable, "-m", "wiregrad.core.cli", *train[1:2], str(document), *train[3:],
                "--epochs", "1"]
     done = subprocess.run(command, check=False, cwd=checkout, env=env, capture_output=True,
                           text=True, timeout=90)

@@ -26,18 +26,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wiregrad.core import budget
+from wiregrad.core.cli import main
+from wiregrad.core.codegen.stops import StopRequested
+from wiregrad.core.compiler import Compiler, analyze
+from wiregrad.core.export import export_source
+from wiregrad.core.fileio import loads
+from wiregrad.core.trainer import Session, run_session
 
-import core
-from core import budget
-from core.cli import main
-from core.codegen.stops import StopRequested
-from core.compiler import Compiler, analyze
-from core.export import export_source
-from core.fileio import loads
-from core.trainer import Session, run_session
 from tests import bombs
 from tests.export_check import load_module
 from tests.program_check import document, graph
+from wiregrad import core
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = 2.0  # seconds: "refused within 2 s"
@@ -79,7 +79,7 @@ def test_the_editor_analysis_refuses_the_bomb_with_errors_not_shapes():
 
 def test_the_editor_path_itself_refuses_the_bomb():
     pytest.importorskip("PySide6")
-    from app.live_check import analyze as editor_analyze
+    from wiregrad.app.live_check import analyze as editor_analyze
 
     result = editor_analyze(load_bomb("block-bomb"))
     assert any("node instances" in str(e) for e in result.errors)
@@ -241,7 +241,7 @@ def test_check_refuses_every_bomb_within_two_seconds(name, tmp_path, capsys):
 def test_check_as_a_process_prints_one_error_per_problem(tmp_path):
     path = tmp_path / "bomb.wg.json"
     path.write_text(bombs.text(bombs.block_bomb()), encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "core.cli", "check", str(path)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "wiregrad.core.cli", "check", str(path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 1
     assert "node instances" in proc.stderr and "Traceback" not in proc.stderr
@@ -300,7 +300,7 @@ def test_one_ctrl_c_ends_a_long_step_and_the_results_are_written(tmp_path):
     path = tmp_path / "slow.wg.json"
     path.write_text(bombs.text(bombs.slow_step()), encoding="utf-8")
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "train", str(path), "--out",
+    proc = subprocess.Popen([sys.executable, "-m", "wiregrad.core.cli", "train", str(path), "--out",
                              str(out)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     try:
@@ -336,7 +336,7 @@ def test_the_editors_stop_ends_a_step_of_minutes_within_a_second():
     from multiprocessing import Pipe
     from multiprocessing.sharedctypes import RawArray
 
-    from app.training import child
+    from wiregrad.app.training import child
 
     ours, theirs = Pipe(duplex=True)
     events: list = []

@@ -7,11 +7,11 @@ import json
 
 import numpy as np
 import pytest
+from wiregrad.core.fileio import dumps
 
-import core
-from core.fileio import dumps
 from tests.export_check import compare_numpy, compare_torch
 from tests.program_check import check_gradients, document, graph
+from wiregrad import core
 
 
 def _siamese(shares_linear="f1", shares_block="one", out2=3):

@@ -11,10 +11,10 @@ import sys
 import time
 
 import numpy as np
+from wiregrad.core.cli import main
 
-import core
-from core.cli import main
 from tests.test_trainer import spiral_doc
+from wiregrad import core
 
 
 def saved(tmp_path, doc, name="net.wg.json"):
@@ -69,7 +69,7 @@ def test_ctrl_c_stops_cleanly_and_still_writes_the_results(tmp_path):
     path = saved(tmp_path, spiral_doc(epochs=100000))
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "train", path, "--out", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "wiregrad.core.cli", "train", path, "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 30
     line = ""

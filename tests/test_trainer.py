@@ -8,10 +8,10 @@ import threading
 
 import numpy as np
 import pytest
+from wiregrad.core.trainer import Session, TrainingError, run_session
 
-import core
-from core.trainer import Session, TrainingError, run_session
 from tests.test_engine import mlp_doc
+from wiregrad import core
 
 
 def spiral_doc(epochs=3, **overrides):
@@ -214,7 +214,7 @@ def test_an_unsaved_copy_of_an_example_still_finds_its_data_file():
 def with_stray_nodes(doc):
     """The document with a Sigmoid wired to nothing and an Output hanging from it: neither the
     loss nor a metric depends on them."""
-    from core.document import Edge, Node
+    from wiregrad.core.document import Edge, Node
 
     doc.add_node((), Node("sigmoid", "Sigmoid"))
     doc.add_node((), Node("probs", "Output"))
@@ -239,7 +239,7 @@ def test_a_stray_unconnected_node_is_ignored_by_training_with_a_warning():
 
 
 def test_wiregrad_train_prints_the_warning_and_trains(tmp_path, capsys):
-    from core.cli import main
+    from wiregrad.core.cli import main
 
     path = tmp_path / "stray.wg.json"
     core.save(with_stray_nodes(spiral_doc(epochs=1)), path)

@@ -8,14 +8,12 @@ import re
 from pathlib import Path
 
 import pytest
-
-import core
-from core import fileio, training_section
-from core.export import runtime, runtime_torch
-from core.export.training import plan_of
-from core.optim import OPTIMIZERS
-from core.trainer import read_plan
-from core.training_section import (
+from wiregrad.core import fileio, training_section
+from wiregrad.core.export import runtime, runtime_torch
+from wiregrad.core.export.training import plan_of
+from wiregrad.core.optim import OPTIMIZERS
+from wiregrad.core.trainer import read_plan
+from wiregrad.core.training_section import (
     DEFAULT_LR,
     DEFAULTS,
     NAMES,
@@ -23,7 +21,9 @@ from core.training_section import (
     problems,
     rename_node,
 )
+
 from tests.test_trainer import spiral_doc
+from wiregrad import core
 
 DOCS = Path(__file__).parents[1] / "docs" / "training.md"
 
@@ -135,7 +135,8 @@ def test_renaming_a_node_renames_it_in_feeds_loss_and_metrics():
 
 
 def test_the_analysis_tells_the_editor_which_errors_training_ignores():
-    from core.compiler import analyze
+    from wiregrad.core.compiler import analyze
+
     from tests.test_trainer import with_stray_nodes
 
     doc = with_stray_nodes(spiral_doc())

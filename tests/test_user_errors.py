@@ -21,15 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wiregrad.core.cli import main
+from wiregrad.core.terminal import printable
 
-import core
-import core.export_cli
-import core.fileio
-import core.npz
-import core.train_cli
-from core.cli import main
-from core.terminal import printable
 from tests.test_trainer import spiral_doc
+from wiregrad import core
 
 ROOT = Path(__file__).parent.parent
 COMMANDS = {"check": [], "train": ["--epochs", "1"], "export": ["--target", "numpy"]}
@@ -274,7 +270,7 @@ def test_check_piped_into_head_exits_quietly(tmp_path):
     path.write_text(json.dumps({"format": "wiregrad.graph", "version": 2,
                                 "graph": {"nodes": nodes, "edges": edges}}), encoding="utf-8")
     err = tmp_path / "stderr.txt"
-    command = f'"{sys.executable}" -m core.cli check "{path}" 2>"{err}" | head -1'
+    command = f'"{sys.executable}" -m wiregrad check "{path}" 2>"{err}" | head -1'
     result = subprocess.run(["sh", "-c", command], cwd=ROOT, capture_output=True, text=True,
                             timeout=120, check=False)
     assert result.stdout == f"{path}\n"

@@ -45,10 +45,9 @@ from collections import deque
 from pathlib import Path
 
 import numpy as np
-
-from core.errors import GraphError
-from core.fileio import atomic_write
-from core.npz import save_arrays
+from wiregrad.core.errors import GraphError
+from wiregrad.core.fileio import atomic_write
+from wiregrad.core.npz import save_arrays
 
 RECENT = 10      # the latest epochs, each kept
 OLDER = 10       # earlier epochs kept at most, evenly spaced

@@ -30,10 +30,10 @@ import time
 import traceback
 from pathlib import Path
 
-from core.allocator import keep_freed_memory
-from core.errors import GraphError
-from core.fileio import from_dict
-from core.trainer import Session, TrainingError, run_session
+from wiregrad.core.allocator import keep_freed_memory
+from wiregrad.core.errors import GraphError
+from wiregrad.core.fileio import from_dict
+from wiregrad.core.trainer import Session, TrainingError, run_session
 
 RUN_NAME = "__wiregrad_training__"
 STOP, PAUSE, BUDGET, STEP = range(4)   # slots of the control array

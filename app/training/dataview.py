@@ -26,9 +26,8 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-import core
-from core.errors import GraphError
-
+from ... import core
+from ...core.errors import GraphError
 from .sequences import find_sequence_view
 from .seqview import SequenceView
 

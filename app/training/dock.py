@@ -41,10 +41,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.compiler import compile_for_training
-from core.errors import GraphError
-from core.training_section import setting
-
+from ...core.compiler import compile_for_training
+from ...core.errors import GraphError
+from ...core.training_section import setting
 from . import probe as pr
 from .dataview import DataView
 from .doc_weights import DocumentWeights

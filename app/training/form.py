@@ -31,10 +31,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.datasets import FILE_KINDS, GENERATORS, load_dataset
-from core.metrics import METRICS
-from core.optim import OPTIMIZERS, SCHEDULES
-from core.training_section import (
+from ...core.datasets import FILE_KINDS, GENERATORS, load_dataset
+from ...core.metrics import METRICS
+from ...core.optim import OPTIMIZERS, SCHEDULES
+from ...core.training_section import (
     DEFAULT_LR,
     DEFAULTS,
     DTYPES,
@@ -42,7 +42,6 @@ from core.training_section import (
     setting,
     starter,
 )
-
 from ..commands import SetTraining
 from .columns import ColumnMapper
 

@@ -12,9 +12,8 @@ import os
 
 import numpy as np
 
-from core.document import node_path
-from core.errors import GraphError
-
+from ...core.document import node_path
+from ...core.errors import GraphError
 from . import overlay as ov
 from . import probe as pr
 
@@ -166,8 +165,7 @@ class InsideTab:
         if not isinstance(self.doc.training, dict):
             return
         try:
-            from core.trainer import Session
-
+            from ...core.trainer import Session
             from .worker import SessionInfo
 
             doc = self.doc.copy()

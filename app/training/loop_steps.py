@@ -20,9 +20,8 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
-import core
-from core.errors import GraphError
-
+from ... import core
+from ...core.errors import GraphError
 from . import unroll
 from .background import Background
 

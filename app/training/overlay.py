@@ -22,8 +22,7 @@ from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem
 
-from core.errors import GraphError
-
+from ...core.errors import GraphError
 from ..number_text import number
 from ..theme import NODE_WIDTH
 from . import flow_scale as fs

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-import core
-from core.document import ref_name
-from core.errors import GraphError
+from ... import core
+from ...core.document import ref_name
+from ...core.errors import GraphError
 
 
 class Probe:

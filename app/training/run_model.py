@@ -23,10 +23,9 @@ import time
 
 from PySide6.QtCore import QObject, Signal
 
-from core.compiler import compile_for_training
-from core.errors import GraphError
-from core.training_section import setting
-
+from ...core.compiler import compile_for_training
+from ...core.errors import GraphError
+from ...core.training_section import setting
 from .checkpoints import EVERY_S
 from .history import History
 from .run_diff import describe_change

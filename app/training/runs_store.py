@@ -29,9 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import GraphError
-from core.npz import load_arrays
-
+from ...core.errors import GraphError
+from ...core.npz import load_arrays
 from .checkpoints import RUN_FILE, STEPS_FILE, checkpoint_name
 
 MAX_PAST = 8  # past runs read when a document is opened: the latest ones

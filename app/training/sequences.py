@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.errors import GraphError
+from ...core.errors import GraphError
 
 MAX_SAMPLES = 400   # sequences in the prediction-vs-target scatter
 CHUNK = 200         # rows per run for the scatter

@@ -21,8 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-import core
-
+from ... import core
 from . import sequences as sq
 from .background import Background
 

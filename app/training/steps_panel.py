@@ -25,8 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.errors import GraphError
-
+from ...core.errors import GraphError
 from . import probe as pr
 from . import unroll
 

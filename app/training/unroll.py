@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.codegen.per_sample import STEP_ROWS
-from core.errors import GraphError
-
+from ...core.codegen.per_sample import STEP_ROWS
+from ...core.errors import GraphError
 from . import probe as pr
 
 COUNT_ROWS = 32       # samples whose step counts are shown

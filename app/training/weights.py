@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-import core
-from core.errors import GraphError
-from core.npz import load_arrays, save_arrays
+from ... import core
+from ...core.errors import GraphError
+from ...core.npz import load_arrays, save_arrays
 
 FRESH = "starting from fresh weights"
 

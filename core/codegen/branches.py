@@ -8,8 +8,7 @@ exactly zero elsewhere (np.where, so a non-finite value on the side not picked c
 
 from __future__ import annotations
 
-from nodes import kernels
-
+from ...nodes import kernels
 from .layout import Site
 from .passes import pack, q, tape_names, unpack
 

@@ -18,9 +18,8 @@ of the backward pass and accumulated into.
 
 from __future__ import annotations
 
-import nodes
-from nodes import TensorType
-
+from ... import nodes
+from ...nodes import TensorType
 from .blocks import BlockCalls
 from .branches import Branches
 from .layout import CONTROL, Gradients, Layout, Site, diff_ports

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import nodes
-from nodes import INT, TensorType
-
+from ... import nodes
+from ...nodes import INT, TensorType
 from ..compiler import Compiler
 from ..document import Document, Graph, Node
 from ..errors import GraphError

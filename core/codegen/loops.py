@@ -12,8 +12,7 @@ reverse: backpropagation through time, exact through the steps that ran.
 
 from __future__ import annotations
 
-from nodes import kernels
-
+from ...nodes import kernels
 from .layout import Site
 from .passes import pack, q, tape_names, unpack
 from .writer import literal

@@ -18,9 +18,8 @@ different shapes.
 
 from __future__ import annotations
 
-import nodes
-from nodes import TensorType
-
+from ... import nodes
+from ...nodes import TensorType
 from ..document import Edge, Graph, Node
 
 MARK = "~"

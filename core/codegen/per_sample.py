@@ -15,8 +15,7 @@ its rows only (a side with none does not run); the outputs are put back in the s
 
 from __future__ import annotations
 
-from nodes import kernels
-
+from ...nodes import kernels
 from .layout import Site
 from .passes import pack, q, tape_names, unpack
 

@@ -26,9 +26,8 @@ from __future__ import annotations
 import inspect
 import textwrap
 
-import nodes
-from nodes import INT, kernels
-
+from ... import nodes
+from ...nodes import INT, kernels
 from .writer import literal
 
 

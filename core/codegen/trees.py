@@ -12,8 +12,7 @@ children Inputs is added into its children's output gradients.
 
 from __future__ import annotations
 
-from nodes import kernels
-
+from ...nodes import kernels
 from .layout import Site
 from .passes import pack, tape_names, unpack
 

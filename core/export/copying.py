@@ -15,7 +15,7 @@ import inspect
 import sys
 import textwrap
 
-_OURS = ("core.",)  # the packages whose code an export may copy
+_OURS = (__name__.rsplit(".", 2)[0] + ".",)  # core's modules: the code an export may copy
 
 ERROR_STUBS = {
     "GraphError": ('class GraphError(ValueError):\n'

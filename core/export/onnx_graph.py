@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-import nodes
-
+from ... import nodes
 from ..codegen.layout import Layout, Site
 from .onnx_builder import ModelBuilder, OnnxGraph, RuleBuilder, apply_rule
 from .onnx_flow import OnnxFlow

@@ -20,8 +20,7 @@ import keyword
 import textwrap
 from contextlib import ExitStack
 
-import nodes
-
+from ... import nodes
 from ..codegen.feeds import guards, input_order, nested, output_needs
 from ..codegen.function import GeneratedFunction
 from ..codegen.layout import Layout, Site

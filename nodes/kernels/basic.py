@@ -6,8 +6,6 @@ and a softmax over 2 to 4 classes takes the maximum of its columns (0.9 us again
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 # -- activations ----------------------------------------------------------------------------

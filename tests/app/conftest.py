@@ -172,8 +172,8 @@ def _guard_dialogs(monkeypatch) -> Dialogs:
 
 @pytest.fixture
 def window(qtbot, monkeypatch):
-    from app import main as app_main
-    from app.window import MainWindow
+    from wiregrad.app import main as app_main
+    from wiregrad.app.window import MainWindow
 
     app_main.make_app()
     # The test's own monkeypatch, so that its patches of the same methods undo in order.

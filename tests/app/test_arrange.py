@@ -11,11 +11,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import core
-from app.arrange import arrange, drawn_size, lacks_positions
-from core.arrange import default_size
-from core.document import Document, Graph, Node
-from core.well_formed import walk_graphs
+from wiregrad.app.arrange import arrange, drawn_size, lacks_positions
+from wiregrad.core.arrange import default_size
+from wiregrad.core.document import Document, Graph, Node
+from wiregrad.core.well_formed import walk_graphs
+
+from wiregrad import core
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples"
 

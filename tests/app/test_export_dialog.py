@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import core
-from app.export_dialog import ExportDialog, verify_numpy_export
-from core.export import export_source
+from wiregrad.app.export_dialog import ExportDialog, verify_numpy_export
+from wiregrad.core.export import export_source
+
+from wiregrad import core
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
 

@@ -8,13 +8,12 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QApplication
-
-from app import recent
-from app.items import NodeItem
-from app.problems import HTML_ROLE
-from app.theme import MAX_NODE_WIDTH
-from app.window import EXAMPLES, MainWindow
-from core.document import Document, Graph, Node
+from wiregrad.app import recent
+from wiregrad.app.items import NodeItem
+from wiregrad.app.problems import HTML_ROLE
+from wiregrad.app.theme import MAX_NODE_WIDTH
+from wiregrad.app.window import EXAMPLES, MainWindow
+from wiregrad.core.document import Document, Graph, Node
 
 SPIRAL = EXAMPLES / "spiral-mlp.wg.json"
 
@@ -76,7 +75,7 @@ def test_a_small_graph_opens_at_100_percent_at_most(window):
 
 
 def test_the_window_as_main_opens_it_shows_the_whole_example(qtbot, monkeypatch):
-    from app import main as app_main
+    from wiregrad.app import main as app_main
 
     monkeypatch.setattr(MainWindow, "ask_restore", lambda self, original: False)
     win = app_main.open_window([])

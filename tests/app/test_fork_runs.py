@@ -9,14 +9,14 @@ import shutil
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
+from wiregrad.app.training import run_model
+from wiregrad.app.training.checkpoints import OLDER, RECENT, RunRecorder, kept_epochs
+from wiregrad.app.training.plots import curve_color, run_color
+from wiregrad.app.training.run_diff import describe_change
+from wiregrad.core.npz import load_arrays
+from wiregrad.core.trainer import Session, run_session
 
-import core
-from app.training import run_model
-from app.training.checkpoints import OLDER, RECENT, RunRecorder, kept_epochs
-from app.training.plots import curve_color, run_color
-from app.training.run_diff import describe_change
-from core.npz import load_arrays
-from core.trainer import Session, run_session
+from wiregrad import core
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "examples")
 SPIRAL = os.path.join(EXAMPLES, "spiral-mlp.wg.json")

@@ -3,9 +3,8 @@
 import os
 
 from PySide6.QtCore import QSettings, QTimer
-
-from app import main as app_main
-from app.window import MainWindow
+from wiregrad.app import main as app_main
+from wiregrad.app.window import MainWindow
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "examples")
 

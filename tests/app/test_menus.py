@@ -4,13 +4,12 @@ import sys
 import types
 
 import pytest
+import wiregrad.app.window as window_module
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
-
-import app.window as window_module
-from app import help
+from wiregrad.app import help
 
 
 class X11KeySequence(QKeySequence):
@@ -114,10 +113,10 @@ def _fake_arrange(monkeypatch, lacks=False):
         graph = controller.doc.graph_at(tuple(ref or ()))
         controller.move_nodes({node.id: (node.pos, [i * 200, 0]) for i, node in enumerate(graph.nodes)})
 
-    fake = types.ModuleType("app.arrange")
+    fake = types.ModuleType("wiregrad.app.arrange")
     fake.arrange = arrange
     fake.lacks_positions = lambda doc: lacks
-    monkeypatch.setitem(sys.modules, "app.arrange", fake)
+    monkeypatch.setitem(sys.modules, "wiregrad.app.arrange", fake)
     return calls
 
 
@@ -151,7 +150,7 @@ def test_a_placed_document_is_not_rearranged(window, monkeypatch):
 
 
 def test_without_the_layout_module_arrange_says_so(window, monkeypatch):
-    monkeypatch.setitem(sys.modules, "app.arrange", None)  # import fails as if it were missing
+    monkeypatch.setitem(sys.modules, "wiregrad.app.arrange", None)  # import fails as if it were missing
     window.act_arrange.trigger()
     assert "not available" in window.statusBar().currentMessage()
 
@@ -164,7 +163,7 @@ HAND_WRITTEN = ('{"format": "wiregrad.graph", "version": 2, "graph": {"nodes": [
 
 
 def test_a_hand_written_document_opens_laid_out_left_to_right(window, tmp_path):
-    pytest.importorskip("app.arrange")
+    pytest.importorskip("wiregrad.app.arrange")
     path = tmp_path / "hand.wg.json"
     path.write_text(HAND_WRITTEN)
     assert window.open_path(str(path))

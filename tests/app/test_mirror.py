@@ -1,8 +1,8 @@
 """The canvas mirrors the document one way: edits made without any Qt show up on it."""
 
-from app.controller import EditorController
-from app.scene import CanvasScene
-from core.document import Document, Edge, Node
+from wiregrad.app.controller import EditorController
+from wiregrad.app.scene import CanvasScene
+from wiregrad.core.document import Document, Edge, Node
 
 
 def test_a_document_edited_headless_shows_on_a_canvas_bound_later(qapp):

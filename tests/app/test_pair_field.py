@@ -3,8 +3,7 @@ pool's stride): two spin boxes and a link toggle, as a user edits them."""
 
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-
-from app.pair_field import PairField
+from wiregrad.app.pair_field import PairField
 
 
 def type_into(box, text: str) -> None:

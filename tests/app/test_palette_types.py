@@ -1,10 +1,11 @@
 """Every type in the palette: found by category, filter and one line of help, and dropped onto
 the canvas with parameters that check out."""
 
-import nodes
-from app import doc_ops
-from app.palette import CATEGORY_ORDER
-from core.document import Document, Graph
+from wiregrad.app import doc_ops
+from wiregrad.app.palette import CATEGORY_ORDER
+from wiregrad.core.document import Document, Graph
+
+from wiregrad import nodes
 
 
 def test_every_type_dropped_from_the_palette_starts_with_valid_parameters():

@@ -7,13 +7,12 @@ from itertools import pairwise
 import numpy as np
 import pytest
 from PySide6.QtWidgets import QLabel
-
-from app.number_text import CleanAxis, number
-from app.training import flow_scale
-from app.training.history import History
-from app.training.node_view import _fmt as inspector_figure
-from app.training.plots import TrainingPlots
-from app.training.status import _figure_text
+from wiregrad.app.number_text import CleanAxis, number
+from wiregrad.app.training import flow_scale
+from wiregrad.app.training.history import History
+from wiregrad.app.training.node_view import _fmt as inspector_figure
+from wiregrad.app.training.plots import TrainingPlots
+from wiregrad.app.training.status import _figure_text
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "examples")
 

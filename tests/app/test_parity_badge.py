@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QProcess
+from wiregrad.app import export_parity
+from wiregrad.app.export_dialog import ExportDialog
 
-import core
-from app import export_parity
-from app.export_dialog import ExportDialog
+from wiregrad import core
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
 HAS_TORCH = importlib.util.find_spec("torch") is not None

@@ -3,10 +3,9 @@
 import json
 
 import pytest
-
-from app.controller import EditorController
-from core import fileio
-from core.document import Document
+from wiregrad.app.controller import EditorController
+from wiregrad.core import fileio
+from wiregrad.core.document import Document
 
 
 def clip(nodes, edges=(), blocks=None) -> str:

@@ -11,9 +11,8 @@ import time
 
 import numpy as np
 import pytest
-
-from app import recovery as rec
-from app.window import MainWindow
+from wiregrad.app import recovery as rec
+from wiregrad.app.window import MainWindow
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "examples")
 SPIRAL = os.path.join(EXAMPLES, "spiral-mlp.wg.json")

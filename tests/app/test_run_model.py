@@ -5,9 +5,8 @@ import os
 import shutil
 
 import pytest
-
-from app.training.run_model import TRANSITIONS, RunModel
-from core.document import Document
+from wiregrad.app.training.run_model import TRANSITIONS, RunModel
+from wiregrad.core.document import Document
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "examples")
 SPIRAL = os.path.join(EXAMPLES, "spiral-mlp.wg.json")
@@ -15,7 +14,7 @@ SPIRAL = os.path.join(EXAMPLES, "spiral-mlp.wg.json")
 
 @pytest.fixture(autouse=True)
 def every_epoch(monkeypatch):
-    from app.training import run_model
+    from wiregrad.app.training import run_model
 
     monkeypatch.setattr(run_model, "CHECKPOINT_EVERY_S", 0.0)
 

@@ -6,10 +6,10 @@ import os
 import shutil
 
 import pytest
+from wiregrad.core import fileio
+from wiregrad.core.errors import GraphError
 
-import core
-from core import fileio
-from core.errors import GraphError
+from wiregrad import core
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "examples")
 SPIRAL = os.path.join(EXAMPLES, "spiral-mlp.wg.json")

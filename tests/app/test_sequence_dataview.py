@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 import pytest
+from wiregrad.app.training import sequences as sq
+from wiregrad.app.training.dataview import DataView
+from wiregrad.app.training.worker import SessionInfo
+from wiregrad.core.trainer import Session
 
-import core
-from app.training import sequences as sq
-from app.training.dataview import DataView
-from app.training.worker import SessionInfo
-from core.trainer import Session
+from wiregrad import core
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "examples")
 

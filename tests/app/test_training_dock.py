@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget
-
-from core.document import Node
-from core.trainer import Session
+from wiregrad.core.document import Node
+from wiregrad.core.trainer import Session
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "examples")
 
@@ -22,7 +21,7 @@ def dock(window):
         yield existing
         existing.shutdown()
         return
-    from app.training.dock import TrainingDock
+    from wiregrad.app.training.dock import TrainingDock
 
     widget = TrainingDock(window.controller, window.scene, window)
     holder = QDockWidget("Training", window)
@@ -234,7 +233,7 @@ def test_new_nodes_keep_the_trained_weights_of_the_others(qtbot, window, dock):
     wait_idle(qtbot, dock)
     trained = dock.params["hidden1.weight"].copy()
     ctrl = window.controller
-    ctrl.push(__import__("app.commands", fromlist=["AddNode"]).AddNode(
+    ctrl.push(__import__("wiregrad.app.commands", fromlist=["AddNode"]).AddNode(
         ctrl.doc, (), Node("extra", "Parameter", {"shape": [2]})))
     dock.step()
     qtbot.waitUntil(lambda: dock.state == "paused", timeout=10_000)
@@ -268,8 +267,9 @@ def test_inside_a_loop_body_the_inspector_flow_and_example_show_every_step(qtbot
 
 
 def test_a_block_definition_runs_under_each_of_its_instances():
-    import core
-    from app.training import probe
+    from wiregrad.app.training import probe
+
+    from wiregrad import core
 
     doc = core.load(os.path.join(EXAMPLES, "blocks-and-gate.wg.json"))
     assert probe.prefixes(doc, ()) == [""]
@@ -397,8 +397,8 @@ def test_the_inside_tab_shows_a_batchnorms_running_statistics(qtbot, window, doc
 
 
 def test_the_forms_defaults_are_the_training_sections_schema(qtbot, window, dock):
-    from app.training.form import _EMPTY, default_section
-    from core.training_section import DEFAULT_LR, DEFAULTS
+    from wiregrad.app.training.form import _EMPTY, default_section
+    from wiregrad.core.training_section import DEFAULT_LR, DEFAULTS
 
     open_example(window, "spiral-mlp")
     assert dock.form.editors["optimizer.lr"].placeholderText() == f"{DEFAULT_LR:g}"

@@ -16,14 +16,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wiregrad.app import commands as cmd
+from wiregrad.app.controller import EditorController
+from wiregrad.app.scene import CanvasScene
+from wiregrad.core.fileio import dumps
+from wiregrad.core.well_formed import walk_graphs
 
-import core
-import nodes
-from app import commands as cmd
-from app.controller import EditorController
-from app.scene import CanvasScene
-from core.fileio import dumps
-from core.well_formed import walk_graphs
+from wiregrad import core, nodes
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
 # Between them: a plain MLP, loop bodies (scan and while), a Block used twice and a Branch,

@@ -7,9 +7,9 @@ from pathlib import Path
 from PySide6.QtCore import QMimeData, QPointF, Qt
 from PySide6.QtGui import QDropEvent
 from PySide6.QtTest import QTest
+from wiregrad.app.palette import mime_for
 
-import core
-from app.palette import mime_for
+from wiregrad import core
 
 # WIREGRAD_EXAMPLES: a copy of the examples folder (the README test runs these tests against
 # one where the quick start has written its run folder beside the documents).
@@ -321,7 +321,7 @@ def test_autosave_and_restore_after_a_crash(window, qtbot, monkeypatch):
     import subprocess
     import sys
 
-    from app.window import MainWindow
+    from wiregrad.app.window import MainWindow
 
     win = window
     win.controller.add_node("Tanh", (40, 40))
@@ -387,7 +387,8 @@ def test_renaming_a_block_input_rewires_every_instance(window):
 
 
 def test_a_node_is_made_to_share_another_nodes_weights_from_the_inspector(window):
-    from app.items import ShareItem
+    from wiregrad.app.items import ShareItem
+
     from tests.test_shared_weights import _siamese
 
     doc = _siamese(None, None)

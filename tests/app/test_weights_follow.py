@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import core
+from wiregrad import core
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "examples")
 SPIRAL = os.path.join(EXAMPLES, "spiral-mlp.wg.json")
@@ -245,7 +245,7 @@ def panel_as_seen(dock) -> dict:
 
 
 def test_opening_a_document_shows_the_panel_as_new(qtbot, window, tmp_path):
-    from app.training.dock import TrainingDock
+    from wiregrad.app.training.dock import TrainingDock
 
     dock = window.training
     a, b = tmp_path / "A.wg.json", tmp_path / "B.wg.json"
