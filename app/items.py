@@ -50,6 +50,7 @@ class NodeItem(QGraphicsItem):
         self.syncing = False          # set while the scene mirrors a document position
         self.snap = True
         self.error = ""
+        self.warning = False  # the error is one training ignores: amber, not red
         self.about = ""
         self.accepting: set = set()   # port names lit up during a wire drag
         self.ins, self.outs, self.kinds = (), (), {}
@@ -123,9 +124,9 @@ class NodeItem(QGraphicsItem):
             self.kinds = kinds
             self.update()
 
-    def set_error(self, message: str) -> None:
-        if message != self.error:
-            self.error = message
+    def set_error(self, message: str, warning: bool = False) -> None:
+        if message != self.error or warning != self.warning:
+            self.error, self.warning = message, warning
             self.setToolTip(message or self.about)
             self.update()
 
@@ -151,15 +152,18 @@ class NodeItem(QGraphicsItem):
                 wire.update()
         return super().itemChange(change, value)
 
+    def _problem_pen(self, st):
+        return st.warning_pen if self.warning else st.error_pen
+
     def paint(self, painter, option, widget=None) -> None:
         st = theme.style()
         selected = self.isSelected()
         if _lod(painter) < LOD_PLAIN:
-            painter.setPen(st.selected_pen if selected else (st.error_pen if self.error else st.no_pen))
+            painter.setPen(st.selected_pen if selected else (self._problem_pen(st) if self.error else st.no_pen))
             painter.setBrush(self.title_brush)
             painter.drawRect(self.rect)
             return
-        painter.setPen(st.selected_pen if selected else (st.error_pen if self.error else st.border_pen))
+        painter.setPen(st.selected_pen if selected else (self._problem_pen(st) if self.error else st.border_pen))
         painter.setBrush(st.body_brush)
         painter.drawPath(self.body_path)
         painter.setPen(st.no_pen)
@@ -189,7 +193,7 @@ class NodeItem(QGraphicsItem):
                 painter.drawEllipse(QPointF(x, self.port_y(i)), r, r)
         if self.error:
             painter.setPen(st.no_pen)
-            painter.setBrush(st.error_brush)
+            painter.setBrush(st.warning_brush if self.warning else st.error_brush)
             painter.drawEllipse(QPointF(w - 4, -2), 8, 8)
             painter.setPen(st.text_pen)
             painter.setFont(st.title_font)

@@ -52,8 +52,10 @@ class ProblemsList(QListWidget):
         self.itemActivated.connect(self._clicked)
         self.error_count = 0
 
-    def show_errors(self, errors: list, label_of=None) -> None:
-        """List `errors`; `label_of(path)` gives the label of the node a path names, or None."""
+    def show_errors(self, errors: list, label_of=None, ignored=frozenset()) -> None:
+        """List `errors`; `label_of(path)` gives the label of the node a path names, or None;
+        `ignored` holds the node paths whose problems training leaves aside (off the loss
+        path): they are listed as warnings."""
         self.clear()
         if not errors:
             placeholder = QListWidgetItem("✓  No problems: every node checks out.")
@@ -65,6 +67,8 @@ class ProblemsList(QListWidget):
         for err in errors:
             text = getattr(err, "message", None) or str(err)
             path = getattr(err, "node", None) or ""
+            if path in ignored:
+                text += " (training ignores it: the loss does not depend on it)"
             label = label_of(path) if (label_of and path) else None
             plain, rich = describe(text, path, label)
             item = QListWidgetItem(MARK + plain)

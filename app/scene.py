@@ -258,6 +258,8 @@ class CanvasScene(QGraphicsScene):
         self.result = result
         prefix_len = len(node_path(self.ref, "x")) - 1
         messages: dict = {}
+        blocking: set = set()  # nodes with a problem training does not leave aside
+        ignored = getattr(result, "ignored_by_training", set())
         here = node_path(self.ref, "")
         for err in result.errors:
             path = getattr(err, "node", None) or ""
@@ -265,9 +267,13 @@ class CanvasScene(QGraphicsScene):
                 continue
             first = path[prefix_len:].split("/")[0]
             if first in self.node_items:
-                messages.setdefault(first, []).append(err.message if hasattr(err, "message") else str(err))
+                text = err.message if hasattr(err, "message") else str(err)
+                messages.setdefault(first, []).append(
+                    text + (" (training ignores it)" if path in ignored else ""))
+                if path not in ignored:
+                    blocking.add(first)
         for node_id, item in self.node_items.items():
-            item.set_error("\n".join(messages.get(node_id, [])))
+            item.set_error("\n".join(messages.get(node_id, [])), warning=node_id not in blocking)
             if result.port_types:
                 item.set_kinds(self._kinds(item))
         for wire in self.wire_items.values():

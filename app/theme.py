@@ -26,6 +26,7 @@ NODE_SELECTED = QColor("#f0b429")
 TEXT = QColor("#e6e8eb")
 TEXT_DIM = QColor("#9aa1ab")
 ERROR = QColor("#e5484d")
+WARNING = QColor("#f5a524")  # a problem training leaves aside (off the loss path)
 WIRE = QColor("#7d8590")
 WIRE_HOT = QColor("#f0b429")
 LABEL_BG = QColor(27, 29, 33, 220)
@@ -79,6 +80,7 @@ class _Style:
         self.border_pen = QPen(NODE_BORDER, 1.0)
         self.selected_pen = QPen(NODE_SELECTED, 2.0)
         self.error_pen = QPen(ERROR, 2.0)
+        self.warning_pen = QPen(WARNING, 2.0)
         self.text_pen = QPen(TEXT)
         self.dim_pen = QPen(TEXT_DIM)
         self.hint_pen = QPen(TEXT_DIM)
@@ -95,6 +97,7 @@ class _Style:
         self.body_brush = QBrush(NODE_BODY)
         self.label_brush = QBrush(LABEL_BG)
         self.error_brush = QBrush(ERROR)
+        self.warning_brush = QBrush(WARNING)
         self.port_brushes = {kind: QBrush(color) for kind, color in PORT_COLORS.items()}
         self.accept_brush = QBrush(QColor("#ffffff"))
         self.title_brushes: dict = {}

@@ -541,7 +541,8 @@ class MainWindow(Questions, Clipboard, QMainWindow):
 
     def _analysis_ready(self, result) -> None:
         self.scene.apply_analysis(result)
-        self.problems.show_errors(result.errors, self.label_of)
+        self.problems.show_errors(result.errors, self.label_of,
+                                  getattr(result, "ignored_by_training", set()))
         count = len(result.errors)
         self.problems_dock.setWindowTitle(f"Problems ({count})" if count else "Problems")
 

@@ -297,7 +297,8 @@ def test_problems_name_nodes_by_label_with_the_id_in_grey(window, qtbot):
     c.set_label(node_id, "squash")
     qtbot.waitUntil(lambda: bool(_rows_about(window.problems, node_id)))
     row = _rows_about(window.problems, node_id)[0]
-    assert row.text() == f"⚠  squash ({node_id}): x is not connected"
+    assert row.text() == (f"⚠  squash ({node_id}): x is not connected"
+                          " (training ignores it: the loss does not depend on it)")
     html = row.data(HTML_ROLE)
     assert "<b>squash</b>" in html and f">{node_id}</span>" in html and "color:#7d8590" in html
     window.scene.clearSelection()
