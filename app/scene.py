@@ -28,7 +28,7 @@ class CanvasScene(QGraphicsScene):
         self.controller = controller
         self.node_items: dict = {}
         self.wire_items: dict = {}
-        self.step_tags: dict = {}      # node id -> StepTag, inside the unrolled loop's body
+        self.step_tags: dict = {}      # node id -> step tag (overlay.Tag), inside the unrolled loop's body
         self.comment_items: dict = {}
         self.share_items: list = []
         self.result = Analysis()
@@ -302,7 +302,7 @@ class CanvasScene(QGraphicsScene):
                 if found is None:
                     continue
                 value, grad = found
-                tag = step_labels.StepTag(step_labels.tag_lines(value, grad, self.steps.step),
+                tag = step_labels.step_tag(step_labels.tag_lines(value, grad, self.steps.step),
                                           item)
                 tag.setToolTip(f"{node_id}.{port} at step {self.steps.step}\n"
                                + unroll.describe(value, grad))

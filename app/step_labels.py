@@ -10,13 +10,12 @@ always have the whole of it.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPen
-from PySide6.QtWidgets import QGraphicsItem
+from PySide6.QtGui import QColor
 
 from . import theme
 from .training import probe as pr
 from .training import unroll
+from .training.overlay import Tag
 
 TAG_BG = QColor(48, 30, 70, 235)     # the loop colour, dark: a step's value, not a shape
 TAG_TEXT = QColor("#e9dcff")
@@ -45,34 +44,11 @@ def tag_lines(value, grad, step: int) -> list:
     return lines
 
 
-class StepTag(QGraphicsItem):
+def step_tag(lines: list, parent=None) -> Tag:
     """A small rounded label over a node, no wider than the node (the next node's tag is a
-    wire's length away): each line elided to fit, laid out once, nothing computed in paint."""
-
-    def __init__(self, lines: list, parent=None):
-        super().__init__(parent)
-        self.font = QFont()
-        self.font.setPointSizeF(7.5)
-        metrics = QFontMetricsF(self.font)
-        room = (parent.rect.width() if parent is not None else 160) - 10
-        self.lines = [metrics.elidedText(line, Qt.ElideRight, room) for line in lines]
-        self.line_h = metrics.height()
-        width = max(metrics.horizontalAdvance(line) for line in self.lines) + 10
-        self.rect = QRectF(0, 0, width, self.line_h * len(lines) + 4)
-        self.brush = QBrush(TAG_BG)
-        self.pen = QPen(TAG_TEXT)
-        self.setZValue(6)
-        self.setPos(0, -self.rect.height() - 3)
-
-    def boundingRect(self) -> QRectF:
-        return self.rect
-
-    def paint(self, painter, option, widget=None) -> None:
-        painter.setPen(Qt.NoPen)
-        painter.setBrush(self.brush)
-        painter.drawRoundedRect(self.rect, 4, 4)
-        painter.setPen(self.pen)
-        painter.setFont(self.font)
-        for i, line in enumerate(self.lines):
-            painter.drawText(QRectF(5, 2 + i * self.line_h, self.rect.width() - 10, self.line_h),
-                             Qt.AlignLeft | Qt.AlignVCenter, line)
+    wire's length away)."""
+    room = (parent.rect.width() if parent is not None else 160) - 10
+    tag = Tag(lines, TAG_BG, TAG_TEXT, parent=parent, max_width=room)
+    tag.setZValue(6)
+    tag.setPos(0, -tag.rect.height() - 3)
+    return tag

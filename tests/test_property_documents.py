@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from wiregrad.core.fileio import dumps, loads
 
 from tests.hostile_files import BOMBS, MUTATIONS, fate, lone_surrogates, mutated
+from tests.hostile_files import places as paths_in
 from tests.isolated import run_isolated
 from wiregrad import core
 
@@ -129,19 +130,6 @@ def test_random_valid_documents_compile(data):
 
 
 # -- corruptions ---------------------------------------------------------------------------------
-
-
-def paths_in(value, prefix=()) -> list:
-    """Every place in a JSON value: the tuple of keys and indices that reaches it."""
-    out, stack = [], [(prefix, value)]
-    while stack:
-        path, item = stack.pop()
-        out.append(path)
-        if isinstance(item, dict):
-            stack.extend((path + (k,), v) for k, v in item.items())
-        elif isinstance(item, list):
-            stack.extend((path + (i,), v) for i, v in enumerate(item))
-    return out
 
 
 def container_at(data, path):

@@ -38,12 +38,14 @@ class Tag(QGraphicsItem):
     """A small rounded label with text, drawn as prepared (nothing computed in paint)."""
 
     def __init__(self, lines: list, color: QColor, text_color: QColor, bold: bool = False,
-                 parent=None):
+                 parent=None, max_width: float | None = None):
         super().__init__(parent)
         self.font = QFont()
         self.font.setPointSizeF(7.5)
         self.font.setBold(bold)
         metrics = QFontMetricsF(self.font)
+        if max_width is not None:  # each line elided to fit, once, here
+            lines = [metrics.elidedText(line, Qt.ElideRight, max_width) for line in lines]
         self.lines = lines
         width = max(metrics.horizontalAdvance(line) for line in lines) + 10
         self.line_h = metrics.height()
