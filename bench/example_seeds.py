@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import json
 import tempfile
@@ -31,20 +30,12 @@ from wiregrad.core.export import export_source
 
 from wiregrad import core
 
+from .exported import load_module
+
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 # name -> (figure, "min" or "max", bound): the targets tests/test_examples.py checks too
 TARGETS = {name: (t["figure"], t["sense"], t["bound"]) for name, t in json.loads(
     (EXAMPLES_DIR / "targets.json").read_text(encoding="utf-8")).items() if name != "_about"}
-
-
-def load_module(text: str, folder: Path):
-    """The exported module, written into `folder` and imported from there."""
-    path = folder / f"wg_seeds_{time.monotonic_ns()}.py"
-    path.write_text(text, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def meets(name: str, value: float) -> bool:
@@ -62,7 +53,7 @@ def torch_figure(name: str, seed: int, folder: Path) -> float:
     path = EXAMPLES_DIR / name
     doc = core.load(path)
     module = load_module(export_source(doc, "torch", data_dir=str(path.parent.resolve())),
-                         folder)
+                         folder, f"wg_seeds_{time.monotonic_ns()}")
     with contextlib.redirect_stdout(io.StringIO()):
         history, _ = module.train_torch(seed=seed, device="cpu", verbose=False,
                                         dtype_name="float32")

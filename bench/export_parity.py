@@ -27,6 +27,8 @@ from wiregrad.core.export.onnx_target import export_onnx
 
 from wiregrad import core
 
+from .exported import load_module
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 
 
@@ -45,19 +47,6 @@ def example_feeds(doc, program, path: Path, batch: int) -> dict:
 def typed(program, feeds: dict) -> dict:
     return {name: np.asarray(value, dtype=np.int64 if program.input_dtypes[name] == "int64"
                              else np.float32) for name, value in feeds.items()}
-
-
-def load_module(text: str, folder: Path, name: str):
-    path = folder / f"{name}.py"
-    path.write_text(text, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.modules.pop(name, None)
-    return module
 
 
 def run_numpy(doc, params, feeds, folder):
