@@ -29,6 +29,7 @@ Events the UI receives, besides the trainer's own (start, step, epoch, error, en
 from __future__ import annotations
 
 import multiprocessing
+import os
 import runpy
 import sys
 import threading
@@ -77,7 +78,7 @@ class _Child:
             target=runpy.run_path, args=(proc.__file__,), daemon=True, name="wiregrad-training",
             kwargs={"run_name": proc.RUN_NAME,
                     "init_globals": {"CONN": child_conn, "CONTROL": self.control}})
-        with _bare_main():
+        with _bare_main(), _leave_a_core_for_the_editor():
             self.runner.start()
         child_conn.close()  # the child has its own copy; ours would hide its end from us
         self._child_conn = None
@@ -103,6 +104,40 @@ class _Child:
         self.conn.close()
         if self._child_conn is not None:
             self._child_conn.close()
+
+
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+class _leave_a_core_for_the_editor:
+    """While the child starts, its BLAS may use one thread fewer than the machine's cores.
+    A multithreaded matrix product waits for its slowest thread, and the editor's own work
+    (plots, decision regions) keeps one core busy while training: on 2 cores, the default of
+    two BLAS threads cost the child 10-20% of its speed (`python -m bench.live`). A value the
+    user set is kept; the environment is the child's only way in, since the BLAS reads it when
+    numpy loads."""
+
+    def __enter__(self):
+        self.saved = {name: os.environ.get(name) for name in BLAS_THREADS}
+        if any(value is not None for value in self.saved.values()):
+            return
+        threads = str(max(1, _usable_cores() - 1))
+        for name in BLAS_THREADS:
+            os.environ[name] = threads
+
+    def __exit__(self, *exc):
+        for name, value in self.saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class _bare_main:

@@ -369,6 +369,32 @@ def test_training_runs_in_a_process_without_qt_that_ends_with_the_dock(qtbot, wi
         os.kill(pid, 0)
 
 
+def _child_environment(dock) -> dict:
+    with open(f"/proc/{dock.worker._child.runner.pid}/environ", "rb") as handle:
+        pairs = handle.read().decode().split("\0")
+    return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="reads /proc")
+def test_the_training_process_leaves_a_core_to_the_editor(dock, monkeypatch):
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    dock.worker.warm_up()
+    cores = len(os.sched_getaffinity(0))
+    child = _child_environment(dock)
+    assert child["OPENBLAS_NUM_THREADS"] == child["OMP_NUM_THREADS"] == str(max(1, cores - 1))
+    assert "OPENBLAS_NUM_THREADS" not in os.environ           # the editor's own is untouched
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="reads /proc")
+def test_a_thread_count_the_user_set_reaches_the_training_process(dock, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    dock.worker.warm_up()
+    child = _child_environment(dock)
+    assert child["OMP_NUM_THREADS"] == "7" and "OPENBLAS_NUM_THREADS" not in child
+
+
 def test_the_data_view_shows_steps_per_sample_for_a_per_sample_while(qtbot, window, dock):
     open_example(window, "ponder")
     set_training(dock, epochs=3)
