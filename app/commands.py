@@ -13,6 +13,7 @@ from PySide6.QtGui import QUndoCommand
 
 from ..core.document import Edge, Node
 from ..core.errors import GraphError
+from ..core.training_section import moved
 
 _MISSING = object()
 
@@ -204,17 +205,23 @@ class SetBlock(DocCommand):
 
 
 class SetTraining(DocCommand):
+    """Its sections keep the folder they were written for: a save into another folder in
+    between rewrites the data path (core.save), and undo and redo must name the same file."""
+
     def __init__(self, doc, training, parent=None):
         super().__init__(doc, "Edit training", parent)
         self.training = copy.deepcopy(training)
         self.old = None
+        self.folder = doc.folder
 
     def do(self):
+        self.training = moved(self.training, self.folder, self.doc.folder)
+        self.folder = self.doc.folder
         self.old = copy.deepcopy(self.doc.training)
         self.doc.set_training(self.training)
 
     def undo(self):
-        self.doc.set_training(self.old)
+        self.doc.set_training(moved(self.old, self.folder, self.doc.folder))
 
 
 class SetUi(DocCommand):

@@ -22,7 +22,7 @@ from .. import nodes
 from .atomic import SaveError, atomic_write  # noqa: F401
 from .document import BODY_KEYS, Document, Edge, Graph, Node, is_valid_id, node_path
 from .errors import GraphError
-from .training_section import NAMES
+from .training_section import NAMES, moved
 from .well_formed import structural_errors
 
 TOP_KEYS = {"format", "version", "name", "graph", "blocks", "training", "ui"}
@@ -298,10 +298,19 @@ def dumps(doc: Document) -> str:
 
 
 def save(doc: Document, path) -> None:
-    """Write a document atomically: a crash at any point leaves the old file or the new one."""
-    text = dumps(doc)
-    atomic_write(Path(path), text.encode("utf-8"))
+    """Write a document atomically: a crash at any point leaves the old file or the new one.
+    Saved into another folder, its relative data path is rewritten to name the same file
+    (training_section.moved); if the write fails, the document is left as it was."""
+    folder = os.path.dirname(os.path.abspath(path))
+    training = moved(doc.training, doc.folder, folder)
+    before, doc.training = doc.training, training  # written as it reads from the new folder
+    try:
+        text = dumps(doc)
+        atomic_write(Path(path), text.encode("utf-8"))
+    finally:
+        doc.training = before
+    doc.path = str(path)
+    doc.folder = folder
+    doc.set_training(training)  # nothing when the path stayed; else the views hear of it
     doc._saved_text = text
     doc._saved_dict = doc.to_dict()
-    doc.path = str(path)
-    doc.folder = os.path.dirname(os.path.abspath(path))

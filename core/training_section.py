@@ -20,6 +20,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+from pathlib import PurePath
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,6 +159,30 @@ def rename_node(section: dict, old: str, new: str) -> dict:
     return out
 
 
+def moved(section, old_folder, new_folder):
+    """The section as a document moved from `old_folder` to `new_folder` must say it: a relative
+    data file path (relative to the graph file, format.md) rewritten so that it still names the
+    same file. Written with "/", relative where the two folders share a root, else absolute.
+    The section itself when nothing changes (no folder known, the same folder, a generator, an
+    absolute path)."""
+    if not old_folder or not new_folder or not isinstance(section, dict):
+        return section
+    old_folder, new_folder = os.path.abspath(old_folder), os.path.abspath(new_folder)
+    dataset = section.get("dataset")
+    path = dataset.get("path") if isinstance(dataset, dict) else None
+    if old_folder == new_folder or not isinstance(path, str) or not path \
+            or os.path.isabs(path):
+        return section
+    target = os.path.normpath(os.path.join(old_folder, path))
+    try:
+        rebased = os.path.relpath(target, new_folder)
+    except ValueError:  # Windows: another drive
+        rebased = target
+    out = copy.deepcopy(section)
+    out["dataset"]["path"] = PurePath(rebased).as_posix()
+    return out
+
+
 # -- checking ---------------------------------------------------------------------------------
 
 def problems(section: dict) -> list:
@@ -267,4 +293,4 @@ def markdown_table() -> str:
 
 
 __all__ = ["DEFAULTS", "DEFAULT_LR", "DTYPES", "KEYS", "MINIMUMS", "NAMES", "OPTIMIZERS", "Plan",
-           "filled", "markdown_table", "problems", "read", "rename_node", "setting", "starter"]
+           "filled", "markdown_table", "moved", "problems", "read", "rename_node", "setting", "starter"]

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from wiregrad.core.document import Edge, Node
 from wiregrad.core.fileio import SaveError, dumps, loads
+from wiregrad.core.trainer import Session
 
 from wiregrad import core, nodes
 
@@ -233,6 +234,46 @@ def test_save_to_a_new_file_in_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     core.save(loads(json.dumps(mlp())), "here.wg.json")
     assert core.load("here.wg.json").to_dict() == mlp()
+
+
+ASSETS = Path(__file__).parents[1] / "assets"
+
+
+def test_saved_into_another_folder_a_document_still_reads_its_data_file(tmp_path):
+    doc = core.load(ASSETS / "examples" / "iris-csv.wg.json")       # "../data/iris.csv"
+    elsewhere = tmp_path / "projects" / "iris.wg.json"
+    elsewhere.parent.mkdir()
+    core.save(doc, elsewhere)
+    saved = core.load(elsewhere)
+    path = saved.training["dataset"]["path"]
+    assert not os.path.isabs(path) and "\\" not in path
+    assert (tmp_path / "projects" / path).resolve() == (ASSETS / "data" / "iris.csv").resolve()
+    assert doc.training == saved.training                           # the open one says it too
+    assert Session(saved).train_feeds                               # and trains from it
+
+
+def test_saved_in_its_own_folder_or_with_generated_data_the_section_is_untouched(tmp_path):
+    doc = core.load(ASSETS / "examples" / "iris-csv.wg.json")
+    doc.folder = str(tmp_path)                  # as if it had been opened from there
+    core.save(doc, tmp_path / "iris.wg.json")
+    assert doc.training["dataset"]["path"] == "../data/iris.csv"
+    spiral = core.load(ASSETS / "examples" / "spiral-mlp.wg.json")
+    before = copy.deepcopy(spiral.training)
+    core.save(spiral, tmp_path / "s.wg.json")
+    assert spiral.training == before
+
+
+def test_a_failed_save_into_another_folder_leaves_the_data_path_as_it_was(tmp_path, monkeypatch):
+    doc = core.load(ASSETS / "examples" / "iris-csv.wg.json")
+
+    def refuse(*args, **kwargs):
+        raise SaveError(args[0], None, "simulated")
+
+    monkeypatch.setattr("wiregrad.core.fileio.atomic_write", refuse)
+    with pytest.raises(SaveError):
+        core.save(doc, tmp_path / "iris.wg.json")
+    assert doc.training["dataset"]["path"] == "../data/iris.csv"
+    assert doc.folder == str((ASSETS / "examples").resolve())
 
 
 # -- load errors: the file as a whole ---------------------------------------------------------

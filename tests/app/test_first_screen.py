@@ -282,6 +282,26 @@ def test_save_as_of_an_example_starts_where_the_user_saved_last(window, dialogs,
     assert _save_dialog_folder(window, dialogs) == (str(saved.parent), "sine-regression.wg.json")
 
 
+def test_save_as_into_another_folder_keeps_the_data_and_undo_keeps_it_too(window, tmp_path):
+    data = (EXAMPLES.parent / "data" / "iris.csv").resolve()
+    assert window.open_path(EXAMPLES / "iris-csv.wg.json", example=True)
+    form = window.training.form
+    form.set_value("epochs", 3)                              # an edit before the save
+    saved = tmp_path / "mine" / "iris.wg.json"
+    saved.parent.mkdir()
+    assert window.save_as(str(saved))
+
+    def named() -> Path:
+        return (saved.parent / window.controller.doc.training["dataset"]["path"]).resolve()
+
+    assert named() == data
+    assert (saved.parent / form.editors["dataset.path"].text()).resolve() == data
+    window.act_undo.trigger()                               # back before the edit
+    assert window.controller.doc.training["epochs"] != 3 and named() == data
+    window.act_redo.trigger()
+    assert window.controller.doc.training["epochs"] == 3 and named() == data
+
+
 # -- problems -----------------------------------------------------------------------------
 
 
