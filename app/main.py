@@ -27,9 +27,10 @@ def make_app(argv=None) -> QApplication:
     QCoreApplication.setOrganizationName("Wiregrad")
     QCoreApplication.setApplicationName("Wiregrad")
     app = QApplication.instance() or QApplication(["wiregrad", *(argv or [])])
-    app.setStyle("Fusion")
-    app.setPalette(style_sheet.dark_palette())
-    app.setStyleSheet(style_sheet.SHEET)
+    if app.styleSheet() != style_sheet.SHEET:  # once: restyling visits every widget there is
+        app.setStyle("Fusion")
+        app.setPalette(style_sheet.dark_palette())
+        app.setStyleSheet(style_sheet.SHEET)
     return app
 
 

@@ -16,7 +16,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from dataclasses import dataclass, field
 
 import pytest
-from PySide6.QtCore import QCoreApplication, QSettings, Qt
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt
 from PySide6.QtGui import QDrag
 from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QMenu, QMessageBox
 
@@ -170,11 +170,28 @@ def _guard_dialogs(monkeypatch) -> Dialogs:
     return record
 
 
+_FINISHED_WINDOWS: list = []
+
+
+def _delete_finished_windows() -> None:
+    """Delete the windows of tests that have ended. pytest-qt only closes them, and each keeps
+    ~90 widgets (its menus among them) alive and visited by every restyle. Not at the window's
+    own teardown: the test's monkeypatch, undone after it, may still set attributes on them."""
+    while _FINISHED_WINDOWS:
+        win = _FINISHED_WINDOWS.pop()
+        try:
+            win.deleteLater()
+        except RuntimeError:  # already deleted
+            pass
+    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+
+
 @pytest.fixture
 def window(qtbot, monkeypatch):
     from wiregrad.app import main as app_main
     from wiregrad.app.window import MainWindow
 
+    _delete_finished_windows()
     app_main.make_app()
     # The test's own monkeypatch, so that its patches of the same methods undo in order.
     monkeypatch.setattr(MainWindow, "ask_unsaved", lambda self: "discard")
@@ -187,3 +204,4 @@ def window(qtbot, monkeypatch):
     yield win
     win.controller.stack.setClean()
     win.restored_dirty = False
+    _FINISHED_WINDOWS.append(win)
