@@ -139,13 +139,6 @@ def test_dropout_draws_the_engines_masks(tmp_path):
         compare_numpy(doc, params, feeds, tmp_path, train=True, seed=seed)
 
 
-def test_export_is_deterministic():
-    for path in EXAMPLES:
-        doc = core.load(path)
-        for target in ("numpy",):
-            assert export_source(doc, target) == export_source(core.load(path), target)
-
-
 # ---------------------------------------------------------------------------------------------
 # Training as a script
 

@@ -11,6 +11,7 @@ modules the export imports, builtins in annotations, and its own module's names.
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import sys
 import textwrap
@@ -25,9 +26,12 @@ ERROR_STUBS = {
 }
 
 
+@functools.lru_cache(maxsize=None)
 def _module_constants(module) -> dict:
-    """name -> (source of its assignment, names it reads) for a module's top-level assignments."""
+    """name -> (source of its assignment, names it reads) for a module's top-level assignments.
+    Once per module and process: a module's source does not change while it runs."""
     source = inspect.getsource(module)
+    lines = source.splitlines(keepends=True)
     out = {}
     for node in ast.parse(source).body:
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
@@ -36,8 +40,16 @@ def _module_constants(module) -> dict:
                 if isinstance(target, ast.Name):
                     reads = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)} \
                         if node.value is not None else set()
-                    out[target.id] = (ast.get_source_segment(source, node) + "\n", reads)
+                    out[target.id] = (_segment(lines, node) + "\n", reads)
     return out
+
+
+def _segment(lines: list, node) -> str:
+    """A top-level statement's text (ast.get_source_segment splits the whole source per call)."""
+    text = "".join(lines[node.lineno - 1:node.end_lineno])
+    last = len(lines[node.end_lineno - 1].encode("utf-8")) - node.end_col_offset
+    encoded = text.encode("utf-8")
+    return encoded[node.col_offset:len(encoded) - last].decode("utf-8")
 
 
 def _reads(obj) -> set:
@@ -63,7 +75,6 @@ class Copies:
     def __init__(self):
         self.parts: list = []
         self._done: set = set()
-        self._constants: dict = {}
 
     def add(self, module, name: str) -> None:
         """Copy `name` from `module` (a function, class or constant), after what it uses: the
@@ -77,7 +88,7 @@ class Copies:
                 self.add(module, "GraphError")
             self.parts.append(ERROR_STUBS[name])
             return
-        constants = self._constants.setdefault(module.__name__, _module_constants(module))
+        constants = _module_constants(module)
         obj = getattr(module, name)
         if inspect.isfunction(obj) or inspect.isclass(obj):
             reads, source = _reads(obj), textwrap.dedent(inspect.getsource(obj))
