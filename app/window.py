@@ -4,7 +4,8 @@ Dialogs that ask the user something go through small methods (questions.py: `ask
 `ask_save_path`, `ask_unsaved`, `ask_restore`, `show_load_errors`, `show_save_error`) so tests
 can answer them. A save that fails says why in a dialog and leaves the window modified; the
 window's unsaved work is autosaved to files of its own (recovery.py). The clipboard is
-clipboard.py's, Open Recent is recent.py's, and Help's dialogs are help.py's.
+clipboard.py's, notes and frames are comment_editing.py's, Open Recent is recent.py's, and
+Help's dialogs are help.py's.
 
 An opened document is framed whole (the view keeps it framed as the window settles into its
 size); one written without positions is laid out first (app.arrange).
@@ -20,7 +21,6 @@ from PySide6.QtCore import QByteArray, QPointF, QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
-    QInputDialog,
     QMainWindow,
     QUndoView,
     QVBoxLayout,
@@ -29,9 +29,10 @@ from PySide6.QtWidgets import (
 
 from .. import core
 from ..core.document import Document, GraphError
-from . import comments, doc_ops, help, recent
+from . import doc_ops, help, recent
 from .breadcrumb import Breadcrumb
 from .clipboard import CLIP_MIME, Clipboard  # noqa: F401 (CLIP_MIME: the window's format)
+from .comment_editing import CommentEditing
 from .controller import EditorController
 from .inspector import Inspector
 from .live_check import Validator
@@ -56,7 +57,7 @@ DOCK_MIN_WIDTHS = {"paletteDock": 140, "inspectorDock": 220, "problemsDock": 200
 BOTTOM_HEIGHT = 340
 
 
-class MainWindow(Questions, Clipboard, QMainWindow):
+class MainWindow(Questions, Clipboard, CommentEditing, QMainWindow):
     def __init__(self, autosave_ms: int | None = None):
         super().__init__()
         self.setObjectName("wiregradMain")
@@ -454,12 +455,11 @@ class MainWindow(Questions, Clipboard, QMainWindow):
         if ids and notes:
             with self.controller.macro("Delete"):
                 self.controller.remove_nodes(ids)
-                self.controller.set_ui(comments.KEY, comments.without_comments(self.controller.doc, notes))
+                self.delete_comments(notes, "Edit comments")
         elif ids:
             self.controller.remove_nodes(ids)
         elif notes:
-            self.controller.set_ui(comments.KEY, comments.without_comments(self.controller.doc, notes),
-                                   "Delete comments")
+            self.delete_comments(notes)
 
     def select_all(self) -> None:
         for item in self.scene.items():
@@ -489,38 +489,6 @@ class MainWindow(Questions, Clipboard, QMainWindow):
         if len(crumbs) > 1:
             self.controller.open_graph(crumbs[-2][1] if len(crumbs[-2][1]) < len(self.controller.ref)
                                        else crumbs[-3][1])
-
-    def add_comment(self, kind: str) -> str:
-        doc = self.controller.doc
-        rect = self.scene.nodes_rect(self.selected_ids()) if kind == "frame" else None
-        if rect is None or rect.isNull():
-            centre = self.view.mapToScene(self.view.viewport().rect().center())
-            w, h = (220, 90) if kind == "note" else (420, 260)
-            rect_list = [round(centre.x() - w / 2), round(centre.y() - h / 2), w, h]
-        else:
-            rect = rect.adjusted(-30, -50, 30, 30)
-            rect_list = [round(rect.x()), round(rect.y()), round(rect.width()), round(rect.height())]
-        entry = {"id": comments.new_comment_id(doc), "kind": kind, "graph": list(self.controller.ref),
-                 "text": "Note" if kind == "note" else "Frame", "rect": rect_list}
-        self.controller.set_ui(comments.KEY, comments.with_comment(doc, entry),
-                               f"Add {'note' if kind == 'note' else 'frame'}")
-        return entry["id"]
-
-    def edit_comment(self, comment_id: str) -> None:
-        entry = next((c for c in self.controller.doc.ui.get(comments.KEY, [])
-                      if c.get("id") == comment_id), None)
-        if entry is None:
-            return
-        text, ok = QInputDialog.getMultiLineText(self, "Comment", "Text:", entry.get("text", ""))
-        if ok:
-            self.set_comment_text(comment_id, text)
-
-    def set_comment_text(self, comment_id: str, text: str) -> None:
-        doc = self.controller.doc
-        for entry in doc.ui.get(comments.KEY, []):
-            if entry.get("id") == comment_id and entry.get("text") != text:
-                changed = dict(entry, text=text)
-                self.controller.set_ui(comments.KEY, comments.with_comment(doc, changed), "Edit comment")
 
     def train(self) -> None:
         self.training_dock.show()
