@@ -25,20 +25,18 @@ No Qt here: this file runs in a process of its own (`python export_parity.py JOB
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import json
 import math
 import os
 import sys
-import tempfile
 import threading
 import time
 import traceback
-from pathlib import Path
 
 import numpy as np
 from wiregrad.core.errors import GraphError
 from wiregrad.core.export import export_source
+from wiregrad.core.export.loading import import_text
 from wiregrad.core.fileio import from_dict
 from wiregrad.core.trainer import Session, run_session
 
@@ -50,30 +48,11 @@ CURVE_TOLERANCE = {"numpy": 1e-6, "torch": 1e-4}
 CHECK_DTYPE = {"numpy": "float64", "torch": "float32"}
 PROGRESS_S = 0.05    # progress lines at most 20 times a second
 
-_names = itertools.count()
-
-
 class _Enough(Exception):
     """Raised inside a trainer to end it after the steps wanted."""
 
 
 # -- importing exported code ------------------------------------------------------------------
-
-
-def import_source(text: str, folder: str | None = None):
-    """Import generated code as a fresh module (it runs nothing at import)."""
-    with tempfile.TemporaryDirectory(dir=folder) as where:
-        name = f"wiregrad_export_check_{next(_names)}"
-        path = Path(where) / f"{name}.py"
-        path.write_text(text, encoding="utf-8")
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses and the like look their module up
-        try:
-            spec.loader.exec_module(module)
-        finally:
-            sys.modules.pop(name, None)
-    return module
 
 
 def torch_available() -> bool:
@@ -151,7 +130,7 @@ def check_export(doc, target: str = "numpy", batch: int = 4, seed: int = 0) -> d
     feeds = training_rows(doc, batch) or example_feeds(program, batch, seed)
     feeds = {k: v if program.input_dtypes[k] == "int64" else np.asarray(v, dtype=dtype)
              for k, v in feeds.items() if k in program.input_shapes}
-    module = import_source(export_source(doc, target, dtype=dtype))
+    module = import_text(export_source(doc, target, dtype=dtype))
     if target == "numpy":
         outputs, grads = _numpy_differences(program, module, params, feeds)
     else:
@@ -222,7 +201,7 @@ def train_both_ways(doc, target: str, steps: int, progress=None) -> dict:
     start = program.init_params(training.get("seed", 0))
     engine = _engine_losses(doc, start, steps, folder, progress)
     text = export_source(doc, target, data_dir=folder)
-    module = import_source(text)
+    module = import_text(text)
     if target == "numpy":
         script = _numpy_script_losses(module, start, steps, progress)
     else:

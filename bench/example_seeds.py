@@ -27,10 +27,9 @@ import time
 from pathlib import Path
 
 from wiregrad.core.export import export_source
+from wiregrad.core.export.loading import import_text as load_module
 
 from wiregrad import core
-
-from .exported import load_module
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 # name -> (figure, "min" or "max", bound): the targets tests/test_examples.py checks too

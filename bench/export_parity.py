@@ -23,11 +23,10 @@ from pathlib import Path
 import numpy as np
 from wiregrad.core.datasets import load_dataset
 from wiregrad.core.export import export_source
+from wiregrad.core.export.loading import import_text as load_module
 from wiregrad.core.export.onnx_target import export_onnx
 
 from wiregrad import core
-
-from .exported import load_module
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 

@@ -23,14 +23,11 @@ checked against the batch-of-one loop's first. This is a benchmark, not a test.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
 from wiregrad.core.allocator import keep_freed_memory
 from wiregrad.core.export import export_source
+from wiregrad.core.export.loading import import_text
 from wiregrad.core.generators import expr_trees
 
 from wiregrad import core
@@ -202,13 +199,7 @@ def torch_export(doc, params: dict):
     """The torch export of the same document, trained with torch's Adam."""
     import torch
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "wg_bench_tree.py"
-        path.write_text(export_source(doc, "torch"), encoding="utf-8")
-        spec = importlib.util.spec_from_file_location("wg_bench_tree", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["wg_bench_tree"] = module
-        spec.loader.exec_module(module)
+    module = import_text(export_source(doc, "torch"))
     model = module.Model()
     module.load_params(model, params)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)

@@ -21,8 +21,8 @@ import copy
 import json
 import math
 import os
-from pathlib import PurePath
 from dataclasses import dataclass
+from pathlib import PurePath
 
 import numpy as np
 

@@ -5,12 +5,11 @@ The documents for every node type in every setting come from tests/sample_graphs
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import sys
 
 import numpy as np
 from wiregrad.core.export import export_source
+from wiregrad.core.export.loading import import_text
 
 from wiregrad import core
 
@@ -19,17 +18,7 @@ _counter = itertools.count()
 
 def load_module(text: str, directory, name: str | None = None):
     """Write `text` as a .py file in `directory` and import it under a fresh name."""
-    name = name or f"wg_export_{next(_counter)}"
-    path = directory / f"{name}.py"
-    path.write_text(text, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.modules.pop(name, None)
-    return module
+    return import_text(text, directory, name)
 
 
 def rel_diff(a, b) -> float:

@@ -26,7 +26,7 @@ ERROR_STUBS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _module_constants(module) -> dict:
     """name -> (source of its assignment, names it reads) for a module's top-level assignments.
     Once per module and process: a module's source does not change while it runs."""
