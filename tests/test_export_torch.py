@@ -80,6 +80,21 @@ def test_exported_torch_training_follows_the_engine(tmp_path):
         assert history[0][key] == pytest.approx(result.history[0][key], rel=1e-4), key
 
 
+def test_a_float64_document_exports_a_float64_model_that_trains_as_the_engine(tmp_path):
+    """Its Model, initial values and saved weights keep float64, so two epochs agree with
+    core.train to float64 rounding, not float32's."""
+    path = EXAMPLES[[p.name for p in EXAMPLES].index("spiral-mlp.wg.json")]
+    doc = core.load(path)
+    doc.training["dtype"] = "float64"
+    module = load_module(export_source(doc, "torch"), tmp_path)
+    assert {p.dtype for p in module.Model().parameters()} == {torch.float64}
+    assert {v.dtype for v in module.init_params(0).values()} == {np.dtype("float64")}
+    history, _ = module.train_torch(epochs=2, device="cpu", verbose=False)
+    result = core.train(doc, epochs=2, base_dir=str(path.parent))
+    for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+        assert history[-1][key] == pytest.approx(result.history[-1][key], rel=1e-12), key
+
+
 def test_model_runs_on_another_dtype_and_keeps_state_names(tmp_path):
     doc = core.load(EXAMPLES[[p.name for p in EXAMPLES].index("blocks-and-gate.wg.json")])
     module = load_module(export_source(doc, "torch"), tmp_path)

@@ -218,14 +218,14 @@ def leave_processes():
 
 
 def train_torch(epochs=None, seed=None, device=None, params=None, verbose=True,
-                dtype_name="float32", global_batch=None):
+                dtype_name=None, global_batch=None):
     """Train by the document's training section; returns (history, model). Under torchrun
     each process takes its part of every global batch (per_process_batch rows) and DDP
     averages the gradients; the history is the same on every process."""
     plan = TRAINING
     epochs = plan["epochs"] if epochs is None else epochs
     seed = plan["seed"] if seed is None else seed
-    dtype = getattr(torch, dtype_name)
+    dtype = getattr(torch, dtype_name or plan["dtype"])
     rank, world, distributed = process_ranks()
     batch_size = per_process_batch(global_batch, world)
     if device is None:
@@ -240,9 +240,9 @@ def train_torch(epochs=None, seed=None, device=None, params=None, verbose=True,
     train_feeds = feeds_from(train_set, plan["feeds"])
     val_feeds = feeds_from(val_set, plan["feeds"]) if len(
         next(iter(val_set.values()))) else {}
-    model = Model()
+    model = Model().to(dtype=dtype)  # before loading: values keep the precision they have
     load_params(model, init_params(seed) if params is None else params)
-    model = model.to(device=device, dtype=dtype)
+    model = model.to(device=device)
     net = model
     if distributed:
         ids = [torch.device(device).index] if str(device).startswith("cuda") else None

@@ -298,6 +298,8 @@ class TorchFn(TorchPerSample, GeneratedFunction):
                     w.line(line)
                 if self.uses_step:
                     w.line("self.register_buffer(\"step_ref\", torch.zeros(()), persistent=False)")
+                if class_name == "Model" and self.layout.dtype != "float32":
+                    w.line(f"self.to(torch.{self.layout.dtype})  # the document's dtype")
             w.line()
             header = f"def forward(self{signature}){annotation}:"
             if len(header) > 92 and signature.startswith(", ") and ": " in signature:

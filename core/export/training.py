@@ -212,7 +212,7 @@ def torch_parts(exporter) -> list:
     program = exporter.layout
     training = plan_of(program.doc)
     parts = [settings(program, exporter.weights_file, exporter.data_dir, training)
-             + "DTYPE = \"float32\"  # numpy dtype of initial values and data\n"]
+             + f"DTYPE = \"{program.dtype}\"  # numpy dtype of initial values and data\n"]
     parts.append(init_code(program))
     parts.append(source_of(runtime.weights_path))
     parts.append(source_of(runtime.load_weights))
