@@ -18,6 +18,8 @@ of the backward pass and accumulated into.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from ... import nodes
 from ...nodes import TensorType
 from .blocks import BlockCalls
@@ -35,6 +37,18 @@ from .writer import Writer, comment_text, float_literal
 # Names a generated function binds itself (its arguments and loop variables).
 FUNCTION_NAMES = ("params", "feeds", "grads", "rng", "train", "seed", "prefix", "saved", "loss",
                   "name", "value", "shape", "kind", "scale", "R")
+
+
+class LoopFrame(NamedTuple):
+    """Where writing a per-sample while Loop or a tree Loop starts, for either target."""
+
+    params: dict     # the Loop's parameters
+    body: Site
+    ins: list        # the Loop's input ports, connected
+    out_ports: list
+    outer: dict      # input port -> the variable feeding it
+    in_types: dict   # input port -> its TensorType
+    stem: str        # the Loop's name stem for new variables
 
 
 class GeneratedFunction:
@@ -65,6 +79,12 @@ class GeneratedFunction:
     def source_var(self, site: Site, node_id: str, port: str) -> str:
         src, sport = site.source(node_id, port)
         return self.var[(site.path, src, sport)]
+
+    def loop_frame(self, site: Site, node) -> LoopFrame:
+        ins, out_ports = self.layout.ports(node)
+        return LoopFrame(site.params[node.id], self.layout.bodies(site, node)["body"], ins,
+                         out_ports, {port: self.source_var(site, node.id, port) for port in ins},
+                         self.layout.in_types(site, node), self.stem(site, node.id))
 
     def walk(self, site: Site, args: dict, keep: set | None, write) -> dict:
         """The forward pass of a site: Inputs take the variables in `args` (by id), `write`

@@ -183,6 +183,11 @@ class Layout:
         return wanted
 
 
+def is_batched(t: TensorType) -> bool:
+    """A value with a batch axis first (its length known only when the program runs)."""
+    return t.ndim >= 1 and t.shape[0] is None
+
+
 def is_int(t: TensorType) -> bool:
     return t.dtype == INT
 

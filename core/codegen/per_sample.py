@@ -16,16 +16,12 @@ its rows only (a side with none does not run); the outputs are put back in the s
 from __future__ import annotations
 
 from ...nodes import kernels
-from .layout import Site
+from .layout import Site, is_batched
 from .passes import pack, q, tape_names, unpack
 
 # What a traced per-sample while hands the recorder every step: the rows that ran it (a name no
 # port can take: ids are identifiers).
 STEP_ROWS = "#rows"
-
-
-def _batched(t) -> bool:
-    return t.ndim >= 1 and t.shape[0] is None
 
 
 class PerSample:
@@ -34,15 +30,10 @@ class PerSample:
     # -- per-sample while ---------------------------------------------------------------------
 
     def per_sample_forward(self, site: Site, node, grad: bool) -> None:
-        p = site.params[node.id]
-        body = self.layout.bodies(site, node)["body"]
-        ins, out_ports = self.layout.ports(node)
-        outer = {port: self.source_var(site, node.id, port) for port in ins}
-        in_types = self.layout.in_types(site, node)
-        stem = self.stem(site, node.id)
+        p, body, ins, out_ports, outer, in_types, stem = self.loop_frame(site, node)
         for port in out_ports:
             self.value(site, node.id, port)
-        batched = [port for port in ins if _batched(in_types[port])]
+        batched = [port for port in ins if is_batched(in_types[port])]
         batch = f"{outer[batched[0]]}.shape[0]"
         t = self.names.new("t")
         active = self.names.new(f"{stem}_active")
@@ -54,11 +45,11 @@ class PerSample:
             role, src = body.params[inp.id]["role"], outer[inp.id]
             if role == "carry":
                 states[inp.id] = self.names.new(f"{stem}_{inp.id}_all")
-                shape = "" if _batched(in_types[inp.id]) else f", ({batch},) + np.shape({src})"
+                shape = "" if is_batched(in_types[inp.id]) else f", ({batch},) + np.shape({src})"
                 source = f"np.broadcast_to({src}{shape})" if shape else src
                 init.append(f"{states[inp.id]} = np.array({source}, dtype={self.dtype})")
                 args[inp.id] = self.value(body, inp.id)
-            elif _batched(in_types[inp.id]):
+            elif is_batched(in_types[inp.id]):
                 rows[inp.id] = src
                 args[inp.id] = self.value(body, inp.id)
             else:
@@ -191,7 +182,7 @@ class PerSample:
                 src, sport = site.source(node.id, name)
                 if name in g_states:
                     var = g_states[name]
-                    if not _batched(in_types[name]):
+                    if not is_batched(in_types[name]):
                         var = f"{var}.sum(axis=0)"
                     self.contribute(acc, (site.path, src, sport), var)
                 elif name in sums:

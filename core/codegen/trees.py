@@ -13,24 +13,15 @@ children Inputs is added into its children's output gradients.
 from __future__ import annotations
 
 from ...nodes import kernels
-from .layout import Site
+from .layout import Site, is_batched
 from .passes import pack, tape_names, unpack
-
-
-def _batched(t) -> bool:
-    return t.ndim >= 1 and t.shape[0] is None
 
 
 class Trees:
     """The Fn mixin that writes Loops in tree mode."""
 
     def tree_forward(self, site: Site, node, grad: bool) -> None:
-        p = site.params[node.id]
-        body = self.layout.bodies(site, node)["body"]
-        ins, out_ports = self.layout.ports(node)
-        outer = {port: self.source_var(site, node.id, port) for port in ins}
-        in_types = self.layout.in_types(site, node)
-        stem = self.stem(site, node.id)
+        p, body, _ins, out_ports, outer, in_types, stem = self.loop_frame(site, node)
         for port in out_ports:
             self.value(site, node.id, port)
         children = outer["children"]
@@ -47,7 +38,7 @@ class Trees:
             elif ip["role"] == "sequence":
                 seqs[inp.id] = p["axis"] % in_types[inp.id].ndim
                 args[inp.id] = self.value(body, inp.id)
-            elif _batched(in_types[inp.id]):
+            elif is_batched(in_types[inp.id]):
                 rows[inp.id] = outer[inp.id]
                 args[inp.id] = self.value(body, inp.id)
             else:

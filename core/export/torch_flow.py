@@ -7,7 +7,7 @@ module (it imports torch); they are never called here.
 
 from __future__ import annotations
 
-from ..codegen.layout import Site
+from ..codegen.layout import Site, is_batched
 
 torch = None  # the exported module's import
 
@@ -66,21 +66,12 @@ def torch_put_nodes(values, value, b, n, batch, nodes):
     return values.index_put((b, n), value)
 
 
-def _batched(t) -> bool:
-    return t.ndim >= 1 and t.shape[0] is None
-
-
 class TorchPerSample:
     """The TorchFn mixin for per-sample while Loops, route Branches and tree Loops."""
 
     def per_sample_loop(self, site: Site, node) -> None:
-        p = site.params[node.id]
-        body = self.layout.bodies(site, node)["body"]
-        ins, out_ports = self.layout.ports(node)
-        outer = {port: self.source_var(site, node.id, port) for port in ins}
-        in_types = self.layout.in_types(site, node)
-        stem = self.stem(site, node.id)
-        batched = [port for port in ins if _batched(in_types[port])]
+        p, body, ins, out_ports, outer, in_types, stem = self.loop_frame(site, node)
+        batched = [port for port in ins if is_batched(in_types[port])]
         batch = f"{outer[batched[0]]}.shape[0]"
         active, rows = self.names.new(f"{stem}_active"), self.names.new(f"{stem}_rows")
         t = self.names.new("t")
@@ -89,11 +80,11 @@ class TorchPerSample:
             role, src = body.params[inp.id]["role"], outer[inp.id]
             if role == "carry":
                 states[inp.id] = self.names.new(f"{stem}_{inp.id}_all")
-                whole = src if _batched(in_types[inp.id]) else \
+                whole = src if is_batched(in_types[inp.id]) else \
                     f"{src}.expand([{batch}] + list({src}.shape))"
                 self.w.line(f"{states[inp.id]} = {whole}.clone()")
                 args[inp.id] = self.value(body, inp.id)
-            elif _batched(in_types[inp.id]):
+            elif is_batched(in_types[inp.id]):
                 picks[inp.id] = src
                 args[inp.id] = self.value(body, inp.id)
             else:
@@ -145,7 +136,7 @@ class TorchPerSample:
             with self.w.indent(f"if {rows}.numel():"):
                 args = {}
                 for inp in body.inputs():
-                    if _batched(in_types[inp.id]):
+                    if is_batched(in_types[inp.id]):
                         args[inp.id] = self.value(body, inp.id)
                         self.w.line(f"{args[inp.id]} = {outer[inp.id]}[{rows}]")
                     else:
@@ -155,12 +146,7 @@ class TorchPerSample:
                     self.w.line(f"{var} = {put}({var}, {got[port]}, {rows}, {take}.shape[0])")
 
     def tree_loop(self, site: Site, node) -> None:
-        p = site.params[node.id]
-        body = self.layout.bodies(site, node)["body"]
-        ins, out_ports = self.layout.ports(node)
-        outer = {port: self.source_var(site, node.id, port) for port in ins}
-        in_types = self.layout.in_types(site, node)
-        stem = self.stem(site, node.id)
+        p, body, _ins, out_ports, outer, in_types, stem = self.loop_frame(site, node)
         children = outer["children"]
         levels, b, n = (self.names.new(f"{stem}_levels"), self.names.new(f"{stem}_b"),
                         self.names.new(f"{stem}_n"))
@@ -189,7 +175,7 @@ class TorchPerSample:
                     moved = outer[inp.id] if seqs[inp.id] == 1 else \
                         f"{outer[inp.id]}.movedim({seqs[inp.id]}, 1)"
                     self.w.line(f"{args[inp.id]} = {moved}[{b}, {n}]")
-                elif _batched(in_types[inp.id]):
+                elif is_batched(in_types[inp.id]):
                     args[inp.id] = self.value(body, inp.id)
                     self.w.line(f"{args[inp.id]} = {outer[inp.id]}[{b}]")
                 else:
