@@ -32,6 +32,7 @@ from .per_sample import PerSample
 from .rules import RuleContext, rule
 from .stops import stop_point
 from .trees import Trees
+from .walk import SiteWalk
 from .writer import Writer, comment_text, float_literal
 
 # Names a generated function binds itself (its arguments and loop variables).
@@ -51,7 +52,7 @@ class LoopFrame(NamedTuple):
     stem: str        # the Loop's name stem for new variables
 
 
-class GeneratedFunction:
+class GeneratedFunction(SiteWalk):
     """What every generated function keeps: its variable names for the graph's values.
 
     Both targets' functions derive from it (numpy's Fn here, torch's TorchFn).
@@ -76,37 +77,11 @@ class GeneratedFunction:
             self.var[key] = self.names.new(self.stem(site, node_id, port))
         return self.var[key]
 
-    def source_var(self, site: Site, node_id: str, port: str) -> str:
-        src, sport = site.source(node_id, port)
-        return self.var[(site.path, src, sport)]
-
     def loop_frame(self, site: Site, node) -> LoopFrame:
         ins, out_ports = self.layout.ports(node)
         return LoopFrame(site.params[node.id], self.layout.bodies(site, node)["body"], ins,
                          out_ports, {port: self.source_var(site, node.id, port) for port in ins},
                          self.layout.in_types(site, node), self.stem(site, node.id))
-
-    def walk(self, site: Site, args: dict, keep: set | None, write) -> dict:
-        """The forward pass of a site: Inputs take the variables in `args` (by id), `write`
-        writes every other node the kept Outputs need, in order. Returns Output id ->
-        variable."""
-        outs = {}
-        if keep is None:
-            keep = self.layout.ancestors(site, [o.id for o in site.outputs()])
-        for node in site.order:
-            if node.id not in keep:
-                continue
-            if node.type == "Output":
-                outs[node.id] = self.source_var(site, node.id, "x")
-            elif node.type == "Input":
-                self.var[(site.path, node.id, "y")] = args[node.id]
-                self.input_bound(site, node)
-            else:
-                write(node)
-        return outs
-
-    def input_bound(self, site: Site, node) -> None:
-        """Called when an Input takes its argument (traced numpy functions record it)."""
 
     def comment(self, node) -> None:
         text = f"{node.id}: {node.type}"

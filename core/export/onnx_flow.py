@@ -46,7 +46,7 @@ class OnnxFlow:
 
     def _ports(self, site: Site, node):
         ins, out_ports = self.layout.ports(node)
-        outer = {port: self.source(site, node.id, port) for port in ins}
+        outer = {port: self.source_var(site, node.id, port) for port in ins}
         return outer, out_ports, self.layout.in_types(site, node)
 
     def _body_graph(self, stem: str):

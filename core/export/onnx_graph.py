@@ -11,11 +11,12 @@ from contextlib import contextmanager
 
 from ... import nodes
 from ..codegen.layout import Layout, Site
+from ..codegen.walk import SiteWalk
 from .onnx_builder import ModelBuilder, OnnxGraph, RuleBuilder, apply_rule
 from .onnx_flow import OnnxFlow
 
 
-class OnnxWriter(OnnxFlow):
+class OnnxWriter(OnnxFlow, SiteWalk):
     """Writes the sites of one layout into ONNX graphs; `graph` is the one being written."""
 
     def __init__(self, layout: Layout, model: ModelBuilder):
@@ -40,28 +41,12 @@ class OnnxWriter(OnnxFlow):
         """One operator of the walk's own (control flow), output named after `stem`."""
         return self.graph.op(op_type, inputs, stem, **attrs)[0]
 
-    def source(self, site: Site, node_id: str, port: str) -> str:
-        src, sport = site.source(node_id, port)
-        return self.var[(site.path, src, sport)]
-
     # -- graphs -------------------------------------------------------------------------------
 
     def walk(self, site: Site, args: dict, keep: set | None = None) -> dict:
         """Write a site's nodes: Inputs take the value names in `args` (by id); returns Output
         id -> value name."""
-        outs = {}
-        if keep is None:
-            keep = self.layout.ancestors(site, [o.id for o in site.outputs()])
-        for node in site.order:
-            if node.id not in keep:
-                continue
-            if node.type == "Output":
-                outs[node.id] = self.source(site, node.id, "x")
-            elif node.type == "Input":
-                self.var[(site.path, node.id, "y")] = args[node.id]
-            else:
-                self.write(site, node)
-        return outs
+        return SiteWalk.walk(self, site, args, keep, lambda node: self.write(site, node))
 
     def write(self, site: Site, node) -> None:
         key = (site.path, node.id, "y")
@@ -92,7 +77,7 @@ class OnnxWriter(OnnxFlow):
         node_type = nodes.get(node.type)
         p = site.params[node.id]
         in_types = self.layout.in_types(site, node)  # the connected ports
-        ins = {port: self.source(site, node.id, port) for port in in_types}
+        ins = {port: self.source_var(site, node.id, port) for port in in_types}
         out_ports = self.layout.ports(node)[1]
         out_types = {port: self.layout.type_of(site, node.id, port) for port in out_ports}
         path = site.path + node.id
@@ -108,6 +93,6 @@ class OnnxWriter(OnnxFlow):
     def block(self, site: Site, node) -> None:
         body = self.layout.bodies(site, node)["definition"]
         ins, out_ports = self.layout.ports(node)
-        got = self.walk(body, {port: self.source(site, node.id, port) for port in ins})
+        got = self.walk(body, {port: self.source_var(site, node.id, port) for port in ins})
         for port in out_ports:
             self.var[(site.path, node.id, port)] = got[port]
