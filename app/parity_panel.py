@@ -32,6 +32,7 @@ from ..core.errors import GraphError
 from . import export_parity as parity
 from .number_text import clean_axes, number
 from .parity_job import ParityJob
+from .plot_style import quiet_plot
 
 DEFAULT_STEPS = 50
 MAX_STEPS = 5000
@@ -102,13 +103,9 @@ class ParityPanel(QWidget):
         self.plot = pg.PlotWidget(self, background="#1f2126", axisItems=clean_axes())
         self.plot.setMinimumHeight(150)
         self.plot.setMaximumHeight(190)
-        item = self.plot.getPlotItem()
-        item.setMenuEnabled(False)
-        item.hideButtons()
+        item = quiet_plot(self.plot.getPlotItem(), mouse=True)
         item.setLabel("left", "loss")
         item.setLabel("bottom", "step")
-        for side in ("left", "bottom"):
-            item.getAxis(side).enableAutoSIPrefix(False)
         item.addLegend(offset=(-8, 6), labelTextSize="8pt", brush=pg.mkBrush(31, 33, 38, 200))
         self.engine_curve = item.plot([], [], pen=ENGINE_PEN, name="engine")
         self.script_curve = item.plot([], [], pen=SCRIPT_PEN, name="exported script")

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ... import core
 from ...core.errors import GraphError
+from ..plot_style import quiet_plot
 from .sequences import find_sequence_view
 from .seqview import SequenceView
 
@@ -122,14 +123,9 @@ class DataView(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.plot_widget = TimedPlotWidget(self, background="#1f2126")
-        self.plot = self.plot_widget.getPlotItem()
-        self.plot.setMenuEnabled(False)
-        self.plot.hideButtons()
+        self.plot = quiet_plot(self.plot_widget.getPlotItem())
         self.plot.showGrid(x=False, y=False)
         self.plot.setAspectLocked(False)
-        self.plot.setMouseEnabled(x=False, y=False)
-        for side in ("left", "bottom"):
-            self.plot.getAxis(side).enableAutoSIPrefix(False)
         self.caption = QLabel("", self)
         self.caption.setWordWrap(True)
         self.caption.setStyleSheet("color: #9aa1ab;")

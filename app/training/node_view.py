@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ..number_text import clean_axes, number
+from ..plot_style import quiet_plot
 from . import probe as pr
 
 BG = "#1f2126"
@@ -22,9 +23,7 @@ def _fmt(value) -> str:
 class _Histogram(pg.PlotWidget):
     def __init__(self, title: str, color: str, parent=None):
         super().__init__(parent, background=BG, axisItems=clean_axes())
-        self.plot_item = self.getPlotItem()
-        self.plot_item.setMenuEnabled(False)
-        self.plot_item.hideButtons()
+        self.plot_item = quiet_plot(self.getPlotItem(), mouse=True)
         self.plot_item.setTitle(title, color="#c9ced6", size="9pt")
         self.plot_item.getAxis("left").setStyle(showValues=False)
         self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0,

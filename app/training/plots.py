@@ -24,6 +24,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ..number_text import clean_axes, number
+from ..plot_style import quiet_plot
 from .plot_forks import ForkMenu
 
 RUN_COLORS = ["#5aa9ff", "#f2994a", "#6fcf97", "#eb5757", "#bb6bd9", "#f2c94c", "#56ccf2",
@@ -194,10 +195,8 @@ class TrainingPlots(ForkMenu, QWidget):
                             (self.lr_plot, "lr")):
             plot.showGrid(x=False, y=False)  # grid lines cost ~2 ms a frame in software raster
             self._set_title(plot, title)
-            plot.setMenuEnabled(False)
+            quiet_plot(plot, mouse=True, buttons=True)
             plot.getAxis("left").setWidth(48)
-            for side in ("left", "bottom"):
-                plot.getAxis(side).enableAutoSIPrefix(False)  # "0.003", not "3 (x0.001)"
         self.lr_plot.setLabel("bottom", "step (batches)")
         self.lr_plot.getAxis("left").setToolTip("the learning rate at the end of each epoch")
         self.metric_plot.setXLink(self.loss_plot)

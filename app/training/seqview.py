@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from ... import core
+from ..plot_style import quiet_plot
 from . import sequences as sq
 from .background import Background
 
@@ -36,12 +37,7 @@ MAX_CHANNELS = len(INPUT_COLORS)   # input features drawn, one line each
 
 def _plot(parent) -> pg.PlotWidget:
     widget = pg.PlotWidget(parent, background=BG)
-    plot = widget.getPlotItem()
-    plot.setMenuEnabled(False)
-    plot.hideButtons()
-    plot.setMouseEnabled(x=False, y=False)
-    for side in ("left", "bottom"):
-        plot.getAxis(side).enableAutoSIPrefix(False)
+    quiet_plot(widget.getPlotItem())
     return widget
 
 

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.errors import GraphError
+from ..plot_style import quiet_plot
 from . import probe as pr
 from . import unroll
 
@@ -174,12 +175,7 @@ class LoopStepsPanel(QWidget):
     def _make_plot(self):
         widget = pg.PlotWidget(self, background=BG)
         widget.setFixedHeight(115)
-        plot = widget.getPlotItem()
-        plot.setMenuEnabled(False)
-        plot.hideButtons()
-        plot.setMouseEnabled(x=False, y=False)
-        for side in ("left", "bottom"):
-            plot.getAxis(side).enableAutoSIPrefix(False)
+        plot = quiet_plot(widget.getPlotItem())
         plot.setLabel("bottom", "step")
         curve = pg.PlotDataItem(pen=pg.mkPen(VALUE_PEN, width=2), symbol="o", symbolSize=4,
                                 symbolBrush=VALUE_PEN, symbolPen=None, connect="finite")
