@@ -24,7 +24,7 @@ from ... import nodes
 from ...nodes import TensorType
 from .blocks import BlockCalls
 from .branches import Branches
-from .layout import CONTROL, Gradients, Layout, Site, diff_ports
+from .layout import CONTROL, Gradients, Layout, Site, diff_ports, is_batched
 from .loops import Loops
 from .names import NameTable
 from .passes import assign_into, q, stored_and_loaded
@@ -82,6 +82,36 @@ class GeneratedFunction(SiteWalk):
         return LoopFrame(site.params[node.id], self.layout.bodies(site, node)["body"], ins,
                          out_ports, {port: self.source_var(site, node.id, port) for port in ins},
                          self.layout.in_types(site, node), self.stem(site, node.id))
+
+    def while_inputs(self, frame: LoopFrame, carry) -> tuple:
+        """A per-sample while body's arguments: (args, states, rows). A carry gets a whole-batch
+        state variable, which `carry(state, source, batched)` initialises in the target's
+        code; a batched input is taken by the active rows (`rows`: id -> its source); anything
+        else is passed as it is."""
+        args, states, rows = {}, {}, {}
+        for inp in frame.body.inputs():
+            role, src = frame.body.params[inp.id]["role"], frame.outer[inp.id]
+            batched = is_batched(frame.in_types[inp.id])
+            if role == "carry":
+                states[inp.id] = self.names.new(f"{frame.stem}_{inp.id}_all")
+                carry(states[inp.id], src, batched)
+                args[inp.id] = self.value(frame.body, inp.id)
+            elif batched:
+                rows[inp.id] = src
+                args[inp.id] = self.value(frame.body, inp.id)
+            else:
+                args[inp.id] = src
+        return args, states, rows
+
+    @staticmethod
+    def while_outputs(body: Site, out_ports) -> tuple:
+        """(stacked outputs, carry output -> its carry Input, the continue output) of a
+        per-sample while body."""
+        roles = {o.id: body.params[o.id] for o in body.outputs()}
+        stack_outs = [o for o in out_ports if roles[o]["role"] == "stack"]
+        carry_outs = {o: roles[o]["carry"] for o in out_ports if roles[o]["role"] == "carry"}
+        cont = next(o.id for o in body.outputs() if roles[o.id]["role"] == "continue")
+        return stack_outs, carry_outs, cont
 
     def comment(self, node) -> None:
         text = f"{node.id}: {node.type}"

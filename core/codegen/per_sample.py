@@ -30,7 +30,8 @@ class PerSample:
     # -- per-sample while ---------------------------------------------------------------------
 
     def per_sample_forward(self, site: Site, node, grad: bool) -> None:
-        p, body, ins, out_ports, outer, in_types, stem = self.loop_frame(site, node)
+        frame = self.loop_frame(site, node)
+        p, body, ins, out_ports, outer, in_types, stem = frame
         for port in out_ports:
             self.value(site, node.id, port)
         batched = [port for port in ins if is_batched(in_types[port])]
@@ -39,25 +40,14 @@ class PerSample:
         active = self.names.new(f"{stem}_active")
         actives = self.names.new(f"{stem}_rows")
 
-        args, states, rows = {}, {}, {}  # body args; carry -> whole-batch array; const -> rows
         init = []
-        for inp in body.inputs():
-            role, src = body.params[inp.id]["role"], outer[inp.id]
-            if role == "carry":
-                states[inp.id] = self.names.new(f"{stem}_{inp.id}_all")
-                shape = "" if is_batched(in_types[inp.id]) else f", ({batch},) + np.shape({src})"
-                source = f"np.broadcast_to({src}{shape})" if shape else src
-                init.append(f"{states[inp.id]} = np.array({source}, dtype={self.dtype})")
-                args[inp.id] = self.value(body, inp.id)
-            elif is_batched(in_types[inp.id]):
-                rows[inp.id] = src
-                args[inp.id] = self.value(body, inp.id)
-            else:
-                args[inp.id] = src
-        roles = {o.id: body.params[o.id] for o in body.outputs()}
-        stack_outs = [o for o in out_ports if roles[o]["role"] == "stack"]
-        carry_outs = {o: roles[o]["carry"] for o in out_ports if roles[o]["role"] == "carry"}
-        cont = next(o.id for o in body.outputs() if roles[o.id]["role"] == "continue")
+
+        def carry(state: str, src: str, per_row: bool) -> None:
+            source = src if per_row else f"np.broadcast_to({src}, ({batch},) + np.shape({src}))"
+            init.append(f"{state} = np.array({source}, dtype={self.dtype})")
+
+        args, states, rows = self.while_inputs(frame, carry)
+        stack_outs, carry_outs, cont = self.while_outputs(body, out_ports)
         lists = {o: self.names.new(f"{stem}_{o}_steps") for o in stack_outs}
         tape = self.names.new(f"{stem}_tape") if grad else None
 

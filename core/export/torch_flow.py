@@ -70,29 +70,19 @@ class TorchPerSample:
     """The TorchFn mixin for per-sample while Loops, route Branches and tree Loops."""
 
     def per_sample_loop(self, site: Site, node) -> None:
-        p, body, ins, out_ports, outer, in_types, stem = self.loop_frame(site, node)
+        frame = self.loop_frame(site, node)
+        p, body, ins, out_ports, outer, in_types, stem = frame
         batched = [port for port in ins if is_batched(in_types[port])]
         batch = f"{outer[batched[0]]}.shape[0]"
         active, rows = self.names.new(f"{stem}_active"), self.names.new(f"{stem}_rows")
         t = self.names.new("t")
-        args, states, picks = {}, {}, {}
-        for inp in body.inputs():
-            role, src = body.params[inp.id]["role"], outer[inp.id]
-            if role == "carry":
-                states[inp.id] = self.names.new(f"{stem}_{inp.id}_all")
-                whole = src if is_batched(in_types[inp.id]) else \
-                    f"{src}.expand([{batch}] + list({src}.shape))"
-                self.w.line(f"{states[inp.id]} = {whole}.clone()")
-                args[inp.id] = self.value(body, inp.id)
-            elif is_batched(in_types[inp.id]):
-                picks[inp.id] = src
-                args[inp.id] = self.value(body, inp.id)
-            else:
-                args[inp.id] = src
-        roles = {o.id: body.params[o.id] for o in body.outputs()}
-        stack_outs = [o for o in out_ports if roles[o]["role"] == "stack"]
-        carry_outs = {o: roles[o]["carry"] for o in out_ports if roles[o]["role"] == "carry"}
-        cont = next(o.id for o in body.outputs() if roles[o.id]["role"] == "continue")
+
+        def carry(state: str, src: str, per_row: bool) -> None:
+            whole = src if per_row else f"{src}.expand([{batch}] + list({src}.shape))"
+            self.w.line(f"{state} = {whole}.clone()")
+
+        args, states, picks = self.while_inputs(frame, carry)
+        stack_outs, carry_outs, cont = self.while_outputs(body, out_ports)
         lists = {o: self.names.new(f"{stem}_{o}_steps") for o in stack_outs}
         self.w.line(f"{active} = torch.arange({batch}, device={outer[batched[0]]}.device)")
         self.w.line(f"{rows} = []")
