@@ -53,8 +53,11 @@ class ClassLoss(NodeType):
         return scores
 
     def options(self, p: dict, e, *names: str) -> str:
-        """The params as arguments of a kernel call (`reduction` is one of its choices)."""
-        return ", ".join(repr(p[n]) if n == "reduction" else e.lit(p[n]) for n in names)
+        """The params as arguments of a kernel call (`reduction` is one of its choices). Class
+        weights are written as floats: TorchScript types `[1, 2]` as a list of ints."""
+        return ", ".join(repr(p[n]) if n == "reduction"
+                         else e.lit([float(w) for w in p[n]]) if n == "weight" and p[n]
+                         else e.lit(p[n]) for n in names)
 
 
 def _check_ids(target: TensorType, scores: TensorType, port: str) -> None:
@@ -228,27 +231,32 @@ def onnx_class_loss(g, logp: str, port: str, p: dict, smoothing: float) -> str:
 torch = F = None
 
 
-def torch_cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0,
-                        reduction="mean"):
+def torch_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
+                        weight: list[float] | None = None, ignore_index: int = -100,
+                        label_smoothing: float = 0.0, reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy with classes on the last axis (PyTorch wants them on axis 1).
-    ignore_index applies to class ids only (PyTorch refuses it with probabilities)."""
+    ignore_index applies to class ids only (PyTorch refuses it with probabilities). Typed,
+    and no variable changes its type, so that torch.jit.script takes a model using it."""
     if target.is_floating_point():
         ignore_index = -100
     if logits.ndim > 2:
         logits = logits.movedim(-1, 1)
         if target.is_floating_point():
             target = target.movedim(-1, 1)
+    classes: torch.Tensor | None = None
     if weight is not None:
-        weight = torch.tensor(weight, dtype=logits.dtype, device=logits.device)
-    return F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index,
+        classes = torch.tensor(weight, dtype=logits.dtype, device=logits.device)
+    return F.cross_entropy(logits, target, weight=classes, ignore_index=ignore_index,
                            reduction=reduction, label_smoothing=label_smoothing)
 
 
-def torch_nll_loss(logp, target, weight, ignore_index, reduction):
+def torch_nll_loss(logp: torch.Tensor, target: torch.Tensor, weight: list[float] | None,
+                   ignore_index: int, reduction: str) -> torch.Tensor:
     """NLL loss with classes on the last axis (PyTorch wants them on axis 1)."""
     if logp.ndim > 2:
         logp = logp.movedim(-1, 1)
+    classes: torch.Tensor | None = None
     if weight is not None:
-        weight = torch.tensor(weight, dtype=logp.dtype, device=logp.device)
-    return F.nll_loss(logp, target, weight=weight, ignore_index=ignore_index,
+        classes = torch.tensor(weight, dtype=logp.dtype, device=logp.device)
+    return F.nll_loss(logp, target, weight=classes, ignore_index=ignore_index,
                       reduction=reduction)

@@ -8,6 +8,7 @@ engine's Session.step on the same batches; the exported script's training agains
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,47 @@ def test_torch_jit_script_takes_a_model_whose_nodes_script(name, tmp_path):
             assert set(got) == set(expected)
             for key, value in expected.items():
                 np.testing.assert_allclose(got[key].numpy(), value, rtol=1e-5, atol=1e-6)
+
+
+def _spiral_with(loss: dict) -> core.Document:
+    """spiral-mlp with its loss node replaced: a CrossEntropyLoss with options, or a
+    LogSoftmax and an NLLLoss."""
+    raw = json.loads((EXAMPLES[0].parent / "spiral-mlp.wg.json").read_text(encoding="utf-8"))
+    graph = raw["graph"]
+    graph["nodes"] = [n for n in graph["nodes"] if n["id"] != "ce"]
+    graph["edges"] = [e for e in graph["edges"] if "ce." not in e["from"] + e["to"]]
+    if loss["type"] == "NLLLoss":
+        graph["nodes"].append({"id": "logp", "type": "LogSoftmax"})
+        graph["edges"].append({"from": "head.y", "to": "logp.x"})
+        scores = ("logp.y", "ce.logp")
+    else:
+        scores = ("head.y", "ce.logits")
+    graph["nodes"].append({"id": "ce", **loss})
+    graph["edges"] += [{"from": scores[0], "to": scores[1]},
+                       {"from": "label.y", "to": "ce.target"}, {"from": "ce.y", "to": "loss.x"}]
+    return core.loads(json.dumps(raw))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # jit: deprecated, still there
+@pytest.mark.parametrize("loss", [
+    {"type": "CrossEntropyLoss"},
+    {"type": "CrossEntropyLoss", "params": {"weight": [1, 2, 1], "label_smoothing": 0.1,
+                                            "ignore_index": 2}},
+    {"type": "NLLLoss", "params": {"weight": [2, 1, 1], "reduction": "sum"}},
+], ids=["plain", "options", "nll"])
+def test_torch_jit_script_takes_the_class_losses(loss, tmp_path):
+    """Their helpers are typed (and integer class weights written as floats), so a scripted
+    model gives the engine's loss."""
+    doc = _spiral_with(loss)
+    program = core.compile(doc)
+    params = program.init_params(4)
+    module = load_module(export_source(doc, "torch"), tmp_path)
+    scripted = torch.jit.script(module.load_params(module.Model(), params).eval())
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(7, 2)).astype(np.float32)
+    label = rng.integers(0, 3, size=7)
+    expected = program.run(params, {"x": x, "label": label})["loss"]
+    with torch.no_grad():
+        got = scripted(x=torch.as_tensor(x), label=torch.as_tensor(label))["loss"]
+    assert got.item() == pytest.approx(float(expected), rel=1e-5)
+
