@@ -10,6 +10,7 @@ canvas shows one graph at a time, so `prefixes` says under which paths its nodes
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -102,9 +103,9 @@ def prefixes(doc, ref) -> list:
 def block_instances(doc, name: str) -> list:
     """The paths of every instance of a block, however deep (a worklist, not recursion)."""
     found = []
-    work = [(doc.graph, "", 0)]
+    work = deque([(doc.graph, "", 0)])
     while work:
-        graph, prefix, depth = work.pop(0)
+        graph, prefix, depth = work.popleft()
         if depth > 32:  # a block that contains itself; the compiler refuses it anyway
             continue
         for node in graph.nodes:
