@@ -5,8 +5,12 @@
   test can say what the user was told (the `dialogs` fixture, tests/app/conftest.py).
 - A test stuck in a real modal anyway is ended by pytest-timeout, as configured in
   pyproject.toml, with the stack of where it was stuck.
+- A menu is shown as `QMenu.exec(menu, pos)`: PySide sends a bound `menu.exec(pos)` (QMenu's
+  exec is also a static overload) straight to Qt, past the test's fake, so the app never writes
+  it.
 """
 
+import ast
 import inspect
 import os
 import subprocess
@@ -96,3 +100,27 @@ def test_a_test_stuck_in_a_real_modal_is_ended_by_the_timeout(tmp_path):
     output = done.stdout + done.stderr
     assert done.returncode != 0, output
     assert "Timeout" in output and "test_stuck" in output, output
+
+
+def _bound_menu_execs(source: str) -> list:
+    """Lines calling exec on a variable or attribute named like a menu (`menu.exec(...)`)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in ("exec", "exec_"):
+            receiver = node.func.value
+            name = receiver.id if isinstance(receiver, ast.Name) else \
+                receiver.attr if isinstance(receiver, ast.Attribute) else ""
+            if "menu" in name.lower() and name != "QMenu":  # QMenu.exec(menu, pos) is faked
+                found.append(node.lineno)
+    return found
+
+
+def test_no_menu_is_shown_by_a_bound_exec_that_no_test_could_answer():
+    assert _bound_menu_execs("menu.exec(pos)\nself.menu.exec_(p)\nQMenu.exec(menu, pos)") \
+        == [1, 2]
+    offenders = [f"{path.relative_to(ROOT)}:{line}"
+                 for path in sorted((ROOT / "app").rglob("*.py"))
+                 for line in _bound_menu_execs(path.read_text(encoding="utf-8"))]
+    assert offenders == [], "show menus as QMenu.exec(menu, pos): " + ", ".join(offenders)
+
