@@ -2,7 +2,8 @@
 opens offers only the work of windows that are gone.
 
 The files, in `recovery/` beside the settings, for the window named `recovery-<pid>-<n>`:
-  .lock.json      whose they are: {"pid", "start", "path", "time", "weights"}; created (never
+  .lock.json      whose they are: {"pid", "start", "path", "time", "weights", "folder"} ("folder":
+                  where the document's relative data paths start); created (never
                   overwritten) when the window opens, so no two windows share a name
   .wg.json        the document's text, every 30 s while it has unsaved work that changed
   .weights.npz    its trained weights, when they are not saved beside the document's file
@@ -102,9 +103,9 @@ def _windows_alive(pid: int) -> bool:
         kernel.CloseHandle(handle)
 
 
-def _lock_bytes(path=None, weights=None) -> bytes:
+def _lock_bytes(path=None, weights=None, folder=None) -> bytes:
     return json.dumps({"pid": os.getpid(), "start": MY_START, "path": path, "time": time.time(),
-                       "weights": weights}).encode("utf-8")
+                       "weights": weights, "folder": folder}).encode("utf-8")
 
 
 def _read_lock(path: Path) -> dict | None:
@@ -158,6 +159,7 @@ class Orphan:
     stem: str
     path: str | None     # the file the work came from; None: a document never saved
     weights: str | None  # "trained" (in weights_file), "reset", or None (the file's stand)
+    data_folder: str | None = None  # where its relative data paths start (an example's folder)
 
     @property
     def doc_file(self) -> Path:
@@ -251,7 +253,7 @@ class Recovery(QObject):
         else:
             _remove(self.weights_path)
         atomic_write(self.text_path, dumps(doc).encode("utf-8"))
-        atomic_write(self._file(LOCK), _lock_bytes(doc.path, kind))
+        atomic_write(self._file(LOCK), _lock_bytes(doc.path, kind, doc.folder))
 
     def clear(self) -> None:
         """The work is saved or discarded: remove this window's autosaved copy."""
@@ -304,12 +306,13 @@ class Recovery(QObject):
             if _read_lock(aside) != meta:  # another window claimed it in between: give back
                 os.replace(aside, lock)
                 return None
-            atomic_write(lock, _lock_bytes(meta.get("path"), meta.get("weights")))
+            atomic_write(lock, _lock_bytes(meta.get("path"), meta.get("weights"),
+                                           meta.get("folder")))
             _remove(aside)
-        path = meta.get("path")
-        weights = meta.get("weights")
+        path, weights, folder = meta.get("path"), meta.get("weights"), meta.get("folder")
         return Orphan(self.folder, stem, path if isinstance(path, str) else None,
-                      weights if weights in ("trained", "reset") else None)
+                      weights if weights in ("trained", "reset") else None,
+                      folder if isinstance(folder, str) else None)
 
     def _sweep_locks(self) -> None:
         """Locks of windows that are gone and left no work: nothing to offer, so remove them."""

@@ -403,6 +403,8 @@ class MainWindow(Questions, Clipboard, CommentEditing, QMainWindow):
             orphan.discard()
             return False
         doc.path = orphan.path
+        doc.folder = orphan.data_folder or (os.path.dirname(os.path.abspath(orphan.path))
+                                            if orphan.path else None)
         self.set_document(doc, dirty=True)
         self.training.restore_weights(orphan.weights, orphan.weights_file)
         if self.recovery.autosave():  # safe in this window's own files before the orphan's go

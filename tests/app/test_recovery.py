@@ -12,7 +12,9 @@ import time
 import numpy as np
 import pytest
 from wiregrad.app import recovery as rec
+from wiregrad.app.training.inside import base_dir_for
 from wiregrad.app.window import MainWindow
+from wiregrad.core.trainer import Session
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "examples")
 SPIRAL = os.path.join(EXAMPLES, "spiral-mlp.wg.json")
@@ -142,6 +144,13 @@ def test_an_orphan_is_offered_by_one_window_only(window, new_window):
     assert not (folder / "recovery-dead-7.wg.json").exists()
 
 
+def _crash(window) -> None:
+    """The window's process "dies": its lock now names a process that has ended."""
+    lock = window.recovery.folder / f"{window.recovery.stem}.lock.json"
+    lock.write_text(json.dumps(dict(json.loads(lock.read_text()), pid=dead_pid())))
+    window.recovery.stem = None  # (so that the fixture's close leaves those files alone)
+
+
 def test_restore_brings_back_the_document_and_its_trained_weights(window, new_window, qtbot,
                                                                   tmp_path):
     path = tmp_path / "spiral.wg.json"
@@ -155,12 +164,8 @@ def test_restore_brings_back_the_document_and_its_trained_weights(window, new_wi
     window.controller.add_node("Tanh", (300, 0))
     assert window.recovery.autosave()
     assert window.recovery.weights_path.exists()
-    # the window's process "dies": its lock now names a process that has ended
-    lock = window.recovery.folder / f"{window.recovery.stem}.lock.json"
-    meta = json.loads(lock.read_text())
-    lock.write_text(json.dumps(dict(meta, pid=dead_pid())))
     crashed = window.recovery.stem
-    window.recovery.stem = None  # (so that the fixture's close leaves those files alone)
+    _crash(window)
 
     other = new_window()
     offered = []
@@ -177,6 +182,32 @@ def test_restore_brings_back_the_document_and_its_trained_weights(window, new_wi
     # the work now lives in the new window's own files; the crashed window's are gone
     assert not any(f.startswith(crashed) for f in files(other.recovery.folder))
     assert "tanh" in other.recovery.text_path.read_text() and other.recovery.weights_path.exists()
+
+
+@pytest.mark.parametrize("saved", [False, True], ids=["example copy", "saved file"])
+def test_recovered_work_reads_its_data_from_where_the_original_did(window, new_window,
+                                                                   tmp_path, saved):
+    """An example opened as an unsaved copy reads ../data/iris.csv from the examples' folder;
+    a saved file from its own. The work that comes back does too, before any save."""
+    source = os.path.join(EXAMPLES, "iris-csv.wg.json")
+    if saved:
+        (tmp_path / "data").mkdir()
+        shutil.copy(os.path.join(EXAMPLES, "..", "data", "iris.csv"), tmp_path / "data")
+        (tmp_path / "work").mkdir()
+        shutil.copy(source, tmp_path / "work" / "iris.wg.json")
+        source = str(tmp_path / "work" / "iris.wg.json")
+    assert window.open_path(source, example=not saved)
+    folder = window.controller.doc.folder
+    window.controller.add_node("Tanh", (300, 0))
+    assert window.recovery.autosave()
+    _crash(window)
+
+    other = new_window()
+    other.ask_restore = lambda original: True
+    assert other.offer_recovery()
+    doc = other.controller.doc
+    assert doc.folder == folder and doc.graph.node("tanh") is not None
+    assert Session(doc, base_dir=base_dir_for(doc)).train_feeds  # the data is found
 
 
 def test_reset_weights_are_restored_as_reset(window, tmp_path, new_window):
