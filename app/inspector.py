@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import nodes
-from ..core.document import is_valid_id
+from ..core.document import Subscription, is_valid_id
 from . import doc_ops
 from .pair_field import PairField
 from .training import loop_steps
@@ -110,17 +110,14 @@ class Inspector(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
-        self._doc = None
+        self._listening = Subscription(self._on_event)
         controller.message.connect(self.note_refusal)
         controller.document_replaced.connect(self._bind)
         controller.ref_changed.connect(lambda _ref: self.show_nodes([]))
         self._bind()
 
     def _bind(self) -> None:
-        if self._doc is not None:
-            self._doc.unsubscribe(self._on_event)
-        self._doc = self.controller.doc
-        self._doc.subscribe(self._on_event)
+        self._listening.follow(self.controller.doc)
         self.show_nodes([])
 
     def _on_event(self, event) -> None:

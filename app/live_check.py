@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core.compiler import Analysis
 from ..core.compiler import analyze as _engine_analyze
+from ..core.document import Subscription
 from ..core.errors import GraphError
 
 
@@ -72,7 +73,7 @@ class Validator(QObject):
         self.result = Analysis()
         self.running = False
         self.again = False
-        self._doc = None
+        self._listening = Subscription(self._on_event)
         self._key = id(self)
         _validators[self._key] = self
         _get_relay()
@@ -80,10 +81,7 @@ class Validator(QObject):
         self._bind()
 
     def _bind(self) -> None:
-        if self._doc is not None:
-            self._doc.unsubscribe(self._on_event)
-        self._doc = self.controller.doc
-        self._doc.subscribe(self._on_event)
+        self._listening.follow(self.controller.doc)
         self.schedule()
 
     def _on_event(self, event) -> None:

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QGraphicsScene
 
 from .. import nodes
 from ..core.compiler import Analysis
-from ..core.document import GraphError, node_path
+from ..core.document import GraphError, Subscription, node_path
 from . import comments, doc_ops, port_text, step_labels, theme
 from .items import NodeItem, ShareItem, WireItem
 from .training import loop_steps, unroll
@@ -34,7 +34,7 @@ class CanvasScene(QGraphicsScene):
         self.result = Analysis()
         self.setBackgroundBrush(theme.CANVAS_BG)
         self.setItemIndexMethod(QGraphicsScene.BspTreeIndex)
-        self._doc = None
+        self._listening = Subscription(self.on_event)
         self.steps = loop_steps.shared(controller)
         self.steps.changed.connect(self.relabel_wires)
         self.steps.step_changed.connect(self.relabel_wires)
@@ -52,10 +52,7 @@ class CanvasScene(QGraphicsScene):
         return self.controller.ref
 
     def _bind(self) -> None:
-        if self._doc is not None:
-            self._doc.unsubscribe(self.on_event)
-        self._doc = self.doc
-        self._doc.subscribe(self.on_event)
+        self._listening.follow(self.doc)
         self.result = Analysis()
 
     # -- building -------------------------------------------------------------------------

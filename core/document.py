@@ -132,6 +132,22 @@ class Event:
     data: Any = None
 
 
+
+class Subscription:
+    """One listener kept subscribed to one document at a time, for a view that outlives the
+    documents it shows: `follow(doc)` moves it there from the last one."""
+
+    def __init__(self, listener: Callable[[Event], None]):
+        self.listener = listener
+        self.doc = None
+
+    def follow(self, doc) -> None:
+        if self.doc is not None:
+            self.doc.unsubscribe(self.listener)
+        self.doc = doc
+        doc.subscribe(self.listener)
+
+
 class Document:
     FORMAT = "wiregrad.graph"
     VERSION = 2

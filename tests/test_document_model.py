@@ -15,7 +15,15 @@ import subprocess
 import sys
 
 import pytest
-from wiregrad.core.document import Document, Edge, Event, Graph, Node, unique_id
+from wiregrad.core.document import (
+    Document,
+    Edge,
+    Event,
+    Graph,
+    Node,
+    Subscription,
+    unique_id,
+)
 from wiregrad.core.fileio import dumps, loads
 
 from wiregrad import core
@@ -258,6 +266,20 @@ def test_unsubscribed_listeners_hear_nothing_more(doc):
     doc.unsubscribe(seen.append)
     doc.set_name("b")
     assert len(seen) == 1
+
+
+def test_a_subscription_hears_only_the_document_it_follows_now(doc):
+    seen: list = []
+    listening = Subscription(seen.append)
+    listening.follow(doc)
+    doc.set_name("a")
+    other = Document()
+    listening.follow(other)
+    doc.set_name("b")              # the old document: no longer heard
+    other.set_name("c")
+    listening.follow(other)        # following it again does not hear it twice
+    other.set_name("d")
+    assert [event.data for event in seen] == ["a", "c", "d"]
 
 
 # -- remove, and put back ----------------------------------------------------------------------

@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.compiler import compile_for_training
+from ...core.document import Subscription
 from ...core.errors import GraphError
 from ...core.training_section import setting
 from . import probe as pr
@@ -85,7 +86,7 @@ class TrainingDock(InsideTab, StatusRow, DocumentWeights, QWidget):
         self.model: RunModel | None = None
         self._run_model = None        # the model whose run the worker trains
         self._shown = "idle"          # the state the buttons show (`state`)
-        self._doc = None
+        self._listening = Subscription(self._on_doc_event)
         self._fresh_state()
         self._build()
         self.overlay = CanvasOverlay(scene) if scene is not None else None
@@ -238,10 +239,7 @@ class TrainingDock(InsideTab, StatusRow, DocumentWeights, QWidget):
         self.model = model
         for signal, slot in self._model_slots(model):
             signal.connect(slot)
-        if self._doc is not None:
-            self._doc.unsubscribe(self._on_doc_event)
-        self._doc = model.doc
-        self._doc.subscribe(self._on_doc_event)
+        self._listening.follow(model.doc)
         if self.overlay is not None:
             self.overlay.follow(model)
         self._fresh_state()

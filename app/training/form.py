@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.datasets import FILE_KINDS, GENERATORS, load_dataset
+from ...core.document import Subscription
 from ...core.metrics import METRICS
 from ...core.optim import OPTIMIZERS, SCHEDULES
 from ...core.training_section import (
@@ -153,7 +154,7 @@ class TrainingForm(QWidget):
         self.controller = controller
         self.editors: dict = {}    # dotted key -> widget (tests and focus)
         self._loading = False
-        self._doc = None
+        self._listening = Subscription(self._on_event)
         self.layout_ = QVBoxLayout(self)
         self.layout_.setContentsMargins(4, 4, 4, 4)
         self.host = None
@@ -167,10 +168,7 @@ class TrainingForm(QWidget):
         return self.controller.doc
 
     def _bind(self) -> None:
-        if self._doc is not None:
-            self._doc.unsubscribe(self._on_event)
-        self._doc = self.doc
-        self._doc.subscribe(self._on_event)
+        self._listening.follow(self.doc)
         self.rebuild()
 
     def _on_event(self, event) -> None:

@@ -22,6 +22,7 @@ from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem
 
+from ...core.document import Subscription
 from ...core.errors import GraphError
 from ..number_text import number
 from ..theme import NODE_WIDTH
@@ -91,7 +92,7 @@ class CanvasOverlay:
         self.nan: tuple | None = None  # (node path, message)
         self.example: dict = {}      # (node path, port) -> (array, runs) of one example
         self._redraw_due = False
-        self._doc = None
+        self._listening = Subscription(self._on_doc_event)
         self._model = None
         scene.rebuilt.connect(self.reapply)
         scene.controller.document_replaced.connect(self._bind)
@@ -99,10 +100,7 @@ class CanvasOverlay:
 
     def _bind(self) -> None:
         """Follow the document shown: its graph changes are what make us draw again."""
-        if self._doc is not None:
-            self._doc.unsubscribe(self._on_doc_event)
-        self._doc = self.scene.doc
-        self._doc.subscribe(self._on_doc_event)
+        self._listening.follow(self.scene.doc)
 
     def follow(self, model) -> None:
         """Show what `model` (run_model.py) says of its runs; nothing of the last one's stays."""
