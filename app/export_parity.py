@@ -36,7 +36,7 @@ import traceback
 import numpy as np
 from wiregrad.core.errors import GraphError
 from wiregrad.core.export import export_source
-from wiregrad.core.export.loading import import_text
+from wiregrad.core.export.loading import import_text, torch_grads
 from wiregrad.core.fileio import from_dict
 from wiregrad.core.trainer import Session, run_session
 
@@ -48,11 +48,9 @@ CURVE_TOLERANCE = {"numpy": 1e-6, "torch": 1e-4}
 CHECK_DTYPE = {"numpy": "float64", "torch": "float32"}
 PROGRESS_S = 0.05    # progress lines at most 20 times a second
 
+
 class _Enough(Exception):
     """Raised inside a trainer to end it after the steps wanted."""
-
-
-# -- importing exported code ------------------------------------------------------------------
 
 
 def torch_available() -> bool:
@@ -172,13 +170,7 @@ def _torch_differences(program, module, params, feeds, dtype: str) -> tuple:
         out = model(**tensors)[loss]
         if out.requires_grad:
             out.sum().backward()
-        g_theirs = {}
-        for name, g in g_ours.items():
-            key, transposed = module.PARAM_NAMES[name]
-            tg = model.get_parameter(key).grad
-            g_theirs[name] = np.zeros_like(g) if tg is None else \
-                (tg.T if transposed else tg).numpy()
-        worst = grad_diff(g_ours, g_theirs)
+        worst = grad_diff(g_ours, torch_grads(module, model, g_ours))
         grads = worst if grads is None else max(grads, worst)
     return outputs, grads
 

@@ -1,5 +1,6 @@
 """Importing an exported module's text as a module, for the checks that run it beside the
-engine (the editor's parity badge, the tests, the benchmarks).
+engine (the editor's parity badge, the tests, the benchmarks), and reading a torch export's
+gradients back under the engine's parameter names.
 
 The text is written to a file and imported from there under a fresh name: `inspect`, dataclasses
 and tracebacks all want a real file and a module registered while it runs. Importing an exported
@@ -13,6 +14,8 @@ import itertools
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 _counter = itertools.count()
 
@@ -39,4 +42,17 @@ def _import_file(text: str, path: Path, name: str):
     return module
 
 
-__all__ = ["import_text"]
+def torch_grads(module, model, like: dict) -> dict:
+    """The gradients a torch export's `model` holds after backward, by the engine's names (the
+    keys of `like`, the engine's gradients), as numpy arrays shaped as the engine's: a weight
+    torch keeps transposed is turned back, and one no gradient reached gives zeros."""
+    out = {}
+    for name, ours in like.items():
+        key, transposed = module.PARAM_NAMES[name]
+        grad = model.get_parameter(key).grad
+        out[name] = np.zeros_like(ours) if grad is None else \
+            (grad.T if transposed else grad).detach().numpy()
+    return out
+
+
+__all__ = ["import_text", "torch_grads"]
